@@ -1,0 +1,138 @@
+//! Events and venue layouts as every service reads them, with a small in-process cache.
+//!
+//! The gateway checks every hold request against its event (sale open? seat exists?) and
+//! the consumer needs the same rules and the layout to name seats; neither should hit
+//! PostgreSQL for that on every request. Layouts never change once a venue exists; event
+//! settings are re-read after a short TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::ids::{EventId, SectionId, VenueId};
+use crate::layout::{SectionKind, SectionLayout, VenueLayout};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventInfo {
+    pub id: EventId,
+    pub venue_id: VenueId,
+    pub title: String,
+    pub performer: String,
+    pub starts_at: DateTime<Utc>,
+    pub on_sale_at: DateTime<Utc>,
+    pub hold_ttl_secs: i32,
+    pub max_seats_per_user: i32,
+    pub waiting_room_enabled: bool,
+    pub kafka_partition: i32,
+}
+
+/// An event with the layout of its venue.
+#[derive(Debug, Clone)]
+pub struct EventEntry {
+    pub info: EventInfo,
+    pub layout: Arc<VenueLayout>,
+}
+
+const SELECT_EVENT: &str = "SELECT id, venue_id, title, performer, starts_at, on_sale_at, \
+     hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition \
+     FROM events WHERE id = $1";
+
+const SELECT_SECTIONS: &str = "SELECT id, code, name, kind, seat_rows, seats_per_row, \
+     first_seat_no, capacity, price_cents FROM sections WHERE venue_id = $1 ORDER BY ordinal";
+
+type SectionRow = (
+    SectionId,
+    String,
+    String,
+    String,
+    Option<i32>,
+    Option<i32>,
+    Option<i32>,
+    i32,
+    i64,
+);
+
+pub async fn load_event(pool: &PgPool, id: EventId) -> Result<Option<EventInfo>, sqlx::Error> {
+    sqlx::query_as::<_, EventInfo>(SELECT_EVENT)
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn load_layout(pool: &PgPool, venue_id: VenueId) -> Result<VenueLayout, sqlx::Error> {
+    let rows: Vec<SectionRow> = sqlx::query_as(SELECT_SECTIONS)
+        .bind(venue_id)
+        .fetch_all(pool)
+        .await?;
+    let sections = rows
+        .into_iter()
+        .map(
+            |(id, code, name, kind, rows, per_row, first, capacity, price_cents)| SectionLayout {
+                id,
+                code,
+                name,
+                // The schema's CHECK allows only the two kinds.
+                kind: SectionKind::from_db(&kind).unwrap_or(SectionKind::GeneralAdmission),
+                rows: rows.unwrap_or(0),
+                seats_per_row: per_row.unwrap_or(0),
+                first_seat_no: first.unwrap_or(0),
+                capacity,
+                price_cents,
+            },
+        )
+        .collect();
+    Ok(VenueLayout::new(sections))
+}
+
+/// Cache of events (refreshed after `ttl`) and venue layouts (kept: they never change).
+pub struct Catalog {
+    pool: PgPool,
+    ttl: Duration,
+    events: Mutex<HashMap<EventId, (Instant, Arc<EventEntry>)>>,
+    layouts: Mutex<HashMap<VenueId, Arc<VenueLayout>>>,
+}
+
+impl Catalog {
+    pub fn new(pool: PgPool, ttl: Duration) -> Self {
+        Self {
+            pool,
+            ttl,
+            events: Mutex::default(),
+            layouts: Mutex::default(),
+        }
+    }
+
+    /// The event and its layout; None if there is no such event.
+    pub async fn event(&self, id: EventId) -> Result<Option<Arc<EventEntry>>, sqlx::Error> {
+        if let Some((at, entry)) = lock(&self.events).get(&id) {
+            if at.elapsed() < self.ttl {
+                return Ok(Some(entry.clone()));
+            }
+        }
+        let Some(info) = load_event(&self.pool, id).await? else {
+            return Ok(None);
+        };
+        let layout = self.layout(info.venue_id).await?;
+        let entry = Arc::new(EventEntry { info, layout });
+        lock(&self.events).insert(id, (Instant::now(), entry.clone()));
+        Ok(Some(entry))
+    }
+
+    pub async fn layout(&self, venue_id: VenueId) -> Result<Arc<VenueLayout>, sqlx::Error> {
+        if let Some(layout) = lock(&self.layouts).get(&venue_id) {
+            return Ok(layout.clone());
+        }
+        let layout = Arc::new(load_layout(&self.pool, venue_id).await?);
+        lock(&self.layouts).insert(venue_id, layout.clone());
+        Ok(layout)
+    }
+}
+
+/// The maps hold plain data; a panic elsewhere cannot leave them half-written, so a
+/// poisoned lock is still safe to use.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

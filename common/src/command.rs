@@ -1,0 +1,178 @@
+//! Commands: the only way seat state changes.
+//!
+//! Every change is a JSON command in the commands topic, keyed by event id, applied in
+//! partition order by one consumer. The wire shape is a flat envelope
+//! `{request_id, kind, event_id, user_id, issued_at, body}`: the envelope is decoded first
+//! and the body by `kind` second, so a command with a garbled body or an unknown kind is
+//! still recorded as a rejected request under its request_id instead of stalling the
+//! partition.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, RequestId, SectionId, UserId};
+
+/// What the consumer is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    HoldSeats(HoldSeats),
+}
+
+/// Hold specific seats, or the best `quantity` in a section (general admission: places).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum HoldSeats {
+    /// Exactly these seats, all or nothing.
+    Seats { seat_nos: Vec<i32> },
+    /// The best adjacent block in a reserved section, or places in a GA section.
+    BestAvailable { section_id: SectionId, quantity: i32 },
+}
+
+impl Command {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::HoldSeats(_) => "hold_seats",
+        }
+    }
+
+    fn body(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            Command::HoldSeats(body) => serde_json::to_value(body),
+        }
+    }
+
+    fn from_parts(kind: &str, body: serde_json::Value) -> Result<Self, CommandError> {
+        match kind {
+            "hold_seats" => serde_json::from_value(body)
+                .map(Command::HoldSeats)
+                .map_err(|e| CommandError::InvalidBody(e.to_string())),
+            other => Err(CommandError::UnknownKind(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// A command with who sent it, when, and its request id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandEnvelope {
+    pub request_id: RequestId,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub issued_at: DateTime<Utc>,
+    pub command: Command,
+    /// The sender waits for the decision: the consumer signals it when it commits.
+    pub reply: bool,
+}
+
+/// The envelope as it is on the wire; `body` is decoded by `kind` afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireEnvelope {
+    pub request_id: RequestId,
+    pub kind: String,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub issued_at: DateTime<Utc>,
+    #[serde(default)]
+    pub body: serde_json::Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommandError {
+    /// Not even an envelope: no request id to answer to.
+    #[error("not a command envelope: {0}")]
+    Unreadable(String),
+    #[error("unknown command kind {0:?}")]
+    UnknownKind(String),
+    #[error("invalid command body: {0}")]
+    InvalidBody(String),
+}
+
+impl CommandError {
+    /// Stable reason code recorded for the rejected request.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CommandError::Unreadable(_) => "unreadable_command",
+            CommandError::UnknownKind(_) => "unknown_command_kind",
+            CommandError::InvalidBody(_) => "invalid_command",
+        }
+    }
+}
+
+impl CommandEnvelope {
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(&WireEnvelope {
+            request_id: self.request_id,
+            kind: self.command.kind().to_owned(),
+            event_id: self.event_id,
+            user_id: self.user_id.clone(),
+            issued_at: self.issued_at,
+            body: self.command.body()?,
+            reply: self.reply,
+        })
+    }
+
+    /// Decode the envelope; on a bad body the envelope is still returned so the request
+    /// can be answered.
+    pub fn decode(bytes: &[u8]) -> Result<Self, (Option<WireEnvelope>, CommandError)> {
+        let wire: WireEnvelope = serde_json::from_slice(bytes)
+            .map_err(|e| (None, CommandError::Unreadable(e.to_string())))?;
+        match Command::from_parts(&wire.kind, wire.body.clone()) {
+            Ok(command) => Ok(CommandEnvelope {
+                request_id: wire.request_id,
+                event_id: wire.event_id,
+                user_id: wire.user_id,
+                issued_at: wire.issued_at,
+                command,
+                reply: wire.reply,
+            }),
+            Err(e) => Err((Some(wire), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CommandEnvelope {
+        CommandEnvelope {
+            request_id: RequestId::new(),
+            event_id: EventId::new(),
+            user_id: UserId("u1".into()),
+            issued_at: Utc::now(),
+            command: Command::HoldSeats(HoldSeats::Seats {
+                seat_nos: vec![1, 2],
+            }),
+            reply: true,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_wire_shape() {
+        let cmd = sample();
+        let bytes = cmd.encode().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["kind"], "hold_seats");
+        assert_eq!(json["body"]["mode"], "seats");
+        assert_eq!(CommandEnvelope::decode(&bytes).unwrap(), cmd);
+    }
+
+    #[test]
+    fn bad_body_keeps_the_envelope() {
+        let mut json: serde_json::Value = serde_json::from_slice(&sample().encode().unwrap()).unwrap();
+        json["body"] = serde_json::json!({"mode": "seats", "seat_nos": "nope"});
+        let (wire, err) = CommandEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert!(wire.is_some());
+        assert_eq!(err.reason(), "invalid_command");
+
+        json["kind"] = "launch_rockets".into();
+        let (wire, err) = CommandEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
+        assert!(wire.is_some());
+        assert_eq!(err.reason(), "unknown_command_kind");
+
+        let (wire, err) = CommandEnvelope::decode(b"{not json").unwrap_err();
+        assert!(wire.is_none());
+        assert_eq!(err.reason(), "unreadable_command");
+    }
+}

@@ -1,0 +1,121 @@
+//! Configuration for every seatq service.
+//!
+//! Three layers, later ones win: the built-in defaults (`common/config/default.toml`,
+//! compiled in so a binary runs with no file at all), an optional file named by
+//! `SEATQ_CONFIG`, and `SEATQ_<SECTION>__<KEY>` environment variables. One struct for all
+//! services keeps names identical across them (the gateway and the consumer must agree on
+//! topics and the database).
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub gateway: GatewaySettings,
+    pub auth: AuthSettings,
+    pub consumer: ConsumerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub produce_timeout_ms: u64,
+    pub fetch_wait_max_ms: u64,
+    pub linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySettings {
+    pub listen: String,
+    pub public_url: String,
+    pub seat_map_cache_ms: u64,
+    pub max_wait_ms: u64,
+    pub max_seats_per_request: usize,
+    pub request_timeout_ms: u64,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub dev_tokens: bool,
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsumerSettings {
+    pub group_id: String,
+    pub batch_max: usize,
+    pub batch_wait_ms: u64,
+    pub revoke_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log pipelines.
+    pub format: String,
+    /// A `tracing_subscriber::EnvFilter` directive; `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Settings {
+    /// Defaults, then the file in `SEATQ_CONFIG` (if set), then `SEATQ_*` variables.
+    pub fn load() -> Result<Self, config::ConfigError> {
+        let file = std::env::var("SEATQ_CONFIG").ok();
+        Self::load_with(file.as_deref(), &[])
+    }
+
+    /// Like [`Settings::load`] with an explicit file and extra overrides (`"kafka.brokers"`,
+    /// value) applied last; used by tests and tools that embed services.
+    pub fn load_with(
+        file: Option<&str>,
+        overrides: &[(&str, String)],
+    ) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::with_name(path).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("SEATQ")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true),
+        );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.as_str())?;
+        }
+        builder.build()?.try_deserialize()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_overrides_win() {
+        let s = Settings::load_with(None, &[("kafka.partitions", "3".into())]).unwrap();
+        assert_eq!(s.kafka.partitions, 3);
+        assert_eq!(s.consumer.group_id, "seatq-consumer");
+        assert!(!s.auth.dev_tokens, "dev tokens must be off unless asked for");
+    }
+}

@@ -1,0 +1,210 @@
+//! Kafka clients with the settings the local broker (Tansu 0.6.0) calls for, which are
+//! also correct for Apache Kafka and Redpanda, so switching brokers is a config change.
+//!
+//! - No idempotent producer: Tansu 0.6.0 panics when librdkafka bumps the producer epoch
+//!   during recovery. Ordering instead comes from one in-flight request per connection,
+//!   and duplicates from retries are harmless because the consumer dedupes by request_id.
+//! - `fetch.wait.max.ms` small: Tansu waits that long before answering every fetch.
+//! - Manual offset commits only: the consumer's real position lives in PostgreSQL.
+//! - Classic group protocol with `range` assignment (Tansu implements no KIP-848), no
+//!   snappy (it cannot re-encode it on fetch), no client telemetry push (not routed).
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::KafkaSettings;
+
+/// Settings every client shares.
+pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("socket.keepalive.enable", "true")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .set("enable.metrics.push", "false");
+    config
+}
+
+pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = base_config(settings);
+    config
+        .set("acks", "all")
+        .set("enable.idempotence", "false")
+        .set("max.in.flight.requests.per.connection", "1")
+        .set("linger.ms", settings.linger_ms.to_string())
+        .set("batch.num.messages", "10000")
+        .set("message.timeout.ms", settings.produce_timeout_ms.to_string())
+        .set("request.timeout.ms", settings.produce_timeout_ms.min(30_000).to_string())
+        .set("retry.backoff.ms", "50")
+        .set("compression.type", "none");
+    config
+}
+
+/// A group member that commits offsets only when told to.
+pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig {
+    let mut config = base_config(settings);
+    config
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_uncommitted")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .set("fetch.min.bytes", "1")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("group.protocol", "classic")
+        .set("partition.assignment.strategy", "range");
+    config
+}
+
+pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
+    producer_config(settings).create()
+}
+
+/// Create the topics that are missing (the broker does not auto-create them).
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(settings).create()?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new_topics, &options).await? {
+        match result {
+            Ok(topic) => tracing::info!(%topic, partitions, "topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                tracing::error!(%topic, ?code, "cannot create topic");
+                return Err(KafkaError::AdminOp(code));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Number of partitions of `topic`, from broker metadata.
+pub fn partition_count(
+    producer: &FutureProducer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<i32, KafkaError> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), Timeout::After(timeout))?;
+    let count = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().len() as i32)
+        .unwrap_or(0);
+    if count == 0 {
+        return Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+    Ok(count)
+}
+
+/// Produce one message and wait for the broker's acknowledgement.
+/// Returns the (partition, offset) it was written at.
+pub async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> Result<(i32, i64), KafkaError> {
+    let mut record = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(p) = partition {
+        record = record.partition(p);
+    }
+    if let Some(h) = headers {
+        record = record.headers(h);
+    }
+    // The producer's own message.timeout.ms bounds the wait; the queue timeout only covers
+    // a full local queue.
+    match producer.send(record, Timeout::After(Duration::from_millis(100))).await {
+        Ok(delivery) => Ok((delivery.partition, delivery.offset)),
+        Err((e, _)) => Err(e),
+    }
+}
+
+/// The partition Kafka's default partitioner picks for `key` (murmur2, as the Java client).
+/// seatq fixes each event's partition once, at creation, with this function.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    assert!(partitions > 0, "a topic has at least one partition");
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() == 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        // Vectors from Apache Kafka's own tests of Utils.murmur2.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn partitions_are_in_range() {
+        for i in 0..1000 {
+            let p = partition_for_key(format!("key-{i}").as_bytes(), 12);
+            assert!((0..12).contains(&p));
+        }
+    }
+}

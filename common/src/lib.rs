@@ -1,0 +1,19 @@
+//! Code shared by every seatq service: configuration, identifiers, the venue layout and
+//! seat numbering, command and event envelopes, topic names, and the PostgreSQL, Redis
+//! and Kafka clients with the settings seatq relies on.
+
+pub mod catalog;
+pub mod command;
+pub mod config;
+pub mod db;
+pub mod ids;
+pub mod kafka;
+pub mod layout;
+pub mod message;
+pub mod redis_client;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topics;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,0 +1,334 @@
+//! Test helpers (feature `testkit`): every integration test gets its own database and
+//! its own topic prefix on the shared local stack, so tests run in parallel without
+//! seeing each other; a test that kills the broker starts a private one.
+//!
+//! The stack's addresses come from `SEATQ_TEST_*` variables (set by `deploy/local/test`),
+//! defaulting to the local stack's ports.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::config::Settings;
+use crate::topics::Topics;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn admin_database_url() -> String {
+    env_or(
+        "SEATQ_TEST_DATABASE_URL",
+        "postgres://seatq@127.0.0.1:55432/postgres",
+    )
+}
+
+pub fn redis_url() -> String {
+    env_or("SEATQ_TEST_REDIS_URL", "redis://127.0.0.1:56379/")
+}
+
+pub fn brokers() -> String {
+    env_or("SEATQ_TEST_BROKERS", "127.0.0.1:59092")
+}
+
+/// The Tansu binary deploy/local installed.
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SEATQ_TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/seatq/tansu-0.6.0/bin/tansu")
+}
+
+/// An isolated environment: a fresh migrated database, a unique topic prefix (topics
+/// created) and settings pointing at them.
+pub struct TestEnv {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub topics: Topics,
+    pub database: String,
+}
+
+impl TestEnv {
+    pub async fn new(partitions: i32) -> Self {
+        Self::with_brokers(partitions, &brokers()).await
+    }
+
+    pub async fn with_brokers(partitions: i32, brokers: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("seatq_test_{}", &id[..16]);
+        let admin = admin_database_url();
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL (is the stack up? deploy/local/test)");
+        sqlx::query(&format!("CREATE DATABASE \"{database}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{database}"),
+            None => panic!("bad admin url {admin}"),
+        };
+        let prefix = format!("t{}", &id[16..28]);
+        let settings = Settings::load_with(
+            None,
+            &[
+                ("database.url", url),
+                ("database.max_connections", "20".into()),
+                ("redis.url", redis_url()),
+                ("kafka.brokers", brokers.to_owned()),
+                ("kafka.topic_prefix", prefix.clone()),
+                ("kafka.partitions", partitions.to_string()),
+                ("kafka.produce_timeout_ms", "5000".into()),
+                ("auth.dev_tokens", "true".into()),
+                ("gateway.listen", "127.0.0.1:0".into()),
+                ("consumer.group_id", format!("{prefix}-consumer")),
+                ("log.filter", "warn".into()),
+            ],
+        )
+        .expect("test settings");
+        let pool = crate::db::connect(&settings.database)
+            .await
+            .expect("connect test database");
+        crate::db::migrate(&pool).await.expect("migrate test database");
+        let topics = Topics::new(&prefix);
+        crate::kafka::ensure_topics(&settings.kafka, &topics.all(), partitions)
+            .await
+            .expect("create test topics");
+        Self {
+            settings,
+            pool,
+            topics,
+            database,
+        }
+    }
+
+    /// `SEATQ_*` variables that make a child process use this environment.
+    pub fn child_env(&self) -> Vec<(String, String)> {
+        let s = &self.settings;
+        vec![
+            ("SEATQ_DATABASE__URL".into(), s.database.url.clone()),
+            ("SEATQ_REDIS__URL".into(), s.redis.url.clone()),
+            ("SEATQ_KAFKA__BROKERS".into(), s.kafka.brokers.clone()),
+            ("SEATQ_KAFKA__TOPIC_PREFIX".into(), s.kafka.topic_prefix.clone()),
+            ("SEATQ_KAFKA__PARTITIONS".into(), s.kafka.partitions.to_string()),
+            ("SEATQ_CONSUMER__GROUP_ID".into(), s.consumer.group_id.clone()),
+            ("SEATQ_LOG__FILTER".into(), "warn".into()),
+        ]
+    }
+}
+
+/// Poll `check` until it returns Some or `timeout` passes (then panic with `what`).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A Tansu broker of the test's own, on a random port with its own SQLite file, that can
+/// be killed with SIGKILL and restarted on the same data.
+pub struct PrivateBroker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("seatq-broker-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        let mut broker = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("broker log");
+        let child = Command::new(tansu_bin())
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "warn")
+            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (deploy/local/test installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "private broker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A small client for the HTTP API, for tests.
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+/// Status and JSON body of a response (Null when the body is not JSON).
+pub type Reply = (reqwest::StatusCode, serde_json::Value);
+
+impl Api {
+    pub fn new(addr: std::net::SocketAddr) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    async fn reply(response: reqwest::Response) -> Reply {
+        let status = response.status();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Reply {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Self::reply(req.send().await.expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Reply {
+        self.send(reqwest::Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn token(&self, user: &str, role: &str) -> String {
+        let (status, body) = self
+            .post("/v1/dev/token", None, &serde_json::json!({"user_id": user, "role": role}))
+            .await;
+        assert_eq!(status, 200, "dev token: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A venue with the given sections and an event on sale now; returns the event id.
+    pub async fn create_event(&self, sections: serde_json::Value, event: serde_json::Value) -> String {
+        let admin = self.token("organiser", "admin").await;
+        let (status, venue) = self
+            .post(
+                "/v1/admin/venues",
+                Some(&admin),
+                &serde_json::json!({"name": "Test Arena", "city": "Testville", "sections": sections}),
+            )
+            .await;
+        assert_eq!(status, 201, "create venue: {venue}");
+        let mut body = serde_json::json!({
+            "venue_id": venue["id"],
+            "title": "Test Night",
+            "starts_at": (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339(),
+            "on_sale_at": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+        });
+        if let (Some(obj), Some(extra)) = (body.as_object_mut(), event.as_object()) {
+            obj.extend(extra.clone());
+        }
+        let (status, ev) = self.post("/v1/admin/events", Some(&admin), &body).await;
+        assert_eq!(status, 201, "create event: {ev}");
+        ev["id"].as_str().expect("event id").to_owned()
+    }
+
+    /// POST a hold request; `extra_headers` e.g. Idempotency-Key.
+    pub async fn hold(
+        &self,
+        token: &str,
+        event_id: &str,
+        body: &serde_json::Value,
+        query: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/events/{event_id}/holds{query}", self.base))
+            .bearer_auth(token)
+            .json(body);
+        for (k, v) in extra_headers {
+            req = req.header(*k, *v);
+        }
+        Self::reply(req.send().await.expect("hold request")).await
+    }
+
+    /// Poll a request until it is decided.
+    pub async fn decision(&self, token: &str, request_id: &str, timeout: Duration) -> serde_json::Value {
+        let path = format!("/v1/hold-requests/{request_id}");
+        eventually(&format!("decision of {request_id}"), timeout, || async {
+            let (status, body) = self.get(&path, Some(token)).await;
+            (status == 200 && body["status"] != "pending").then_some(body)
+        })
+        .await
+    }
+}

@@ -1,0 +1,773 @@
+//! One batch of commands, applied in one PostgreSQL transaction.
+//!
+//! 1. Fence: lock this partition's row in `consumer_offsets` and check it still says the
+//!    offset this worker expects. If another consumer moved it (a rebalance briefly gave
+//!    the partition to two of us), roll back and let the caller re-seek. The lock also
+//!    serialises two such consumers, so a batch commits at most once.
+//! 2. Skip commands whose request_id is already decided (redelivery).
+//! 3. Lock the seat rows the batch touches (in key order), the general-admission counters,
+//!    and read the users' current seat counts into a [`Ledger`].
+//! 4. Decide every command in offset order, in memory.
+//! 5. Write set-based (`unnest`): holds, seats, counters, decisions, dead letters, outbox
+//!    rows; advance the offset; `NOTIFY` waiting gateways; commit.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use seatq_common::catalog::Catalog;
+use seatq_common::command::{CommandEnvelope, CommandError, HoldSeats, WireEnvelope};
+use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
+use seatq_common::layout::SectionKind;
+use seatq_common::message::{
+    HoldTimer, SeatChange, SeatEvent, SeatEventEnvelope, SeatStatus, SectionAvailability,
+};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::decide::{self, EventRules, GaSlot, HoldRequest, Ledger, Outcome, SeatSlot};
+
+/// A message as the worker received it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub offset: i64,
+    pub payload: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchResult {
+    /// Committed; the partition's next offset is now `next_offset`.
+    Applied {
+        next_offset: i64,
+        decided: usize,
+        duplicates: usize,
+    },
+    /// Another consumer has applied up to `stored`; nothing was written.
+    Fenced { stored: i64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("encoding a message: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Applies batches for the partitions of one topic.
+pub struct BatchApplier {
+    pub pool: PgPool,
+    pub catalog: Arc<Catalog>,
+    pub topic: String,
+    /// Who holds the partition, recorded with the offset (for operators).
+    pub owner: String,
+}
+
+/// A decided command, ready to be written.
+struct Decided {
+    offset: i64,
+    request_id: RequestId,
+    event_id: EventId,
+    user_id: UserId,
+    kind: String,
+    issued_at: DateTime<Utc>,
+    reply: bool,
+    outcome: Outcome,
+}
+
+const INSERT_OFFSET_IF_MISSING: &str = "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const LOCK_OFFSET: &str = "SELECT next_offset FROM consumer_offsets \
+     WHERE topic = $1 AND kafka_partition = $2 FOR UPDATE";
+const UPDATE_OFFSET: &str = "UPDATE consumer_offsets SET next_offset = $3, owner = $4, updated_at = now() \
+     WHERE topic = $1 AND kafka_partition = $2";
+const SELECT_DECIDED_IDS: &str = "SELECT request_id FROM requests WHERE request_id = ANY($1)";
+const LOCK_SEATS: &str = "SELECT s.event_id, s.seat_no, s.status, s.hold_id FROM seats s \
+     JOIN unnest($1::uuid[], $2::int[]) AS k(event_id, seat_no) \
+       ON s.event_id = k.event_id AND s.seat_no = k.seat_no \
+     ORDER BY s.event_id, s.seat_no FOR UPDATE OF s";
+const LOCK_FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no FROM seats s \
+     JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
+       ON s.event_id = k.event_id AND s.section_id = k.section_id \
+     WHERE s.status = 'available' ORDER BY s.event_id, s.seat_no FOR UPDATE OF s";
+const FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no FROM seats s \
+     JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
+       ON s.event_id = k.event_id AND s.section_id = k.section_id \
+     WHERE s.status = 'available'";
+const LOCK_GA: &str = "SELECT g.event_id, g.section_id, g.capacity, g.held, g.sold FROM ga_inventory g \
+     JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
+       ON g.event_id = k.event_id AND g.section_id = k.section_id \
+     ORDER BY g.event_id, g.section_id FOR UPDATE OF g";
+const USER_SEATS: &str = "SELECT h.event_id, h.user_id, sum(h.quantity)::int FROM holds h \
+     JOIN unnest($1::uuid[], $2::text[]) AS k(event_id, user_id) \
+       ON h.event_id = k.event_id AND h.user_id = k.user_id \
+     WHERE h.status IN ('active', 'sold') GROUP BY h.event_id, h.user_id";
+const INSERT_HOLDS: &str = "INSERT INTO holds (id, event_id, user_id, request_id, status, seat_nos, \
+       ga_section_id, quantity, created_at, expires_at) \
+     SELECT id, event_id, user_id, request_id, 'active', seat_nos::int[], ga_section_id, quantity, $9, expires_at \
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::int[], $8::timestamptz[]) \
+       AS u(id, event_id, user_id, request_id, seat_nos, ga_section_id, quantity, expires_at)";
+const HOLD_SEATS: &str = "UPDATE seats s SET status = 'held', hold_id = u.hold_id \
+     FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS u(event_id, seat_no, hold_id) \
+     WHERE s.event_id = u.event_id AND s.seat_no = u.seat_no AND s.status = 'available'";
+const HOLD_GA: &str = "UPDATE ga_inventory g SET held = g.held + u.quantity \
+     FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(event_id, section_id, quantity) \
+     WHERE g.event_id = u.event_id AND g.section_id = u.section_id";
+const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
+       detail, hold_id, kafka_partition, kafka_offset, issued_at, decided_at) \
+     SELECT request_id, event_id, user_id, kind, status, reason, detail::jsonb, hold_id, $10, kafka_offset, issued_at, $11 \
+     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                 $8::uuid[], $9::bigint[], $12::timestamptz[]) \
+       AS u(request_id, event_id, user_id, kind, status, reason, detail, hold_id, kafka_offset, issued_at) \
+     ON CONFLICT (request_id) DO NOTHING";
+const INSERT_DEAD_LETTERS: &str = "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) \
+     SELECT $1, $2, kafka_offset, reason, payload \
+     FROM unnest($3::bigint[], $4::text[], $5::bytea[]) AS u(kafka_offset, reason, payload) \
+     ON CONFLICT DO NOTHING";
+const INSERT_OUTBOX: &str = "INSERT INTO outbox (source_partition, stream, message_key, payload) \
+     SELECT $1, stream, message_key, payload::jsonb \
+     FROM unnest($2::text[], $3::text[], $4::text[]) AS u(stream, message_key, payload)";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// The outbox rows of a batch.
+#[derive(Default)]
+struct Outbox {
+    streams: Vec<&'static str>,
+    keys: Vec<String>,
+    payloads: Vec<String>,
+}
+
+impl Outbox {
+    fn push(&mut self, stream: &'static str, key: EventId, payload: String) {
+        self.streams.push(stream);
+        self.keys.push(key.to_string());
+        self.payloads.push(payload);
+    }
+}
+
+impl BatchApplier {
+    /// Apply `messages` (consecutive, starting at `expected`) to `partition`.
+    #[tracing::instrument(skip_all, fields(partition, offset = expected, count = messages.len()))]
+    pub async fn apply(
+        &self,
+        partition: i32,
+        expected: i64,
+        messages: &[Incoming],
+    ) -> Result<BatchResult, BatchError> {
+        let Some(last) = messages.last() else {
+            return Ok(BatchResult::Applied {
+                next_offset: expected,
+                decided: 0,
+                duplicates: 0,
+            });
+        };
+        let next_offset = last.offset + 1;
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+
+        // 1. The fence.
+        sqlx::query(INSERT_OFFSET_IF_MISSING)
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(expected)
+            .bind(&self.owner)
+            .execute(&mut *tx)
+            .await?;
+        let stored: i64 = sqlx::query_scalar(LOCK_OFFSET)
+            .bind(&self.topic)
+            .bind(partition)
+            .fetch_one(&mut *tx)
+            .await?;
+        if stored != expected {
+            tx.rollback().await?;
+            return Ok(BatchResult::Fenced { stored });
+        }
+
+        // 2. Decode, and drop what is already decided.
+        let mut commands: Vec<(i64, CommandEnvelope)> = Vec::new();
+        let mut unreadable: Vec<(i64, WireEnvelope, CommandError)> = Vec::new();
+        let mut dead: Vec<(i64, String, Vec<u8>)> = Vec::new();
+        for m in messages {
+            let payload = m.payload.as_deref().unwrap_or_default();
+            match CommandEnvelope::decode(payload) {
+                Ok(cmd) => commands.push((m.offset, cmd)),
+                Err((Some(wire), err)) => unreadable.push((m.offset, wire, err)),
+                Err((None, err)) => dead.push((m.offset, err.to_string(), payload.to_vec())),
+            }
+        }
+        let ids: Vec<Uuid> = commands
+            .iter()
+            .map(|(_, c)| c.request_id.0)
+            .chain(unreadable.iter().map(|(_, w, _)| w.request_id.0))
+            .collect();
+        let mut seen: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(SELECT_DECIDED_IDS)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let before = commands.len() + unreadable.len();
+        commands.retain(|(_, c)| seen.insert(c.request_id.0));
+        unreadable.retain(|(_, w, _)| seen.insert(w.request_id.0));
+        let duplicates = before - commands.len() - unreadable.len();
+
+        // 3. Load and lock what the batch touches.
+        let mut rules: HashMap<EventId, EventRules> = HashMap::new();
+        for (_, c) in &commands {
+            if !rules.contains_key(&c.event_id) {
+                if let Some(entry) = self.catalog.event(c.event_id).await? {
+                    rules.insert(
+                        c.event_id,
+                        EventRules {
+                            info: entry.info.clone(),
+                            layout: entry.layout.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        let mut ledger = self.load_ledger(&mut tx, &commands, &rules).await?;
+
+        // 4. Decide in offset order.
+        let mut decided: Vec<Decided> = Vec::with_capacity(commands.len() + unreadable.len());
+        for (offset, c) in &commands {
+            let seatq_common::command::Command::HoldSeats(hold) = &c.command;
+            let req = HoldRequest {
+                request_id: c.request_id,
+                event_id: c.event_id,
+                user_id: c.user_id.clone(),
+                issued_at: c.issued_at,
+                hold: hold.clone(),
+            };
+            let outcome = ledger.decide(&req, rules.get(&c.event_id), now);
+            decided.push(Decided {
+                offset: *offset,
+                request_id: c.request_id,
+                event_id: c.event_id,
+                user_id: c.user_id.clone(),
+                kind: c.command.kind().to_owned(),
+                issued_at: c.issued_at,
+                reply: c.reply,
+                outcome,
+            });
+        }
+        for (offset, wire, err) in unreadable {
+            tracing::warn!(offset, request_id = %wire.request_id, error = %err, "rejecting a malformed command");
+            decided.push(Decided {
+                offset,
+                request_id: wire.request_id,
+                event_id: wire.event_id,
+                user_id: wire.user_id,
+                kind: wire.kind.chars().take(64).collect(),
+                issued_at: wire.issued_at,
+                reply: wire.reply,
+                outcome: Outcome::Rejected(decide::Rejection {
+                    reason: err.reason(),
+                    unavailable: Vec::new(),
+                    alternatives: Vec::new(),
+                }),
+            });
+        }
+        decided.sort_by_key(|d| d.offset);
+        self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &commands)
+            .await?;
+
+        // 5. Write.
+        let mut outbox = Outbox::default();
+        self.write_holds(&mut tx, &decided, now).await?;
+        self.write_seats(&mut tx, &ledger).await?;
+        self.write_requests(&mut tx, partition, &decided, &rules, now).await?;
+        if !dead.is_empty() {
+            for (offset, reason, _) in &dead {
+                tracing::warn!(offset, %reason, "dead-lettering an unreadable message");
+            }
+            let (offsets, rest): (Vec<i64>, Vec<(String, Vec<u8>)>) =
+                dead.into_iter().map(|(o, r, p)| (o, (r, p))).unzip();
+            let (reasons, payloads): (Vec<String>, Vec<Vec<u8>>) = rest.into_iter().unzip();
+            sqlx::query(INSERT_DEAD_LETTERS)
+                .bind(&self.topic)
+                .bind(partition)
+                .bind(&offsets)
+                .bind(&reasons)
+                .bind(&payloads)
+                .execute(&mut *tx)
+                .await?;
+        }
+        collect_messages(&mut outbox, &decided, &ledger, &rules, now)?;
+        if !outbox.streams.is_empty() {
+            sqlx::query(INSERT_OUTBOX)
+                .bind(partition)
+                .bind(&outbox.streams)
+                .bind(&outbox.keys)
+                .bind(&outbox.payloads)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(UPDATE_OFFSET)
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(next_offset)
+            .bind(&self.owner)
+            .execute(&mut *tx)
+            .await?;
+        let waiting: Vec<String> = decided
+            .iter()
+            .filter(|d| d.reply)
+            .map(|d| d.request_id.to_string())
+            .collect();
+        // NOTIFY payloads are limited to 8000 bytes: 36-byte ids, 150 per message.
+        for chunk in waiting.chunks(150) {
+            sqlx::query(NOTIFY)
+                .bind(seatq_common::db::DECISIONS_CHANNEL)
+                .bind(chunk.join(","))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(BatchResult::Applied {
+            next_offset,
+            decided: decided.len(),
+            duplicates,
+        })
+    }
+
+    async fn load_ledger(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        commands: &[(i64, CommandEnvelope)],
+        rules: &HashMap<EventId, EventRules>,
+    ) -> Result<Ledger, sqlx::Error> {
+        let mut seat_keys: BTreeSet<(Uuid, i32)> = BTreeSet::new();
+        let mut section_keys: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+        let mut ga_keys: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
+        let mut user_keys: BTreeSet<(Uuid, String)> = BTreeSet::new();
+        for (_, c) in commands {
+            let Some(r) = rules.get(&c.event_id) else {
+                continue;
+            };
+            user_keys.insert((c.event_id.0, c.user_id.0.clone()));
+            let seatq_common::command::Command::HoldSeats(hold) = &c.command;
+            match hold {
+                HoldSeats::Seats { seat_nos } => {
+                    seat_keys.extend(seat_nos.iter().map(|s| (c.event_id.0, *s)));
+                }
+                HoldSeats::BestAvailable { section_id, .. } => {
+                    match r.layout.section_by_id(*section_id).map(|s| s.kind) {
+                        Some(SectionKind::Reserved) => {
+                            section_keys.insert((c.event_id.0, section_id.0));
+                        }
+                        Some(SectionKind::GeneralAdmission) => {
+                            ga_keys.insert((c.event_id.0, section_id.0));
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+        let mut ledger = Ledger::default();
+        let (events, seat_nos): (Vec<Uuid>, Vec<i32>) = seat_keys.into_iter().unzip();
+        let rows: Vec<(EventId, i32, String, Option<HoldId>)> = sqlx::query_as(LOCK_SEATS)
+            .bind(&events)
+            .bind(&seat_nos)
+            .fetch_all(&mut **tx)
+            .await?;
+        for (event_id, seat_no, status, hold_id) in rows {
+            let status = SeatStatus::from_db(&status).unwrap_or(SeatStatus::Sold);
+            ledger.seats.insert((event_id, seat_no), SeatSlot { status, hold_id });
+        }
+        let (events, sections): (Vec<Uuid>, Vec<Uuid>) = section_keys.into_iter().unzip();
+        if !events.is_empty() {
+            for (e, s) in events.iter().zip(&sections) {
+                ledger
+                    .section_free
+                    .insert((EventId(*e), SectionId(*s)), BTreeSet::new());
+            }
+            let rows: Vec<(EventId, SectionId, i32)> = sqlx::query_as(LOCK_FREE_IN_SECTIONS)
+                .bind(&events)
+                .bind(&sections)
+                .fetch_all(&mut **tx)
+                .await?;
+            for (event_id, section_id, seat_no) in rows {
+                ledger.seats.insert(
+                    (event_id, seat_no),
+                    SeatSlot {
+                        status: SeatStatus::Available,
+                        hold_id: None,
+                    },
+                );
+                ledger
+                    .section_free
+                    .entry((event_id, section_id))
+                    .or_default()
+                    .insert(seat_no);
+            }
+        }
+        // Explicitly requested seats that are free also count for best-available in
+        // their section (the sets must agree with `seats`).
+        let free_explicit: Vec<(EventId, i32)> = ledger
+            .seats
+            .iter()
+            .filter(|(_, slot)| slot.status == SeatStatus::Available)
+            .map(|(k, _)| *k)
+            .collect();
+        for (event_id, seat_no) in free_explicit {
+            if let Some(section) = rules.get(&event_id).and_then(|r| r.layout.section_of(seat_no)) {
+                if let Some(free) = ledger.section_free.get_mut(&(event_id, section.id)) {
+                    free.insert(seat_no);
+                }
+            }
+        }
+        let (events, sections): (Vec<Uuid>, Vec<Uuid>) = ga_keys.into_iter().unzip();
+        if !events.is_empty() {
+            let rows: Vec<(EventId, SectionId, i32, i32, i32)> = sqlx::query_as(LOCK_GA)
+                .bind(&events)
+                .bind(&sections)
+                .fetch_all(&mut **tx)
+                .await?;
+            for (event_id, section_id, capacity, held, sold) in rows {
+                ledger.ga.insert(
+                    (event_id, section_id),
+                    GaSlot {
+                        capacity,
+                        held,
+                        sold,
+                    },
+                );
+            }
+        }
+        let (events, users): (Vec<Uuid>, Vec<String>) = user_keys.into_iter().unzip();
+        if !events.is_empty() {
+            let rows: Vec<(EventId, UserId, i32)> = sqlx::query_as(USER_SEATS)
+                .bind(&events)
+                .bind(&users)
+                .fetch_all(&mut **tx)
+                .await?;
+            for (event_id, user_id, seats) in rows {
+                ledger.user_seats.insert((event_id, user_id), seats);
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// For requests rejected because their seats were taken, suggest as many free seats
+    /// nearby (same section), as free after this batch.
+    async fn suggest_alternatives(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        decided: &mut [Decided],
+        ledger: &Ledger,
+        rules: &HashMap<EventId, EventRules>,
+        commands: &[(i64, CommandEnvelope)],
+    ) -> Result<(), sqlx::Error> {
+        let requested: HashMap<RequestId, &Vec<i32>> = commands
+            .iter()
+            .filter_map(|(_, c)| match &c.command {
+                seatq_common::command::Command::HoldSeats(HoldSeats::Seats { seat_nos }) => {
+                    Some((c.request_id, seat_nos))
+                }
+                _ => None,
+            })
+            .collect();
+        // (decision index, event, section, anchor seat, count)
+        let mut wanted: Vec<(usize, EventId, SectionId, i32, usize)> = Vec::new();
+        for (i, d) in decided.iter().enumerate() {
+            let Outcome::Rejected(rej) = &d.outcome else {
+                continue;
+            };
+            if rej.reason != "seats_unavailable" {
+                continue;
+            }
+            let (Some(seats), Some(r)) = (requested.get(&d.request_id), rules.get(&d.event_id))
+            else {
+                continue;
+            };
+            if let Some(section) = seats.first().and_then(|s| r.layout.section_of(*s)) {
+                wanted.push((i, d.event_id, section.id, seats[0], seats.len()));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut free: HashMap<(EventId, SectionId), BTreeSet<i32>> = HashMap::new();
+        let missing: BTreeSet<(Uuid, Uuid)> = wanted
+            .iter()
+            .filter(|(_, e, s, _, _)| !ledger.section_free.contains_key(&(*e, *s)))
+            .map(|(_, e, s, _, _)| (e.0, s.0))
+            .collect();
+        let (events, sections): (Vec<Uuid>, Vec<Uuid>) = missing.into_iter().unzip();
+        if !events.is_empty() {
+            let rows: Vec<(EventId, SectionId, i32)> = sqlx::query_as(FREE_IN_SECTIONS)
+                .bind(&events)
+                .bind(&sections)
+                .fetch_all(&mut **tx)
+                .await?;
+            for (event_id, section_id, seat_no) in rows {
+                // Seats this batch just took are no longer free.
+                let taken = ledger
+                    .seats
+                    .get(&(event_id, seat_no))
+                    .is_some_and(|s| s.status != SeatStatus::Available);
+                if !taken {
+                    free.entry((event_id, section_id)).or_default().insert(seat_no);
+                }
+            }
+        }
+        for (i, event_id, section_id, anchor, count) in wanted {
+            let set = ledger
+                .section_free
+                .get(&(event_id, section_id))
+                .or_else(|| free.get(&(event_id, section_id)));
+            if let (Some(set), Outcome::Rejected(rej)) = (set, &mut decided[i].outcome) {
+                rej.alternatives = decide::nearest(set, anchor, count);
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_holds(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        decided: &[Decided],
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let mut ids = Vec::new();
+        let mut events = Vec::new();
+        let mut users = Vec::new();
+        let mut requests = Vec::new();
+        let mut seat_lists = Vec::new();
+        let mut ga_sections: Vec<Option<Uuid>> = Vec::new();
+        let mut quantities = Vec::new();
+        let mut expiries = Vec::new();
+        for d in decided {
+            if let Outcome::Held(h) = &d.outcome {
+                ids.push(h.hold_id.0);
+                events.push(d.event_id.0);
+                users.push(d.user_id.0.clone());
+                requests.push(d.request_id.0);
+                seat_lists.push(pg_int_array(&h.seat_nos));
+                ga_sections.push(h.ga_section.map(|s| s.0));
+                quantities.push(h.quantity);
+                expiries.push(h.expires_at);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(INSERT_HOLDS)
+            .bind(&ids)
+            .bind(&events)
+            .bind(&users)
+            .bind(&requests)
+            .bind(&seat_lists)
+            .bind(&ga_sections)
+            .bind(&quantities)
+            .bind(&expiries)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_seats(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        ledger: &Ledger,
+    ) -> Result<(), sqlx::Error> {
+        if !ledger.changed_seats.is_empty() {
+            let events: Vec<Uuid> = ledger.changed_seats.iter().map(|c| c.0 .0).collect();
+            let seats: Vec<i32> = ledger.changed_seats.iter().map(|c| c.1).collect();
+            let holds: Vec<Uuid> = ledger.changed_seats.iter().map(|c| c.2 .0).collect();
+            let updated = sqlx::query(HOLD_SEATS)
+                .bind(&events)
+                .bind(&seats)
+                .bind(&holds)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            if updated != seats.len() as u64 {
+                // The rows are locked by this transaction, so this cannot happen unless
+                // the ledger is wrong: refuse to commit rather than sell a seat twice.
+                return Err(sqlx::Error::Protocol(format!(
+                    "held {updated} of {} seats: ledger out of step with the database",
+                    seats.len()
+                )));
+            }
+        }
+        if !ledger.ga_held.is_empty() {
+            let (keys, quantities): (Vec<(EventId, SectionId)>, Vec<i32>) =
+                ledger.ga_held.iter().map(|(k, q)| (*k, *q)).unzip();
+            let events: Vec<Uuid> = keys.iter().map(|k| k.0 .0).collect();
+            let sections: Vec<Uuid> = keys.iter().map(|k| k.1 .0).collect();
+            sqlx::query(HOLD_GA)
+                .bind(&events)
+                .bind(&sections)
+                .bind(&quantities)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn write_requests(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        partition: i32,
+        decided: &[Decided],
+        rules: &HashMap<EventId, EventRules>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BatchError> {
+        if decided.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(decided.len());
+        let mut events = Vec::with_capacity(decided.len());
+        let mut users = Vec::with_capacity(decided.len());
+        let mut kinds = Vec::with_capacity(decided.len());
+        let mut statuses = Vec::with_capacity(decided.len());
+        let mut reasons: Vec<Option<&str>> = Vec::with_capacity(decided.len());
+        let mut details: Vec<Option<String>> = Vec::with_capacity(decided.len());
+        let mut holds: Vec<Option<Uuid>> = Vec::with_capacity(decided.len());
+        let mut offsets = Vec::with_capacity(decided.len());
+        let mut issued = Vec::with_capacity(decided.len());
+        for d in decided {
+            ids.push(d.request_id.0);
+            events.push(d.event_id.0);
+            users.push(d.user_id.0.clone());
+            kinds.push(d.kind.clone());
+            offsets.push(d.offset);
+            issued.push(d.issued_at);
+            match &d.outcome {
+                Outcome::Held(h) => {
+                    statuses.push("held");
+                    reasons.push(None);
+                    details.push(None);
+                    holds.push(Some(h.hold_id.0));
+                }
+                Outcome::Rejected(rej) => {
+                    statuses.push("rejected");
+                    reasons.push(Some(rej.reason));
+                    let labels = |nos: &[i32]| -> Vec<String> {
+                        nos.iter()
+                            .filter_map(|n| {
+                                rules.get(&d.event_id).and_then(|r| r.layout.seat_label(*n))
+                            })
+                            .collect()
+                    };
+                    let detail = (!rej.unavailable.is_empty() || !rej.alternatives.is_empty())
+                        .then(|| {
+                            serde_json::json!({
+                                "unavailable": labels(&rej.unavailable),
+                                "alternatives": labels(&rej.alternatives),
+                            })
+                            .to_string()
+                        });
+                    details.push(detail);
+                    holds.push(None);
+                }
+            }
+        }
+        sqlx::query(INSERT_REQUESTS)
+            .bind(&ids)
+            .bind(&events)
+            .bind(&users)
+            .bind(&kinds)
+            .bind(&statuses)
+            .bind(&reasons)
+            .bind(&details)
+            .bind(&holds)
+            .bind(&offsets)
+            .bind(partition)
+            .bind(now)
+            .bind(&issued)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// `{1,2,3}`: a Postgres array literal, so jagged seat lists can go through `unnest`.
+fn pg_int_array(values: &[i32]) -> String {
+    let inner: Vec<String> = values.iter().map(i32::to_string).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+/// The messages a batch publishes: per decision a user notification, per hold a timer,
+/// per event one seat-map delta with every seat the batch changed.
+fn collect_messages(
+    outbox: &mut Outbox,
+    decided: &[Decided],
+    ledger: &Ledger,
+    rules: &HashMap<EventId, EventRules>,
+    now: DateTime<Utc>,
+) -> Result<(), serde_json::Error> {
+    let label = |event: EventId, n: i32| rules.get(&event).and_then(|r| r.layout.seat_label(n));
+    for d in decided {
+        let payload = match &d.outcome {
+            Outcome::Held(h) => {
+                let timer = HoldTimer {
+                    hold_id: h.hold_id,
+                    event_id: d.event_id,
+                    expires_at: h.expires_at,
+                };
+                outbox.push("hold_timers", d.event_id, serde_json::to_string(&timer)?);
+                SeatEvent::HoldCreated {
+                    request_id: d.request_id,
+                    hold_id: h.hold_id,
+                    user_id: d.user_id.clone(),
+                    seat_ids: h.seat_nos.iter().filter_map(|n| label(d.event_id, *n)).collect(),
+                    section: h.ga_section.and_then(|s| {
+                        rules
+                            .get(&d.event_id)
+                            .and_then(|r| r.layout.section_by_id(s).map(|x| x.code.clone()))
+                    }),
+                    quantity: h.quantity,
+                    expires_at: h.expires_at,
+                }
+            }
+            Outcome::Rejected(rej) => SeatEvent::HoldRejected {
+                request_id: d.request_id,
+                user_id: d.user_id.clone(),
+                reason: rej.reason.to_owned(),
+            },
+        };
+        let envelope = SeatEventEnvelope {
+            event_id: d.event_id,
+            occurred_at: now,
+            payload,
+        };
+        outbox.push("seat_events", d.event_id, serde_json::to_string(&envelope)?);
+    }
+    let mut per_event: HashMap<EventId, (Vec<SeatChange>, Vec<SectionAvailability>)> =
+        HashMap::new();
+    for (event_id, seat_no, _) in &ledger.changed_seats {
+        if let Some(seat_id) = label(*event_id, *seat_no) {
+            per_event.entry(*event_id).or_default().0.push(SeatChange {
+                seat_id,
+                status: SeatStatus::Held,
+            });
+        }
+    }
+    for (event_id, section_id) in ledger.ga_held.keys() {
+        let (Some(slot), Some(code)) = (
+            ledger.ga.get(&(*event_id, *section_id)),
+            rules
+                .get(event_id)
+                .and_then(|r| r.layout.section_by_id(*section_id).map(|s| s.code.clone())),
+        ) else {
+            continue;
+        };
+        per_event.entry(*event_id).or_default().1.push(SectionAvailability {
+            section: code,
+            available: slot.capacity - slot.held - slot.sold,
+        });
+    }
+    for (event_id, (seats, sections)) in per_event {
+        let envelope = SeatEventEnvelope {
+            event_id,
+            occurred_at: now,
+            payload: SeatEvent::SeatStatusChanged { seats, sections },
+        };
+        outbox.push("seat_events", event_id, serde_json::to_string(&envelope)?);
+    }
+    Ok(())
+}

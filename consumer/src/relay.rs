@@ -1,0 +1,103 @@
+//! The outbox relay of one partition: publishes the messages its batches wrote, after
+//! they committed, then deletes them.
+//!
+//! Running one relay per partition, owned by that partition's worker, keeps each event's
+//! messages in commit order (a shared relay with SKIP LOCKED would reorder them). A crash
+//! between publishing and deleting publishes some messages twice: consumers of
+//! seat-events and hold-timers treat them as at-least-once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use seatq_common::shutdown::Shutdown;
+use seatq_common::topics::Topics;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+const PAGE: i64 = 5_000;
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+pub struct Relay {
+    pub pool: PgPool,
+    pub producer: FutureProducer,
+    pub topics: Topics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] rdkafka::error::KafkaError),
+}
+
+const SELECT_PAGE: &str = "SELECT id, stream, message_key, payload::text FROM outbox \
+     WHERE source_partition = $1 ORDER BY id LIMIT $2";
+const DELETE_PUBLISHED: &str = "DELETE FROM outbox WHERE id = ANY($1)";
+
+impl Relay {
+    /// Publish up to one page; returns how many messages went out.
+    pub async fn publish_page(&self, partition: i32) -> Result<usize, RelayError> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(SELECT_PAGE)
+            .bind(partition)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // Enqueue in id order (the producer keeps that order per partition), then wait.
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for (_, stream, key, payload) in &rows {
+            let topic = match stream.as_str() {
+                "hold_timers" => &self.topics.hold_timers,
+                _ => &self.topics.seat_events,
+            };
+            let record = FutureRecord::to(topic).key(key).payload(payload);
+            match self.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(e.into()),
+                Err(_) => return Err(rdkafka::error::KafkaError::Canceled.into()),
+            }
+        }
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+        sqlx::query(DELETE_PUBLISHED)
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(rows.len())
+    }
+
+    /// Publish whenever woken (after each commit) and every second regardless (leftovers
+    /// of a crashed predecessor), until `stop`.
+    pub async fn run(self: Arc<Self>, partition: i32, wake: Arc<Notify>, stop: Shutdown) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.publish_page(partition).await {
+                Ok(n) if n as i64 >= PAGE => continue,
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "outbox relay failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(IDLE_CHECK) => {}
+            }
+        }
+    }
+}

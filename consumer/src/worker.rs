@@ -1,0 +1,246 @@
+//! The worker of one partition: gathers messages into batches (up to `batch_max`
+//! messages, or `batch_wait_ms` after the first) and applies them in order.
+//!
+//! It keeps `expected`, the next offset to apply, which starts as the offset stored in
+//! PostgreSQL. Messages below it are redeliveries and are skipped; a gap above it means
+//! the fetch position is off (the broker's group offset is only a hint), so the worker
+//! asks the poll thread to seek back. A fenced batch (another consumer applied first)
+//! moves `expected` to the stored offset and seeks there.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seatq_common::shutdown::Shutdown;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Notify};
+use tracing::Instrument;
+
+use crate::batch::{BatchApplier, BatchError, BatchResult, Incoming};
+use crate::relay::Relay;
+
+/// Requests from workers to the thread that owns the Kafka consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Move the fetch position of `partition` to `offset`; messages fetched after it carry
+    /// `epoch`, so the worker can tell them from stale ones still in its channel.
+    Seek {
+        partition: i32,
+        offset: i64,
+        epoch: u64,
+    },
+    /// Commit `next_offset` to the broker (for lag reporting only).
+    Commit { partition: i32, next_offset: i64 },
+}
+
+/// What every worker shares.
+pub struct WorkerShared {
+    pub applier: BatchApplier,
+    pub relay: Arc<Relay>,
+    pub control: std::sync::mpsc::Sender<Control>,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+}
+
+const SELECT_STORED: &str =
+    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
+
+async fn stored_offset(pool: &PgPool, topic: &str, partition: i32) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(SELECT_STORED)
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(pool)
+        .await
+}
+
+/// A message with the seek epoch it was fetched in.
+pub type Routed = (u64, Incoming);
+
+pub async fn run(shared: Arc<WorkerShared>, partition: i32, rx: mpsc::Receiver<Routed>, stop: Shutdown) {
+    let span = tracing::info_span!("partition_worker", partition);
+    async move {
+        tracing::info!("partition assigned");
+        let wake = Arc::new(Notify::new());
+        let relay_stop = stop.child_token();
+        let relay = tokio::spawn(shared.relay.clone().run(partition, wake.clone(), relay_stop.clone()));
+        Worker {
+            shared,
+            partition,
+            rx,
+            stop,
+            wake,
+            expected: None,
+            epoch: 0,
+            seeking: false,
+        }
+        .consume()
+        .await;
+        relay_stop.cancel();
+        let _ = relay.await;
+        tracing::info!("partition released");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Worker {
+    shared: Arc<WorkerShared>,
+    partition: i32,
+    rx: mpsc::Receiver<Routed>,
+    stop: Shutdown,
+    wake: Arc<Notify>,
+    expected: Option<i64>,
+    /// Seeks requested so far; messages of older epochs predate the last seek.
+    epoch: u64,
+    /// A seek was requested and the first message at or after `expected` is awaited.
+    seeking: bool,
+}
+
+impl Worker {
+    async fn consume(&mut self) {
+        // Start from what PostgreSQL says was applied, whatever the broker's group offset.
+        let stored = loop {
+            let applier = &self.shared.applier;
+            match stored_offset(&applier.pool, &applier.topic, self.partition).await {
+                Ok(stored) => break stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the stored offset; retrying");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        };
+        if let Some(offset) = stored {
+            self.seek(offset);
+        }
+        while let Some(batch) = self.next_batch().await {
+            if !self.apply(batch).await {
+                return;
+            }
+        }
+    }
+
+    fn seek(&mut self, offset: i64) {
+        self.expected = Some(offset);
+        self.seeking = true;
+        self.epoch += 1;
+        let _ = self.shared.control.send(Control::Seek {
+            partition: self.partition,
+            offset,
+            epoch: self.epoch,
+        });
+    }
+
+    /// The next run of consecutive messages starting at `expected`; None when stopped.
+    async fn next_batch(&mut self) -> Option<Vec<Incoming>> {
+        loop {
+            let (epoch, first) = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return None,
+                m = self.rx.recv() => m?,
+            };
+            if epoch < self.epoch {
+                continue; // fetched before the last seek
+            }
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + self.shared.batch_wait;
+            while batch.len() < self.shared.batch_max {
+                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some((epoch, m))) if epoch >= self.epoch => batch.push(m),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => break,
+                }
+            }
+            if let Some(batch) = self.accept(batch) {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// Keep the messages that continue from `expected`.
+    fn accept(&mut self, batch: Vec<Incoming>) -> Option<Vec<Incoming>> {
+        let expected = *self.expected.get_or_insert(batch[0].offset);
+        let mut kept: Vec<Incoming> = batch.into_iter().filter(|m| m.offset >= expected).collect();
+        let first = kept.first()?.offset;
+        if first > expected {
+            if !self.seeking {
+                tracing::warn!(expected, first, "gap before the fetched messages; seeking back");
+                self.seek(expected);
+                return None;
+            }
+            // Even after seeking the log starts later (retention removed the records):
+            // nothing can be done about those, continue from what exists.
+            tracing::error!(expected, first, "records before this offset no longer exist");
+            self.expected = Some(first);
+        }
+        self.seeking = false;
+        // Stop at the first discontinuity (a stale message after a seek).
+        let mut next = kept[0].offset;
+        let len = kept.iter().take_while(|m| {
+            let ok = m.offset == next;
+            next += 1;
+            ok
+        });
+        let n = len.count();
+        kept.truncate(n);
+        Some(kept)
+    }
+
+    /// Apply a batch, retrying database failures; false when stopped meanwhile.
+    async fn apply(&mut self, batch: Vec<Incoming>) -> bool {
+        let mut backoff = Duration::from_millis(50);
+        let expected = batch[0].offset;
+        loop {
+            match self.shared.applier.apply(self.partition, expected, &batch).await {
+                Ok(BatchResult::Applied {
+                    next_offset,
+                    decided,
+                    duplicates,
+                }) => {
+                    tracing::debug!(offset = expected, next_offset, decided, duplicates, "batch applied");
+                    self.expected = Some(next_offset);
+                    let _ = self.shared.control.send(Control::Commit {
+                        partition: self.partition,
+                        next_offset,
+                    });
+                    self.wake.notify_one();
+                    return true;
+                }
+                Ok(BatchResult::Fenced { stored }) => {
+                    tracing::warn!(expected, stored, "another consumer applied this partition; re-seeking");
+                    self.seek(stored);
+                    return true;
+                }
+                Err(BatchError::Database(e)) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "batch failed; retrying");
+                }
+                Err(e) => {
+                    // Not a connection problem: retrying the same batch will most likely
+                    // fail the same way, but skipping would lose requests. Keep retrying
+                    // slowly and shout.
+                    tracing::error!(error = %e, offset = expected, "batch cannot be applied");
+                    backoff = backoff.max(Duration::from_secs(1));
+                }
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // serialization failure, deadlock, admin shutdown, cannot connect now
+            Some("40001") | Some("40P01") | Some("57P01") | Some("57P03")
+        ),
+        _ => false,
+    }
+}

@@ -1,0 +1,159 @@
+# shellcheck shell=bash
+# Shared by the deploy/local scripts: where things live and how to start each service.
+# Everything runs on loopback on non-default ports; data lives under .dev/ in the repo.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DEV="$ROOT/.dev"
+LOGS="$DEV/logs"
+RUN="$DEV/run"
+PG_PORT=${SEATQ_PG_PORT:-55432}
+REDIS_PORT=${SEATQ_REDIS_PORT:-56379}
+BROKER_PORT=${SEATQ_BROKER_PORT:-59092}
+GATEWAY_PORT=${SEATQ_GATEWAY_PORT:-58080}
+PG_BIN=${SEATQ_PG_BIN:-/usr/lib/postgresql/15/bin}
+# Outside the clone, so every clone on this machine (and CI's) reuses one build.
+SEATQ_CACHE=${SEATQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/seatq}
+TANSU_VERSION=0.6.0
+TANSU_BIN=${SEATQ_TANSU_BIN:-$SEATQ_CACHE/tansu-$TANSU_VERSION/bin/tansu}
+
+export DATABASE_URL="postgres://seatq@127.0.0.1:$PG_PORT/seatq"
+export SEATQ_DATABASE__URL="$DATABASE_URL"
+export SEATQ_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
+export SEATQ_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT"
+export SEATQ_TANSU_BIN="$TANSU_BIN"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$LOGS" "$RUN"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages for PostgreSQL and Redis, if missing.
+ensure_packages() {
+  local missing=()
+  [ -x "$PG_BIN/postgres" ] || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v pg_isready >/dev/null || missing+=(postgresql-client)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} (Debian packages)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  # Debian starts its own default cluster/server on install; seatq runs private ones.
+}
+
+# Tansu, the Kafka-protocol broker, built once per machine (about 10 minutes).
+ensure_tansu() {
+  [ -x "$TANSU_BIN" ] && return 0
+  mkdir -p "$SEATQ_CACHE"
+  say "building the Tansu $TANSU_VERSION broker into $SEATQ_CACHE (first time only, ~10 min)"
+  (
+    flock 9
+    [ -x "$TANSU_BIN" ] || cargo install "tansu@$TANSU_VERSION" --locked --features libsql \
+      --root "$SEATQ_CACHE/tansu-$TANSU_VERSION" >"$SEATQ_CACHE/tansu-install.log" 2>&1 \
+      || { tail -30 "$SEATQ_CACHE/tansu-install.log" >&2; exit 1; }
+  ) 9>"$SEATQ_CACHE/tansu-install.lock"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port name [seconds]
+  local deadline=$((SECONDS + ${3:-60}))
+  until port_open "$1"; do
+    [ $SECONDS -lt "$deadline" ] || die "$2 did not open port $1; see $LOGS"
+    sleep 0.2
+  done
+}
+
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+# PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
+pg_user_run() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local data="$DEV/pg"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "creating a private PostgreSQL cluster in $data"
+    mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then
+      chown postgres:postgres "$data"
+      # The postgres user must be able to reach .dev/ (a clone under a private temp dir
+      # may not let it): grant traverse-only permission on the way down.
+      local dir="$data"
+      while dir=$(dirname "$dir") && [ "$dir" != / ]; do
+        runuser -u postgres -- test -x "$dir" 2>/dev/null || chmod o+x "$dir"
+      done
+    fi
+    pg_user_run "$PG_BIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >"$LOGS/initdb.log"
+    cat >>"$data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = ''
+fsync = on
+synchronous_commit = on
+max_connections = 400
+shared_buffers = 512MB
+max_wal_size = 4GB
+log_min_duration_statement = 2000
+CONF
+  fi
+  if ! port_open "$PG_PORT"; then
+    say "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    touch "$LOGS/postgres.log"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$LOGS/postgres.log"
+    pg_user_run "$PG_BIN/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null
+  fi
+  wait_port "$PG_PORT" PostgreSQL
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtAc \
+    "SELECT 1 FROM pg_roles WHERE rolname = 'seatq'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "CREATE ROLE seatq LOGIN SUPERUSER"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = 'seatq'" | grep -q 1 ||
+    psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qc "CREATE DATABASE seatq OWNER seatq"
+}
+
+start_redis() {
+  mkdir -p "$DEV/redis"
+  if ! port_open "$REDIS_PORT"; then
+    say "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DEV/redis" \
+      --appendonly yes --appendfsync everysec --save "" \
+      --daemonize yes --pidfile "$RUN/redis.pid" --logfile "$LOGS/redis.log"
+  fi
+  wait_port "$REDIS_PORT" Redis
+}
+
+start_broker() {
+  mkdir -p "$DEV/tansu"
+  if ! port_open "$BROKER_PORT"; then
+    say "starting the Tansu broker on 127.0.0.1:$BROKER_PORT (SQLite in $DEV/tansu)"
+    # The SQLite path is relative to the working directory.
+    (cd "$DEV/tansu" && RUST_LOG=${TANSU_LOG:-warn} nohup "$TANSU_BIN" broker \
+      --storage-engine sqlite://tansu.db \
+      --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+      >>"$LOGS/tansu.log" 2>&1 & echo $! >"$RUN/tansu.pid")
+  fi
+  wait_port "$BROKER_PORT" Tansu
+}
+
+start_infra() {
+  ensure_packages
+  ensure_tansu
+  start_postgres
+  start_redis
+  start_broker
+}
+
+stop_pidfile() { # name
+  if pid_alive "$1"; then
+    kill "$(cat "$RUN/$1.pid")" 2>/dev/null || true
+    for _ in $(seq 50); do pid_alive "$1" || break; sleep 0.1; done
+    pid_alive "$1" && kill -9 "$(cat "$RUN/$1.pid")" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$1.pid"
+}

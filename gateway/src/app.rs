@@ -1,0 +1,109 @@
+//! The router with its middleware, and serving it until shutdown.
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use seatq_common::shutdown::Shutdown;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::AppError;
+use crate::routes::{admin, dev, events, health, holds};
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let settings = &state.settings;
+    let mut api = Router::new()
+        .route("/v1/admin/venues", post(admin::create_venue))
+        .route("/v1/admin/events", post(admin::create_event))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{event_id}", get(events::get))
+        .route("/v1/events/{event_id}/seats", get(events::seat_map))
+        .route("/v1/events/{event_id}/holds", post(holds::request_hold))
+        .route("/v1/hold-requests/{request_id}", get(holds::request_status))
+        .route("/v1/holds/{hold_id}", get(holds::get_hold))
+        .route("/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if settings.auth.dev_tokens {
+        api = api.route("/v1/dev/token", post(dev::issue_token));
+    }
+    let request_id = header::HeaderName::from_static("x-request-id");
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(settings.gateway.max_body_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(settings.gateway.request_timeout_ms),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            AppError::internal("handler", "panic").into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                let rid = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), http_request_id = %rid)
+            },
+        ))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("route_not_found", "no such route")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        crate::openapi::json(),
+    )
+        .into_response()
+}
+
+/// Serve until `shutdown` is cancelled, then finish in-flight requests.
+pub async fn serve(listener: TcpListener, state: AppState, shutdown: Shutdown) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "gateway listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+/// Bind `settings.gateway.listen`, connect, and serve in the background until `shutdown`.
+/// Returns the bound address (useful with port 0) — for tests and embedding.
+pub async fn spawn(
+    settings: seatq_common::config::Settings,
+    shutdown: Shutdown,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), crate::state::StartupError> {
+    let listener = TcpListener::bind(&settings.gateway.listen)
+        .await
+        .map_err(|e| crate::state::StartupError::Bind(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| crate::state::StartupError::Bind(e.to_string()))?;
+    let state = AppState::connect(settings, shutdown.clone()).await?;
+    Ok((addr, tokio::spawn(serve(listener, state, shutdown))))
+}

@@ -1,0 +1,111 @@
+//! The demo data the local stack starts with: a 50,000-seat stadium (plus a standing
+//! pitch) and a small hall, each with an event on sale now. Idempotent: run twice, get
+//! the same events.
+
+use chrono::{Duration, Utc};
+use seatq_common::ids::{EventId, VenueId};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::error::AppResult;
+use crate::inventory::{self, NewEvent, NewSection, NewVenue};
+
+pub const STADIUM: &str = "seatq Demo Stadium";
+pub const HALL: &str = "seatq Demo Hall";
+
+#[derive(Debug, Serialize)]
+pub struct DemoEvents {
+    pub stadium_event_id: EventId,
+    pub hall_event_id: EventId,
+}
+
+fn stadium() -> NewVenue {
+    let lower = (1..=20).map(|i| NewSection::Reserved {
+        code: format!("L{}", 100 + i),
+        name: format!("Lower {}", 100 + i),
+        rows: 25,
+        seats_per_row: 60,
+        price_cents: if (8..=13).contains(&i) { 18_000 } else { 12_000 },
+    });
+    let upper = (1..=20).map(|i| NewSection::Reserved {
+        code: format!("U{}", 200 + i),
+        name: format!("Upper {}", 200 + i),
+        rows: 20,
+        seats_per_row: 50,
+        price_cents: 6_500,
+    });
+    let pitch = std::iter::once(NewSection::GeneralAdmission {
+        code: "PITCH".into(),
+        name: "Pitch (standing)".into(),
+        capacity: 8_000,
+        price_cents: 8_500,
+    });
+    NewVenue {
+        name: STADIUM.into(),
+        city: "Lisbon".into(),
+        sections: lower.chain(upper).chain(pitch).collect(),
+    }
+}
+
+fn hall() -> NewVenue {
+    NewVenue {
+        name: HALL.into(),
+        city: "Porto".into(),
+        sections: vec![
+            NewSection::Reserved {
+                code: "STALLS".into(),
+                name: "Stalls".into(),
+                rows: 12,
+                seats_per_row: 20,
+                price_cents: 4_500,
+            },
+            NewSection::Reserved {
+                code: "BALCONY".into(),
+                name: "Balcony".into(),
+                rows: 4,
+                seats_per_row: 15,
+                price_cents: 3_000,
+            },
+        ],
+    }
+}
+
+const FIND_DEMO_EVENT: &str = "SELECT e.id FROM events e JOIN venues v ON v.id = e.venue_id \
+     WHERE v.name = $1 ORDER BY e.created_at LIMIT 1";
+
+async fn ensure(
+    pool: &PgPool,
+    venue: NewVenue,
+    title: &str,
+    performer: &str,
+    partitions: i32,
+) -> AppResult<EventId> {
+    if let Some(id) = sqlx::query_scalar::<_, EventId>(FIND_DEMO_EVENT)
+        .bind(&venue.name)
+        .fetch_optional(pool)
+        .await?
+    {
+        return Ok(id);
+    }
+    let venue_id: VenueId = inventory::create_venue(pool, &venue).await?.id;
+    let event = NewEvent {
+        venue_id,
+        title: title.into(),
+        performer: performer.into(),
+        starts_at: Utc::now() + Duration::days(30),
+        on_sale_at: Some(Utc::now() - Duration::minutes(1)),
+        hold_ttl_secs: None,
+        max_seats_per_user: None,
+        waiting_room_enabled: false,
+    };
+    inventory::create_event(pool, &event, partitions).await
+}
+
+pub async fn seed(pool: &PgPool, partitions: i32) -> AppResult<DemoEvents> {
+    Ok(DemoEvents {
+        stadium_event_id: ensure(pool, stadium(), "Stadium Night", "The Queue Jumpers", partitions)
+            .await?,
+        hall_event_id: ensure(pool, hall(), "Chamber Evening", "The FIFO Quartet", partitions)
+            .await?,
+    })
+}

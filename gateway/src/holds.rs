@@ -1,0 +1,454 @@
+//! Hold requests: validate, enqueue, and answer what became of them.
+//!
+//! The gateway never touches seat state. It checks a request against the event (cached),
+//! turns seat ids into seat numbers, produces a `hold_seats` command to the event's
+//! partition and answers 202 only once the broker has acknowledged it: an accepted
+//! request is durable. The decision is made by the consumer; it is read back from
+//! PostgreSQL (`requests`), or waited for inline with `?wait_ms=`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rdkafka::message::{Header, OwnedHeaders};
+use seatq_common::catalog::EventEntry;
+use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
+use seatq_common::layout::VenueLayout;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::request_registry::{self, AcceptedRequest, Claim};
+use crate::state::AppState;
+
+/// `{seat_ids}` for specific seats, or `{section, quantity}` for the best available
+/// (general admission: places).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequestBody {
+    pub seat_ids: Option<Vec<String>>,
+    pub section: Option<String>,
+    pub quantity: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Held,
+    Rejected,
+}
+
+/// What became of a hold request.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HoldRequestView {
+    pub request_id: RequestId,
+    pub event_id: EventId,
+    pub status: RequestState,
+    pub status_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<HoldId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat_ids: Option<Vec<String>>,
+    /// General-admission section of the hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why it was rejected: `seats_unavailable`, `insufficient_seats`,
+    /// `user_limit_exceeded`, `sale_not_open`, `event_not_found`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Requested seats someone else had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_seats: Option<Vec<String>>,
+    /// Nearby seats that were available when the request was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    /// While pending: commands ahead of this one in the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<i64>,
+}
+
+/// A hold as its owner sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HoldView {
+    pub hold_id: HoldId,
+    pub event_id: EventId,
+    /// `active`, `sold`, `cancelled` or `expired`.
+    pub status: String,
+    pub seat_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
+    pub quantity: i32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// Check a request against the event and turn it into a command body.
+pub fn plan_hold(entry: &EventEntry, body: &HoldRequestBody, max_per_request: usize) -> AppResult<HoldSeats> {
+    let limit = max_per_request.min(entry.info.max_seats_per_user.max(1) as usize);
+    let layout = &entry.layout;
+    match (&body.seat_ids, &body.section, body.quantity) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(AppError::unprocessable(
+            "ambiguous_hold_request",
+            "give either seat_ids or section and quantity, not both",
+        )),
+        (Some(seat_ids), None, None) => plan_seats(layout, seat_ids, limit),
+        (None, Some(section), quantity) => {
+            let quantity = quantity.ok_or_else(|| {
+                AppError::unprocessable("invalid_quantity", "quantity is required with section")
+            })?;
+            if quantity < 1 {
+                return Err(AppError::unprocessable("invalid_quantity", "quantity must be at least 1"));
+            }
+            if quantity as usize > limit {
+                return Err(too_many(limit));
+            }
+            let section = layout.section_by_code(section).ok_or_else(|| {
+                AppError::unprocessable("unknown_section", format!("no section {section:?} at this event"))
+            })?;
+            Ok(HoldSeats::BestAvailable {
+                section_id: section.id,
+                quantity,
+            })
+        }
+        (None, None, _) => Err(AppError::unprocessable(
+            "invalid_hold_request",
+            "give seat_ids, or section and quantity",
+        )),
+    }
+}
+
+fn too_many(limit: usize) -> AppError {
+    AppError::unprocessable(
+        "too_many_seats",
+        format!("at most {limit} seats per request at this event"),
+    )
+    .with("max_seats", limit)
+}
+
+fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppResult<HoldSeats> {
+    if seat_ids.is_empty() {
+        return Err(AppError::unprocessable("empty_seat_list", "seat_ids is empty"));
+    }
+    if seat_ids.len() > limit {
+        return Err(too_many(limit));
+    }
+    let mut seen = HashSet::new();
+    let duplicates: Vec<&String> = seat_ids.iter().filter(|s| !seen.insert(*s)).collect();
+    if !duplicates.is_empty() {
+        return Err(AppError::unprocessable("duplicate_seats", "a seat is listed twice")
+            .with("duplicate_seats", duplicates));
+    }
+    let mut seat_nos = Vec::with_capacity(seat_ids.len());
+    let mut unknown = Vec::new();
+    for id in seat_ids {
+        match layout.parse_seat_label(id) {
+            Some(no) => seat_nos.push(no),
+            None => unknown.push(id.chars().take(64).collect::<String>()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(AppError::unprocessable("unknown_seat", "no such seat at this event")
+            .with("unknown_seats", unknown));
+    }
+    Ok(HoldSeats::Seats { seat_nos })
+}
+
+/// Where the request's status can be polled (relative to the API root).
+pub fn status_url(id: RequestId) -> String {
+    format!("/v1/hold-requests/{id}")
+}
+
+/// What `submit` did: the request id, and the decision if it came within `wait`.
+pub struct Submitted {
+    pub request_id: RequestId,
+    pub decided: Option<HoldRequestView>,
+}
+
+/// Enqueue a hold request and, if asked, wait for its decision.
+#[tracing::instrument(skip_all, fields(event_id = %entry.info.id, user_id = %user.user_id, request_id))]
+pub async fn submit(
+    state: &AppState,
+    user: &AuthUser,
+    entry: &EventEntry,
+    hold: HoldSeats,
+    idempotency_key: Option<&str>,
+    wait: Option<Duration>,
+) -> AppResult<Submitted> {
+    let mut request_id = RequestId::new();
+    let mut redis = state.redis.clone();
+    if let Some(key) = idempotency_key {
+        let fingerprint = serde_json::to_string(&(entry.info.id, &hold))
+            .map_err(|e| AppError::internal("fingerprint", e))?;
+        if let Claim::Repeat(existing) = request_registry::claim_idempotency_key(
+            &mut redis,
+            &user.user_id,
+            key,
+            request_id,
+            &fingerprint,
+        )
+        .await?
+        {
+            request_id = existing;
+            // Already accepted (or decided): answer with it, producing nothing new.
+            if request_registry::find_accepted(&mut redis, existing).await?.is_some()
+                || decided_view(state, existing).await?.is_some()
+            {
+                tracing::Span::current().record("request_id", tracing::field::display(request_id));
+                return finish(state, user, request_id, wait, None).await;
+            }
+            // The first attempt never reached the broker: send it again, same request id.
+        }
+    }
+    tracing::Span::current().record("request_id", tracing::field::display(request_id));
+
+    let envelope = CommandEnvelope {
+        request_id,
+        event_id: entry.info.id,
+        user_id: user.user_id.clone(),
+        issued_at: Utc::now(),
+        command: Command::HoldSeats(hold),
+        reply: wait.is_some(),
+    };
+    let payload = envelope
+        .encode()
+        .map_err(|e| AppError::internal("encode command", e))?;
+    // Subscribe before producing so a fast decision cannot slip past.
+    let signal = wait.map(|_| state.decisions.subscribe(request_id));
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "request_id",
+        value: Some(request_id.to_string().as_str()),
+    });
+    let produced = seatq_common::kafka::send(
+        &state.producer,
+        &state.topics.commands,
+        Some(entry.info.kafka_partition),
+        &entry.info.id.to_string(),
+        &payload,
+        Some(headers),
+    )
+    .await;
+    let (partition, offset) = match produced {
+        Ok(position) => position,
+        Err(e) => {
+            state.decisions.unsubscribe(request_id);
+            tracing::warn!(error = %e, "broker did not acknowledge the command");
+            return Err(AppError::unavailable(
+                "broker_unavailable",
+                "hold requests cannot be accepted right now; browsing still works",
+                2,
+            ));
+        }
+    };
+    tracing::debug!(partition, offset, "command accepted by the broker");
+    let accepted = AcceptedRequest {
+        user_id: user.user_id.clone(),
+        event_id: entry.info.id,
+        partition,
+        offset,
+        accepted_at: envelope.issued_at,
+    };
+    if let Err(e) = request_registry::record_accepted(&mut redis, request_id, &accepted).await {
+        // The command is in the queue and will be decided; only pending-status polling
+        // by this id is affected until the decision lands in PostgreSQL.
+        tracing::warn!(detail = %e.detail, "could not record the accepted request");
+    }
+    finish(state, user, request_id, wait, signal).await
+}
+
+async fn finish(
+    state: &AppState,
+    user: &AuthUser,
+    request_id: RequestId,
+    wait: Option<Duration>,
+    signal: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> AppResult<Submitted> {
+    let Some(wait) = wait else {
+        return Ok(Submitted {
+            request_id,
+            decided: None,
+        });
+    };
+    let signal = signal.unwrap_or_else(|| state.decisions.subscribe(request_id));
+    let deadline = tokio::time::Instant::now() + wait;
+    let decided = state
+        .decisions
+        .wait_for(request_id, signal, deadline, || async {
+            decided_view(state, request_id).await
+        })
+        .await?;
+    let decided = decided.filter(|(owner, _)| user.may_see(owner)).map(|(_, v)| v);
+    Ok(Submitted {
+        request_id,
+        decided,
+    })
+}
+
+type DecidedRow = (
+    EventId,
+    UserId,
+    String,
+    Option<String>,
+    Option<serde_json::Value>,
+    DateTime<Utc>,
+    Option<HoldId>,
+    Option<Vec<i32>>,
+    Option<SectionId>,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+);
+
+const SELECT_DECIDED: &str = "SELECT r.event_id, r.user_id, r.status, r.reason, r.detail, r.decided_at, \
+       h.id, h.seat_nos, h.ga_section_id, h.quantity, h.expires_at \
+     FROM requests r LEFT JOIN holds h ON h.id = r.hold_id WHERE r.request_id = $1";
+
+fn strings(detail: &Option<serde_json::Value>, key: &str) -> Option<Vec<String>> {
+    detail
+        .as_ref()?
+        .get(key)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+/// The decision for `id` with its owner, if the consumer has made it.
+pub async fn decided_view(
+    state: &AppState,
+    id: RequestId,
+) -> AppResult<Option<(UserId, HoldRequestView)>> {
+    let row: Option<DecidedRow> = sqlx::query_as(SELECT_DECIDED)
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let Some((event_id, owner, status, reason, detail, decided_at, hold_id, seat_nos, ga, quantity, expires_at)) = row
+    else {
+        return Ok(None);
+    };
+    let layout = match state.catalog.event(event_id).await? {
+        Some(entry) => Some(entry.layout.clone()),
+        None => None,
+    };
+    let labels = |nos: &[i32]| -> Vec<String> {
+        nos.iter()
+            .filter_map(|n| layout.as_ref().and_then(|l| l.seat_label(*n)))
+            .collect()
+    };
+    let section = ga.and_then(|id| {
+        layout
+            .as_ref()
+            .and_then(|l| l.section_by_id(id).map(|s| s.code.clone()))
+    });
+    let view = HoldRequestView {
+        request_id: id,
+        event_id,
+        status: if status == "held" {
+            RequestState::Held
+        } else {
+            RequestState::Rejected
+        },
+        status_url: status_url(id),
+        hold_id,
+        seat_ids: seat_nos.as_deref().map(labels),
+        section,
+        quantity,
+        expires_at,
+        reason,
+        unavailable_seats: strings(&detail, "unavailable"),
+        alternatives: strings(&detail, "alternatives"),
+        decided_at: Some(decided_at),
+        ahead: None,
+    };
+    Ok(Some((owner, view)))
+}
+
+const SELECT_NEXT_OFFSET: &str =
+    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
+
+/// The request's state for its owner: decided (PostgreSQL) or pending (Redis).
+pub async fn request_status(state: &AppState, user: &AuthUser, id: RequestId) -> AppResult<HoldRequestView> {
+    let not_found = || AppError::not_found("request_not_found", format!("no hold request {id}"));
+    if let Some((owner, view)) = decided_view(state, id).await? {
+        return if user.may_see(&owner) {
+            Ok(view)
+        } else {
+            Err(not_found())
+        };
+    }
+    let mut redis = state.redis.clone();
+    let accepted = request_registry::find_accepted(&mut redis, id)
+        .await?
+        .filter(|a| user.may_see(&a.user_id))
+        .ok_or_else(not_found)?;
+    let next: Option<i64> = sqlx::query_scalar(SELECT_NEXT_OFFSET)
+        .bind(&state.topics.commands)
+        .bind(accepted.partition)
+        .fetch_optional(&state.pool)
+        .await?;
+    Ok(HoldRequestView {
+        request_id: id,
+        event_id: accepted.event_id,
+        status: RequestState::Pending,
+        status_url: status_url(id),
+        hold_id: None,
+        seat_ids: None,
+        section: None,
+        quantity: None,
+        expires_at: None,
+        reason: None,
+        unavailable_seats: None,
+        alternatives: None,
+        decided_at: None,
+        ahead: Some((accepted.offset - next.unwrap_or(0)).max(0)),
+    })
+}
+
+type HoldRow = (
+    EventId,
+    UserId,
+    String,
+    Vec<i32>,
+    Option<SectionId>,
+    i32,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+const SELECT_HOLD: &str = "SELECT event_id, user_id, status, seat_nos, ga_section_id, quantity, \
+       created_at, expires_at, ended_at FROM holds WHERE id = $1";
+
+pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<HoldView> {
+    let row: Option<HoldRow> = sqlx::query_as(SELECT_HOLD)
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let (event_id, _owner, status, seat_nos, ga, quantity, created_at, expires_at, ended_at) = row
+        .filter(|r| user.may_see(&r.1))
+        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
+    let entry = state
+        .catalog
+        .event(event_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
+    Ok(HoldView {
+        hold_id: id,
+        event_id,
+        status,
+        seat_ids: seat_nos
+            .iter()
+            .filter_map(|n| entry.layout.seat_label(*n))
+            .collect(),
+        section: ga.and_then(|g| entry.layout.section_by_id(g).map(|s| s.code.clone())),
+        quantity,
+        created_at,
+        expires_at,
+        ended_at,
+    })
+}

@@ -1,0 +1,398 @@
+//! Setting up what is for sale: venues with their sections, and events with their seats.
+//!
+//! Creating an event materialises one `seats` row per reserved seat and one
+//! `ga_inventory` counter per general-admission section, in one transaction, so an event
+//! is either fully on sale or not there at all. Each event is pinned to a partition of the
+//! commands topic here, for its whole life.
+
+use chrono::{DateTime, Utc};
+use seatq_common::ids::{EventId, SectionId, VenueId};
+use seatq_common::layout::SectionKind;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::error::{AppError, AppResult};
+use crate::views::{EventSummary, PriceRange, SectionView, VenueRef};
+
+const MAX_SECTIONS: usize = 500;
+const MAX_RESERVED_SEATS: i64 = 200_000;
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewVenue {
+    pub name: String,
+    #[serde(default)]
+    pub city: String,
+    pub sections: Vec<NewSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NewSection {
+    Reserved {
+        code: String,
+        name: String,
+        rows: i32,
+        seats_per_row: i32,
+        price_cents: i64,
+    },
+    GeneralAdmission {
+        code: String,
+        name: String,
+        capacity: i32,
+        price_cents: i64,
+    },
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct VenueView {
+    pub id: VenueId,
+    pub name: String,
+    pub city: String,
+    pub reserved_seats: i64,
+    pub sections: Vec<SectionView>,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    pub venue_id: VenueId,
+    pub title: String,
+    #[serde(default)]
+    pub performer: String,
+    pub starts_at: DateTime<Utc>,
+    /// Defaults to now.
+    pub on_sale_at: Option<DateTime<Utc>>,
+    /// Defaults to 600.
+    pub hold_ttl_secs: Option<i32>,
+    /// Defaults to 8.
+    pub max_seats_per_user: Option<i32>,
+    #[serde(default)]
+    pub waiting_room_enabled: bool,
+}
+
+fn check_text(field: &str, value: &str, min: usize, max: usize) -> AppResult<()> {
+    let n = value.chars().count();
+    if n < min || n > max || value.chars().any(char::is_control) {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            format!("{field} must be {min} to {max} characters without control characters"),
+        )
+        .with("field", field));
+    }
+    Ok(())
+}
+
+fn check_range(field: &str, value: i64, min: i64, max: i64) -> AppResult<()> {
+    if value < min || value > max {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            format!("{field} must be between {min} and {max}"),
+        )
+        .with("field", field));
+    }
+    Ok(())
+}
+
+struct SectionRow {
+    id: SectionId,
+    code: String,
+    name: String,
+    kind: SectionKind,
+    rows: Option<i32>,
+    seats_per_row: Option<i32>,
+    first_seat_no: Option<i32>,
+    capacity: i32,
+    price_cents: i64,
+}
+
+fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
+    if sections.is_empty() || sections.len() > MAX_SECTIONS {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            format!("a venue has 1 to {MAX_SECTIONS} sections"),
+        )
+        .with("field", "sections"));
+    }
+    let mut next_seat_no: i64 = 0;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(sections.len());
+    for section in sections {
+        let (code, name, price) = match section {
+            NewSection::Reserved {
+                code,
+                name,
+                price_cents,
+                ..
+            }
+            | NewSection::GeneralAdmission {
+                code,
+                name,
+                price_cents,
+                ..
+            } => (code, name, *price_cents),
+        };
+        let code_ok = (1..=16).contains(&code.len())
+            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !code_ok {
+            return Err(AppError::unprocessable(
+                "invalid_section_code",
+                format!("section code {code:?} must be 1 to 16 letters, digits or _"),
+            ));
+        }
+        if !seen.insert(code.clone()) {
+            return Err(AppError::unprocessable(
+                "duplicate_section_code",
+                format!("section code {code:?} appears twice"),
+            ));
+        }
+        check_text("sections.name", name, 1, 100)?;
+        check_range("sections.price_cents", price, 0, 100_000_000)?;
+        let row = match section {
+            NewSection::Reserved {
+                rows,
+                seats_per_row,
+                ..
+            } => {
+                check_range("sections.rows", i64::from(*rows), 1, 1000)?;
+                check_range("sections.seats_per_row", i64::from(*seats_per_row), 1, 1000)?;
+                let capacity = rows * seats_per_row;
+                let first = next_seat_no;
+                next_seat_no += i64::from(capacity);
+                if next_seat_no > MAX_RESERVED_SEATS {
+                    return Err(AppError::unprocessable(
+                        "venue_too_large",
+                        format!("a venue has at most {MAX_RESERVED_SEATS} reserved seats"),
+                    ));
+                }
+                SectionRow {
+                    id: SectionId::new(),
+                    code: code.clone(),
+                    name: name.clone(),
+                    kind: SectionKind::Reserved,
+                    rows: Some(*rows),
+                    seats_per_row: Some(*seats_per_row),
+                    first_seat_no: Some(first as i32),
+                    capacity,
+                    price_cents: price,
+                }
+            }
+            NewSection::GeneralAdmission { capacity, .. } => {
+                check_range("sections.capacity", i64::from(*capacity), 1, 1_000_000)?;
+                SectionRow {
+                    id: SectionId::new(),
+                    code: code.clone(),
+                    name: name.clone(),
+                    kind: SectionKind::GeneralAdmission,
+                    rows: None,
+                    seats_per_row: None,
+                    first_seat_no: None,
+                    capacity: *capacity,
+                    price_cents: price,
+                }
+            }
+        };
+        out.push(row);
+    }
+    Ok(out)
+}
+
+const INSERT_VENUE: &str = "INSERT INTO venues (id, name, city) VALUES ($1, $2, $3)";
+const INSERT_SECTION: &str = "INSERT INTO sections (id, venue_id, code, name, kind, ordinal, \
+     seat_rows, seats_per_row, first_seat_no, capacity, price_cents) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueView> {
+    check_text("name", &venue.name, 1, 200)?;
+    check_text("city", &venue.city, 0, 100)?;
+    let sections = plan_sections(&venue.sections)?;
+    let id = VenueId::new();
+    let mut tx = pool.begin().await?;
+    sqlx::query(INSERT_VENUE)
+        .bind(id)
+        .bind(&venue.name)
+        .bind(&venue.city)
+        .execute(&mut *tx)
+        .await?;
+    for (ordinal, s) in sections.iter().enumerate() {
+        sqlx::query(INSERT_SECTION)
+            .bind(s.id)
+            .bind(id)
+            .bind(&s.code)
+            .bind(&s.name)
+            .bind(s.kind.as_db())
+            .bind(ordinal as i32)
+            .bind(s.rows)
+            .bind(s.seats_per_row)
+            .bind(s.first_seat_no)
+            .bind(s.capacity)
+            .bind(s.price_cents)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(VenueView {
+        id,
+        name: venue.name.clone(),
+        city: venue.city.clone(),
+        reserved_seats: sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Reserved)
+            .map(|s| i64::from(s.capacity))
+            .sum(),
+        sections: sections
+            .iter()
+            .map(|s| SectionView {
+                code: s.code.clone(),
+                name: s.name.clone(),
+                kind: s.kind,
+                rows: s.rows,
+                seats_per_row: s.seats_per_row,
+                capacity: s.capacity,
+                price_cents: s.price_cents,
+            })
+            .collect(),
+    })
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, starts_at, \
+     on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const INSERT_EVENT_SEATS: &str = "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_number) \
+     SELECT $1, s.first_seat_no + (r - 1) * s.seats_per_row + (n - 1), s.id, r, n \
+     FROM sections s \
+     CROSS JOIN LATERAL generate_series(1, s.seat_rows) AS r \
+     CROSS JOIN LATERAL generate_series(1, s.seats_per_row) AS n \
+     WHERE s.venue_id = $2 AND s.kind = 'reserved'";
+
+const INSERT_EVENT_GA: &str = "INSERT INTO ga_inventory (event_id, section_id, capacity) \
+     SELECT $1, id, capacity FROM sections \
+     WHERE venue_id = $2 AND kind = 'general_admission'";
+
+const VENUE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM venues WHERE id = $1)";
+
+/// Create an event and put all its seats on sale; returns its id.
+pub async fn create_event(pool: &PgPool, event: &NewEvent, partitions: i32) -> AppResult<EventId> {
+    check_text("title", &event.title, 1, 200)?;
+    check_text("performer", &event.performer, 0, 200)?;
+    let hold_ttl_secs = event.hold_ttl_secs.unwrap_or(600);
+    let max_seats = event.max_seats_per_user.unwrap_or(8);
+    check_range("hold_ttl_secs", i64::from(hold_ttl_secs), 30, 86_400)?;
+    check_range("max_seats_per_user", i64::from(max_seats), 1, 100)?;
+    let on_sale_at = event.on_sale_at.unwrap_or_else(Utc::now);
+    if on_sale_at > event.starts_at {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            "on_sale_at must not be after starts_at",
+        )
+        .with("field", "on_sale_at"));
+    }
+    let exists: bool = sqlx::query_scalar(VENUE_EXISTS)
+        .bind(event.venue_id)
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Err(AppError::unprocessable(
+            "venue_not_found",
+            format!("there is no venue {}", event.venue_id),
+        ));
+    }
+    let id = EventId::new();
+    let partition =
+        seatq_common::kafka::partition_for_key(id.to_string().as_bytes(), partitions.max(1));
+    let mut tx = pool.begin().await?;
+    sqlx::query(INSERT_EVENT)
+        .bind(id)
+        .bind(event.venue_id)
+        .bind(&event.title)
+        .bind(&event.performer)
+        .bind(event.starts_at)
+        .bind(on_sale_at)
+        .bind(hold_ttl_secs)
+        .bind(max_seats)
+        .bind(event.waiting_room_enabled)
+        .bind(partition)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(INSERT_EVENT_SEATS)
+        .bind(id)
+        .bind(event.venue_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(INSERT_EVENT_GA)
+        .bind(id)
+        .bind(event.venue_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(event_id = %id, partition, "event created");
+    Ok(id)
+}
+
+const SELECT_VENUE_REF: &str = "SELECT id, name, city FROM venues WHERE id = $1";
+
+pub async fn venue_ref(pool: &PgPool, id: VenueId) -> AppResult<VenueRef> {
+    let (id, name, city): (VenueId, String, String) = sqlx::query_as(SELECT_VENUE_REF)
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(VenueRef { id, name, city })
+}
+
+const LIST_EVENTS: &str = "SELECT e.id, e.title, e.performer, e.starts_at, e.on_sale_at, \
+       v.id, v.name, v.city, p.min_price, p.max_price, p.capacity, count(*) OVER () \
+     FROM events e JOIN venues v ON v.id = e.venue_id \
+     CROSS JOIN LATERAL (SELECT min(price_cents) AS min_price, max(price_cents) AS max_price, \
+                                sum(capacity)::bigint AS capacity \
+                         FROM sections WHERE venue_id = v.id) p \
+     ORDER BY e.starts_at, e.id LIMIT $1 OFFSET $2";
+
+type ListRow = (
+    EventId,
+    String,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    VenueId,
+    String,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+);
+
+/// One page of events by start time, and the total count.
+pub async fn list_events(pool: &PgPool, page: u32, per_page: u32) -> AppResult<(Vec<EventSummary>, i64)> {
+    let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
+    let rows: Vec<ListRow> = sqlx::query_as(LIST_EVENTS)
+        .bind(i64::from(per_page))
+        .bind(offset)
+        .fetch_all(pool)
+        .await?;
+    let total = rows.first().map(|r| r.11).unwrap_or(0);
+    let now = Utc::now();
+    let events = rows
+        .into_iter()
+        .map(|r| EventSummary {
+            id: r.0,
+            title: r.1,
+            performer: r.2,
+            starts_at: r.3,
+            on_sale_at: r.4,
+            sale_open: r.4 <= now,
+            venue: VenueRef {
+                id: r.5,
+                name: r.6,
+                city: r.7,
+            },
+            price_range: PriceRange {
+                min_cents: r.8.unwrap_or(0),
+                max_cents: r.9.unwrap_or(0),
+            },
+            capacity: r.10.unwrap_or(0),
+        })
+        .collect();
+    Ok((events, total))
+}

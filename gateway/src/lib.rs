@@ -1,0 +1,20 @@
+//! seatq gateway: the HTTP API.
+//!
+//! It validates and authenticates requests, serves browsing from PostgreSQL through short
+//! caches, and turns hold requests into commands on the event's Kafka partition. It never
+//! writes seat state: the consumer does, one writer per partition.
+
+pub mod app;
+pub mod auth;
+pub mod decisions;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod holds;
+pub mod inventory;
+pub mod openapi;
+pub mod request_registry;
+pub mod routes;
+pub mod seat_map;
+pub mod state;
+pub mod views;

@@ -1,0 +1,38 @@
+//! Organiser routes: venues and events. Admin role required.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::auth::AdminUser;
+use crate::error::AppResult;
+use crate::extract::Json;
+use crate::inventory::{self, NewEvent, NewVenue, VenueView};
+use crate::state::AppState;
+use crate::views::EventDetail;
+
+#[utoipa::path(post, path = "/v1/admin/venues", tag = "admin", request_body = NewVenue,
+    security(("bearer" = [])),
+    responses((status = 201, body = VenueView), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn create_venue(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Json(venue): Json<NewVenue>,
+) -> AppResult<(StatusCode, Json<VenueView>)> {
+    let view = inventory::create_venue(&state.pool, &venue).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(post, path = "/v1/admin/events", tag = "admin", request_body = NewEvent,
+    security(("bearer" = [])),
+    responses((status = 201, body = EventDetail), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn create_event(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Json(event): Json<NewEvent>,
+) -> AppResult<(StatusCode, Json<EventDetail>)> {
+    let id = inventory::create_event(&state.pool, &event, state.command_partitions).await?;
+    let detail = super::events::event_detail(&state, id).await?;
+    Ok((StatusCode::CREATED, Json(detail)))
+}

@@ -1,0 +1,125 @@
+//! Browsing: the event list, one event, and its live seat map. These read PostgreSQL
+//! only (through caches), so they keep working when the broker is down.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use seatq_common::ids::EventId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, AppResult};
+use crate::extract::{Json, Path, Query};
+use crate::inventory;
+use crate::seat_map::{self, SeatMap};
+use crate::state::AppState;
+use crate::views::{EventDetail, EventSummary};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// 1-based page number.
+    pub page: Option<u32>,
+    /// 1 to 100, default 20.
+    pub per_page: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventSummary>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: i64,
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListParams),
+    responses((status = 200, body = EventPage), (status = 400, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> AppResult<Json<EventPage>> {
+    let page = params.page.unwrap_or(1);
+    let per_page = params.per_page.unwrap_or(20);
+    if page == 0 || page > 100_000 || !(1..=100).contains(&per_page) {
+        return Err(AppError::bad_request(
+            "invalid_query",
+            "page must be 1 or more and per_page 1 to 100",
+        ));
+    }
+    let (events, total) = inventory::list_events(&state.pool, page, per_page).await?;
+    Ok(Json(EventPage {
+        events,
+        page,
+        per_page,
+        total,
+    }))
+}
+
+pub async fn event_detail(state: &AppState, id: EventId) -> AppResult<EventDetail> {
+    let entry = state
+        .catalog
+        .event(id)
+        .await?
+        .ok_or_else(|| event_not_found(id))?;
+    let venue = inventory::venue_ref(&state.pool, entry.info.venue_id).await?;
+    Ok(EventDetail::new(&entry, venue))
+}
+
+pub fn event_not_found(id: EventId) -> AppError {
+    AppError::not_found("event_not_found", format!("no event {id}"))
+}
+
+#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = EventDetail), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<EventId>,
+) -> AppResult<Json<EventDetail>> {
+    Ok(Json(event_detail(&state, id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/events/{event_id}/seats", tag = "events",
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = SeatMap, description = "Seat map; ETag / If-None-Match honoured"),
+        (status = 304, description = "Unchanged since the client's ETag"),
+        (status = 404, body = crate::error::Problem)))]
+pub async fn seat_map(
+    State(state): State<AppState>,
+    Path(id): Path<EventId>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    let entry = state
+        .catalog
+        .event(id)
+        .await?
+        .ok_or_else(|| event_not_found(id))?;
+    let map = state
+        .seat_maps
+        .get_or_build(id, || async {
+            let map = seat_map::build(&state.pool, &entry, &state.topics.commands).await?;
+            serde_json::to_vec(&map).map_err(|e| AppError::internal("encode seat map", e))
+        })
+        .await?;
+    let etag = HeaderValue::from_str(&map.etag).map_err(|e| AppError::internal("etag", e))?;
+    let cache_control = HeaderValue::from_static("public, max-age=1");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == map.etag || t.trim() == "*"));
+    if matches {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+        map.body.clone(),
+    )
+        .into_response())
+}

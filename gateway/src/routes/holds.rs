@@ -1,0 +1,127 @@
+//! Hold requests and holds: `POST /v1/events/{id}/holds` enqueues, the status routes
+//! answer what the consumer decided.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use seatq_common::ids::{EventId, HoldId, RequestId};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthUser;
+use crate::error::{AppError, AppResult};
+use crate::extract::{Json, Path, Query};
+use crate::holds::{self, HoldRequestBody, HoldRequestView, HoldView};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HoldParams {
+    /// Wait up to this many milliseconds (max 5000) for the decision and answer it inline.
+    pub wait_ms: Option<u64>,
+}
+
+/// The answer to an accepted request that is not decided yet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub request_id: RequestId,
+    pub status: holds::RequestState,
+    pub status_url: String,
+}
+
+#[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "holds",
+    params(("event_id" = String, Path, format = Uuid), HoldParams,
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key, 1-128 visible ASCII")),
+    request_body = HoldRequestBody, security(("bearer" = [])),
+    responses(
+        (status = 202, body = Accepted, description = "Accepted by the broker; poll status_url"),
+        (status = 200, body = HoldRequestView, description = "Decided within wait_ms"),
+        (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem, description = "sale_not_open"),
+        (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 503, body = crate::error::Problem, description = "broker_unavailable, with Retry-After")))]
+pub async fn request_hold(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(event_id): Path<EventId>,
+    Query(params): Query<HoldParams>,
+    headers: HeaderMap,
+    Json(body): Json<HoldRequestBody>,
+) -> AppResult<Response> {
+    let max_wait = state.settings.gateway.max_wait_ms;
+    let wait = match params.wait_ms {
+        Some(ms) if ms > max_wait => {
+            return Err(AppError::bad_request(
+                "invalid_query",
+                format!("wait_ms must be at most {max_wait}"),
+            ))
+        }
+        Some(0) | None => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+    };
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(v) => {
+            let key = v.to_str().map_err(|_| {
+                AppError::bad_request("invalid_idempotency_key", "Idempotency-Key must be ASCII")
+            })?;
+            crate::request_registry::validate_idempotency_key(key)?;
+            Some(key)
+        }
+        None => None,
+    };
+    let entry = state
+        .catalog
+        .event(event_id)
+        .await?
+        .ok_or_else(|| super::events::event_not_found(event_id))?;
+    if entry.info.on_sale_at > Utc::now() {
+        return Err(
+            AppError::forbidden("sale_not_open", "this event is not on sale yet")
+                .with("on_sale_at", entry.info.on_sale_at),
+        );
+    }
+    let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
+    let submitted = holds::submit(&state, &user, &entry, hold, idempotency_key, wait).await?;
+    if let Some(view) = submitted.decided {
+        return Ok((StatusCode::OK, Json(view)).into_response());
+    }
+    let status_url = holds::status_url(submitted.request_id);
+    let location =
+        HeaderValue::from_str(&status_url).map_err(|e| AppError::internal("location", e))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(Accepted {
+            request_id: submitted.request_id,
+            status: holds::RequestState::Pending,
+            status_url,
+        }),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/hold-requests/{request_id}", tag = "holds",
+    params(("request_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = HoldRequestView), (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem)))]
+pub async fn request_status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<RequestId>,
+) -> AppResult<Json<HoldRequestView>> {
+    Ok(Json(holds::request_status(&state, &user, id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = HoldView), (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem)))]
+pub async fn get_hold(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<HoldId>,
+) -> AppResult<Json<HoldView>> {
+    Ok(Json(holds::hold_view(&state, &user, id).await?))
+}

@@ -1,0 +1,8 @@
+//! HTTP routes, one module per resource. Handlers are thin: extract, call a service
+//! function, shape the response.
+
+pub mod admin;
+pub mod dev;
+pub mod events;
+pub mod health;
+pub mod holds;

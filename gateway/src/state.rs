@@ -1,0 +1,84 @@
+//! Everything a handler needs, built once at start and cloned cheaply into each request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::FutureProducer;
+use redis::aio::ConnectionManager;
+use seatq_common::catalog::Catalog;
+use seatq_common::config::Settings;
+use seatq_common::shutdown::Shutdown;
+use seatq_common::topics::Topics;
+use sqlx::PgPool;
+
+use crate::auth::JwtKeys;
+use crate::decisions::DecisionWaiters;
+use crate::seat_map::SeatMapCache;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: PgPool,
+    pub redis: ConnectionManager,
+    pub producer: FutureProducer,
+    pub topics: Arc<Topics>,
+    pub catalog: Arc<Catalog>,
+    pub seat_maps: Arc<SeatMapCache>,
+    pub jwt: Arc<JwtKeys>,
+    pub decisions: Arc<DecisionWaiters>,
+    /// Partitions of the commands topic; a new event is pinned to one of them.
+    pub command_partitions: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("cannot listen: {0}")]
+    Bind(String),
+}
+
+impl AppState {
+    /// Connect to PostgreSQL (and migrate), Redis and the broker. The broker may be down:
+    /// browsing still works and writes answer 503 until it is back.
+    pub async fn connect(settings: Settings, shutdown: Shutdown) -> Result<Self, StartupError> {
+        let pool = seatq_common::db::connect(&settings.database).await?;
+        seatq_common::db::migrate(&pool).await?;
+        let redis = seatq_common::redis_client::connect(&settings.redis).await?;
+        let producer = seatq_common::kafka::producer(&settings.kafka)?;
+        let topics = Topics::new(&settings.kafka.topic_prefix);
+        let command_partitions = match seatq_common::kafka::partition_count(
+            &producer,
+            &topics.commands,
+            Duration::from_secs(5),
+        ) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, fallback = settings.kafka.partitions,
+                    "cannot read the commands topic's partition count; using the configured one");
+                settings.kafka.partitions
+            }
+        };
+        let decisions = DecisionWaiters::start(pool.clone(), shutdown);
+        Ok(Self {
+            catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
+            seat_maps: Arc::new(SeatMapCache::new(Duration::from_millis(
+                settings.gateway.seat_map_cache_ms,
+            ))),
+            jwt: Arc::new(JwtKeys::new(&settings.auth.jwt_secret)),
+            topics: Arc::new(topics),
+            settings: Arc::new(settings),
+            pool,
+            redis,
+            producer,
+            decisions,
+            command_partitions,
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Response bodies shared by several routes (events and sections look the same whether
+//! an organiser just created them or a buyer browses them).
+
+use chrono::{DateTime, Utc};
+use seatq_common::catalog::EventEntry;
+use seatq_common::ids::{EventId, VenueId};
+use seatq_common::layout::{SectionKind, SectionLayout, VenueLayout};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SectionView {
+    pub code: String,
+    pub name: String,
+    pub kind: SectionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats_per_row: Option<i32>,
+    pub capacity: i32,
+    pub price_cents: i64,
+}
+
+impl From<&SectionLayout> for SectionView {
+    fn from(s: &SectionLayout) -> Self {
+        let reserved = s.is_reserved();
+        Self {
+            code: s.code.clone(),
+            name: s.name.clone(),
+            kind: s.kind,
+            rows: reserved.then_some(s.rows),
+            seats_per_row: reserved.then_some(s.seats_per_row),
+            capacity: s.capacity,
+            price_cents: s.price_cents,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VenueRef {
+    pub id: VenueId,
+    pub name: String,
+    pub city: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PriceRange {
+    pub min_cents: i64,
+    pub max_cents: i64,
+}
+
+/// An event as listed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventSummary {
+    pub id: EventId,
+    pub title: String,
+    pub performer: String,
+    pub venue: VenueRef,
+    pub starts_at: DateTime<Utc>,
+    pub on_sale_at: DateTime<Utc>,
+    pub sale_open: bool,
+    pub price_range: PriceRange,
+    pub capacity: i64,
+}
+
+/// An event with its rules and sections.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub summary: EventSummary,
+    pub hold_ttl_secs: i32,
+    pub max_seats_per_user: i32,
+    pub waiting_room_enabled: bool,
+    pub sections: Vec<SectionView>,
+}
+
+pub fn price_range(layout: &VenueLayout) -> PriceRange {
+    let prices = layout.sections().iter().map(|s| s.price_cents);
+    PriceRange {
+        min_cents: prices.clone().min().unwrap_or(0),
+        max_cents: prices.max().unwrap_or(0),
+    }
+}
+
+impl EventDetail {
+    pub fn new(entry: &EventEntry, venue: VenueRef) -> Self {
+        let info = &entry.info;
+        Self {
+            summary: EventSummary {
+                id: info.id,
+                title: info.title.clone(),
+                performer: info.performer.clone(),
+                venue,
+                starts_at: info.starts_at,
+                on_sale_at: info.on_sale_at,
+                sale_open: info.on_sale_at <= Utc::now(),
+                price_range: price_range(&entry.layout),
+                capacity: entry
+                    .layout
+                    .sections()
+                    .iter()
+                    .map(|s| i64::from(s.capacity))
+                    .sum(),
+            },
+            hold_ttl_secs: info.hold_ttl_secs,
+            max_seats_per_user: info.max_seats_per_user,
+            waiting_room_enabled: info.waiting_room_enabled,
+            sections: entry.layout.sections().iter().map(SectionView::from).collect(),
+        }
+    }
+}
