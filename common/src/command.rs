@@ -25,7 +25,10 @@ pub enum HoldSeats {
     /// Exactly these seats, all or nothing.
     Seats { seat_nos: Vec<i32> },
     /// The best adjacent block in a reserved section, or places in a GA section.
-    BestAvailable { section_id: SectionId, quantity: i32 },
+    BestAvailable {
+        section_id: SectionId,
+        quantity: i32,
+    },
 }
 
 impl Command {
@@ -77,6 +80,16 @@ pub struct WireEnvelope {
     pub reply: bool,
 }
 
+/// What a message on the commands topic turned out to be.
+#[derive(Debug)]
+pub enum Decoded {
+    Command(CommandEnvelope),
+    /// An envelope whose kind or body is wrong: rejected under its request id.
+    Invalid(Box<WireEnvelope>, CommandError),
+    /// Not an envelope at all: dead-lettered.
+    Unreadable(CommandError),
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
     /// Not even an envelope: no request id to answer to.
@@ -112,13 +125,14 @@ impl CommandEnvelope {
         })
     }
 
-    /// Decode the envelope; on a bad body the envelope is still returned so the request
-    /// can be answered.
-    pub fn decode(bytes: &[u8]) -> Result<Self, (Option<WireEnvelope>, CommandError)> {
-        let wire: WireEnvelope = serde_json::from_slice(bytes)
-            .map_err(|e| (None, CommandError::Unreadable(e.to_string())))?;
+    /// Decode a message. A bad body keeps its envelope, so the request can be answered.
+    pub fn decode(bytes: &[u8]) -> Decoded {
+        let wire: WireEnvelope = match serde_json::from_slice(bytes) {
+            Ok(wire) => wire,
+            Err(e) => return Decoded::Unreadable(CommandError::Unreadable(e.to_string())),
+        };
         match Command::from_parts(&wire.kind, wire.body.clone()) {
-            Ok(command) => Ok(CommandEnvelope {
+            Ok(command) => Decoded::Command(CommandEnvelope {
                 request_id: wire.request_id,
                 event_id: wire.event_id,
                 user_id: wire.user_id,
@@ -126,7 +140,7 @@ impl CommandEnvelope {
                 command,
                 reply: wire.reply,
             }),
-            Err(e) => Err((Some(wire), e)),
+            Err(e) => Decoded::Invalid(Box::new(wire), e),
         }
     }
 }
@@ -155,24 +169,32 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(json["kind"], "hold_seats");
         assert_eq!(json["body"]["mode"], "seats");
-        assert_eq!(CommandEnvelope::decode(&bytes).unwrap(), cmd);
+        match CommandEnvelope::decode(&bytes) {
+            Decoded::Command(decoded) => assert_eq!(decoded, cmd),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn bad_body_keeps_the_envelope() {
-        let mut json: serde_json::Value = serde_json::from_slice(&sample().encode().unwrap()).unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&sample().encode().unwrap()).unwrap();
         json["body"] = serde_json::json!({"mode": "seats", "seat_nos": "nope"});
-        let (wire, err) = CommandEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
-        assert!(wire.is_some());
-        assert_eq!(err.reason(), "invalid_command");
+        let reason = |bytes: &[u8]| match CommandEnvelope::decode(bytes) {
+            Decoded::Invalid(_, e) => e.reason(),
+            Decoded::Unreadable(e) => e.reason(),
+            Decoded::Command(c) => panic!("decoded {c:?}"),
+        };
+        assert_eq!(
+            reason(&serde_json::to_vec(&json).unwrap()),
+            "invalid_command"
+        );
 
         json["kind"] = "launch_rockets".into();
-        let (wire, err) = CommandEnvelope::decode(&serde_json::to_vec(&json).unwrap()).unwrap_err();
-        assert!(wire.is_some());
-        assert_eq!(err.reason(), "unknown_command_kind");
-
-        let (wire, err) = CommandEnvelope::decode(b"{not json").unwrap_err();
-        assert!(wire.is_none());
-        assert_eq!(err.reason(), "unreadable_command");
+        assert_eq!(
+            reason(&serde_json::to_vec(&json).unwrap()),
+            "unknown_command_kind"
+        );
+        assert_eq!(reason(b"{not json"), "unreadable_command");
     }
 }

@@ -116,6 +116,9 @@ mod tests {
         let s = Settings::load_with(None, &[("kafka.partitions", "3".into())]).unwrap();
         assert_eq!(s.kafka.partitions, 3);
         assert_eq!(s.consumer.group_id, "seatq-consumer");
-        assert!(!s.auth.dev_tokens, "dev tokens must be off unless asked for");
+        assert!(
+            !s.auth.dev_tokens,
+            "dev tokens must be off unless asked for"
+        );
     }
 }

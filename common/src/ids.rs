@@ -70,7 +70,16 @@ uuid_id!(
 
 /// The authenticated user (the JWT `sub`). Opaque to seatq.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    sqlx::Type,
     utoipa::ToSchema,
 )]
 #[serde(transparent)]

@@ -42,8 +42,14 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
         .set("max.in.flight.requests.per.connection", "1")
         .set("linger.ms", settings.linger_ms.to_string())
         .set("batch.num.messages", "10000")
-        .set("message.timeout.ms", settings.produce_timeout_ms.to_string())
-        .set("request.timeout.ms", settings.produce_timeout_ms.min(30_000).to_string())
+        .set(
+            "message.timeout.ms",
+            settings.produce_timeout_ms.to_string(),
+        )
+        .set(
+            "request.timeout.ms",
+            settings.produce_timeout_ms.min(30_000).to_string(),
+        )
         .set("retry.backoff.ms", "50")
         .set("compression.type", "none");
     config
@@ -138,7 +144,10 @@ pub async fn send(
     }
     // The producer's own message.timeout.ms bounds the wait; the queue timeout only covers
     // a full local queue.
-    match producer.send(record, Timeout::After(Duration::from_millis(100))).await {
+    match producer
+        .send(record, Timeout::After(Duration::from_millis(100)))
+        .await
+    {
         Ok(delivery) => Ok((delivery.partition, delivery.offset)),
         Err((e, _)) => Err(e),
     }

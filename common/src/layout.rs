@@ -65,8 +65,12 @@ impl SectionLayout {
     /// (row, seat), both 1-based, of a seat_no inside this section.
     pub fn position(&self, seat_no: i32) -> Option<(i32, i32)> {
         let offset = seat_no - self.first_seat_no;
-        (self.is_reserved() && (0..self.capacity).contains(&offset))
-            .then(|| (offset / self.seats_per_row + 1, offset % self.seats_per_row + 1))
+        (self.is_reserved() && (0..self.capacity).contains(&offset)).then(|| {
+            (
+                offset / self.seats_per_row + 1,
+                offset % self.seats_per_row + 1,
+            )
+        })
     }
 
     pub fn contains(&self, seat_no: i32) -> bool {
@@ -179,7 +183,10 @@ mod tests {
     #[test]
     fn garbage_labels_are_rejected() {
         let layout = VenueLayout::new(vec![section("A", 0, 2, 3)]);
-        for bad in ["", "A", "A-1", "A-0-1", "A-3-1", "A-1-4", "Z-1-1", "A-1-1-1", "A--1-1", "A-x-1", "-1-1"] {
+        for bad in [
+            "", "A", "A-1", "A-0-1", "A-3-1", "A-1-4", "Z-1-1", "A-1-1-1", "A--1-1", "A-x-1",
+            "-1-1",
+        ] {
             assert_eq!(layout.parse_seat_label(bad), None, "{bad}");
         }
     }

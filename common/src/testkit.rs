@@ -44,6 +44,7 @@ pub fn tansu_bin() -> PathBuf {
 
 /// An isolated environment: a fresh migrated database, a unique topic prefix (topics
 /// created) and settings pointing at them.
+#[derive(Clone)]
 pub struct TestEnv {
     pub settings: Settings,
     pub pool: PgPool,
@@ -93,7 +94,9 @@ impl TestEnv {
         let pool = crate::db::connect(&settings.database)
             .await
             .expect("connect test database");
-        crate::db::migrate(&pool).await.expect("migrate test database");
+        crate::db::migrate(&pool)
+            .await
+            .expect("migrate test database");
         let topics = Topics::new(&prefix);
         crate::kafka::ensure_topics(&settings.kafka, &topics.all(), partitions)
             .await
@@ -113,9 +116,18 @@ impl TestEnv {
             ("SEATQ_DATABASE__URL".into(), s.database.url.clone()),
             ("SEATQ_REDIS__URL".into(), s.redis.url.clone()),
             ("SEATQ_KAFKA__BROKERS".into(), s.kafka.brokers.clone()),
-            ("SEATQ_KAFKA__TOPIC_PREFIX".into(), s.kafka.topic_prefix.clone()),
-            ("SEATQ_KAFKA__PARTITIONS".into(), s.kafka.partitions.to_string()),
-            ("SEATQ_CONSUMER__GROUP_ID".into(), s.consumer.group_id.clone()),
+            (
+                "SEATQ_KAFKA__TOPIC_PREFIX".into(),
+                s.kafka.topic_prefix.clone(),
+            ),
+            (
+                "SEATQ_KAFKA__PARTITIONS".into(),
+                s.kafka.partitions.to_string(),
+            ),
+            (
+                "SEATQ_CONSUMER__GROUP_ID".into(),
+                s.consumer.group_id.clone(),
+            ),
             ("SEATQ_LOG__FILTER".into(), "warn".into()),
         ]
     }
@@ -157,7 +169,8 @@ pub struct PrivateBroker {
 
 impl PrivateBroker {
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("seatq-broker-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("seatq-broker-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("broker dir");
         let mut broker = Self {
             port: free_port(),
@@ -192,7 +205,10 @@ impl PrivateBroker {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "private broker did not start");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "private broker did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -238,6 +254,14 @@ impl Api {
         }
     }
 
+    /// Another handle on the same server (the HTTP client is shared).
+    pub fn clone_client(&self) -> Self {
+        Self {
+            base: self.base.clone(),
+            http: self.http.clone(),
+        }
+    }
+
     async fn reply(response: reqwest::Response) -> Reply {
         let status = response.status();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
@@ -266,19 +290,28 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Reply {
-        self.send(reqwest::Method::POST, path, token, Some(body)).await
+        self.send(reqwest::Method::POST, path, token, Some(body))
+            .await
     }
 
     pub async fn token(&self, user: &str, role: &str) -> String {
         let (status, body) = self
-            .post("/v1/dev/token", None, &serde_json::json!({"user_id": user, "role": role}))
+            .post(
+                "/v1/dev/token",
+                None,
+                &serde_json::json!({"user_id": user, "role": role}),
+            )
             .await;
         assert_eq!(status, 200, "dev token: {body}");
         body["token"].as_str().expect("token").to_owned()
     }
 
     /// A venue with the given sections and an event on sale now; returns the event id.
-    pub async fn create_event(&self, sections: serde_json::Value, event: serde_json::Value) -> String {
+    pub async fn create_event(
+        &self,
+        sections: serde_json::Value,
+        event: serde_json::Value,
+    ) -> String {
         let admin = self.token("organiser", "admin").await;
         let (status, venue) = self
             .post(
@@ -323,7 +356,12 @@ impl Api {
     }
 
     /// Poll a request until it is decided.
-    pub async fn decision(&self, token: &str, request_id: &str, timeout: Duration) -> serde_json::Value {
+    pub async fn decision(
+        &self,
+        token: &str,
+        request_id: &str,
+        timeout: Duration,
+    ) -> serde_json::Value {
         let path = format!("/v1/hold-requests/{request_id}");
         eventually(&format!("decision of {request_id}"), timeout, || async {
             let (status, body) = self.get(&path, Some(token)).await;

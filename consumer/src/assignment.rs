@@ -50,7 +50,12 @@ pub struct Assignment {
 }
 
 impl Assignment {
-    pub fn new(runtime: Handle, shared: Arc<WorkerShared>, topic: String, revoke_timeout: Duration) -> Self {
+    pub fn new(
+        runtime: Handle,
+        shared: Arc<WorkerShared>,
+        topic: String,
+        revoke_timeout: Duration,
+    ) -> Self {
         Self {
             runtime,
             shared,
@@ -83,9 +88,12 @@ impl Assignment {
         }
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let stop = Shutdown::new();
-        let join = self
-            .runtime
-            .spawn(worker::run(self.shared.clone(), partition, rx, stop.clone()));
+        let join = self.runtime.spawn(worker::run(
+            self.shared.clone(),
+            partition,
+            rx,
+            stop.clone(),
+        ));
         let route = Route {
             tx,
             epoch: Arc::new(AtomicU64::new(0)),
@@ -112,7 +120,10 @@ impl Assignment {
                 .runtime
                 .block_on(async { tokio::time::timeout(timeout, h.join).await.is_ok() });
             if !finished {
-                tracing::warn!(partition, "worker did not stop in time; its batch is abandoned");
+                tracing::warn!(
+                    partition,
+                    "worker did not stop in time; its batch is abandoned"
+                );
             }
         }
     }

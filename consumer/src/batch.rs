@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::Catalog;
-use seatq_common::command::{CommandEnvelope, CommandError, HoldSeats, WireEnvelope};
+use seatq_common::command::{CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope};
 use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::SectionKind;
 use seatq_common::message::{
@@ -75,11 +75,13 @@ struct Decided {
     outcome: Outcome,
 }
 
-const INSERT_OFFSET_IF_MISSING: &str = "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
+const INSERT_OFFSET_IF_MISSING: &str =
+    "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 const LOCK_OFFSET: &str = "SELECT next_offset FROM consumer_offsets \
      WHERE topic = $1 AND kafka_partition = $2 FOR UPDATE";
-const UPDATE_OFFSET: &str = "UPDATE consumer_offsets SET next_offset = $3, owner = $4, updated_at = now() \
+const UPDATE_OFFSET: &str =
+    "UPDATE consumer_offsets SET next_offset = $3, owner = $4, updated_at = now() \
      WHERE topic = $1 AND kafka_partition = $2";
 const SELECT_DECIDED_IDS: &str = "SELECT request_id FROM requests WHERE request_id = ANY($1)";
 const LOCK_SEATS: &str = "SELECT s.event_id, s.seat_no, s.status, s.hold_id FROM seats s \
@@ -94,7 +96,8 @@ const FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no FROM 
      JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
        ON s.event_id = k.event_id AND s.section_id = k.section_id \
      WHERE s.status = 'available'";
-const LOCK_GA: &str = "SELECT g.event_id, g.section_id, g.capacity, g.held, g.sold FROM ga_inventory g \
+const LOCK_GA: &str =
+    "SELECT g.event_id, g.section_id, g.capacity, g.held, g.sold FROM ga_inventory g \
      JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
        ON g.event_id = k.event_id AND g.section_id = k.section_id \
      ORDER BY g.event_id, g.section_id FOR UPDATE OF g";
@@ -120,7 +123,8 @@ const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_
                  $8::uuid[], $9::bigint[], $12::timestamptz[]) \
        AS u(request_id, event_id, user_id, kind, status, reason, detail, hold_id, kafka_offset, issued_at) \
      ON CONFLICT (request_id) DO NOTHING";
-const INSERT_DEAD_LETTERS: &str = "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) \
+const INSERT_DEAD_LETTERS: &str =
+    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) \
      SELECT $1, $2, kafka_offset, reason, payload \
      FROM unnest($3::bigint[], $4::text[], $5::bytea[]) AS u(kafka_offset, reason, payload) \
      ON CONFLICT DO NOTHING";
@@ -190,9 +194,11 @@ impl BatchApplier {
         for m in messages {
             let payload = m.payload.as_deref().unwrap_or_default();
             match CommandEnvelope::decode(payload) {
-                Ok(cmd) => commands.push((m.offset, cmd)),
-                Err((Some(wire), err)) => unreadable.push((m.offset, wire, err)),
-                Err((None, err)) => dead.push((m.offset, err.to_string(), payload.to_vec())),
+                Decoded::Command(cmd) => commands.push((m.offset, cmd)),
+                Decoded::Invalid(wire, err) => unreadable.push((m.offset, *wire, err)),
+                Decoded::Unreadable(err) => {
+                    dead.push((m.offset, err.to_string(), payload.to_vec()))
+                }
             }
         }
         let ids: Vec<Uuid> = commands
@@ -213,17 +219,12 @@ impl BatchApplier {
 
         // 3. Load and lock what the batch touches.
         let mut rules: HashMap<EventId, EventRules> = HashMap::new();
-        for (_, c) in &commands {
-            if !rules.contains_key(&c.event_id) {
-                if let Some(entry) = self.catalog.event(c.event_id).await? {
-                    rules.insert(
-                        c.event_id,
-                        EventRules {
-                            info: entry.info.clone(),
-                            layout: entry.layout.clone(),
-                        },
-                    );
-                }
+        let event_ids: BTreeSet<EventId> = commands.iter().map(|(_, c)| c.event_id).collect();
+        for event_id in event_ids {
+            if let Some(entry) = self.catalog.event(event_id).await? {
+                let layout = entry.layout.clone();
+                let info = entry.info.clone();
+                rules.insert(event_id, EventRules { info, layout });
             }
         }
         let mut ledger = self.load_ledger(&mut tx, &commands, &rules).await?;
@@ -276,7 +277,8 @@ impl BatchApplier {
         let mut outbox = Outbox::default();
         self.write_holds(&mut tx, &decided, now).await?;
         self.write_seats(&mut tx, &ledger).await?;
-        self.write_requests(&mut tx, partition, &decided, &rules, now).await?;
+        self.write_requests(&mut tx, partition, &decided, &rules, now)
+            .await?;
         if !dead.is_empty() {
             for (offset, reason, _) in &dead {
                 tracing::warn!(offset, %reason, "dead-lettering an unreadable message");
@@ -373,7 +375,9 @@ impl BatchApplier {
             .await?;
         for (event_id, seat_no, status, hold_id) in rows {
             let status = SeatStatus::from_db(&status).unwrap_or(SeatStatus::Sold);
-            ledger.seats.insert((event_id, seat_no), SeatSlot { status, hold_id });
+            ledger
+                .seats
+                .insert((event_id, seat_no), SeatSlot { status, hold_id });
         }
         let (events, sections): (Vec<Uuid>, Vec<Uuid>) = section_keys.into_iter().unzip();
         if !events.is_empty() {
@@ -411,7 +415,10 @@ impl BatchApplier {
             .map(|(k, _)| *k)
             .collect();
         for (event_id, seat_no) in free_explicit {
-            if let Some(section) = rules.get(&event_id).and_then(|r| r.layout.section_of(seat_no)) {
+            if let Some(section) = rules
+                .get(&event_id)
+                .and_then(|r| r.layout.section_of(seat_no))
+            {
                 if let Some(free) = ledger.section_free.get_mut(&(event_id, section.id)) {
                     free.insert(seat_no);
                 }
@@ -508,7 +515,9 @@ impl BatchApplier {
                     .get(&(event_id, seat_no))
                     .is_some_and(|s| s.status != SeatStatus::Available);
                 if !taken {
-                    free.entry((event_id, section_id)).or_default().insert(seat_no);
+                    free.entry((event_id, section_id))
+                        .or_default()
+                        .insert(seat_no);
                 }
             }
         }
@@ -714,7 +723,11 @@ fn collect_messages(
                     request_id: d.request_id,
                     hold_id: h.hold_id,
                     user_id: d.user_id.clone(),
-                    seat_ids: h.seat_nos.iter().filter_map(|n| label(d.event_id, *n)).collect(),
+                    seat_ids: h
+                        .seat_nos
+                        .iter()
+                        .filter_map(|n| label(d.event_id, *n))
+                        .collect(),
                     section: h.ga_section.and_then(|s| {
                         rules
                             .get(&d.event_id)
@@ -756,10 +769,14 @@ fn collect_messages(
         ) else {
             continue;
         };
-        per_event.entry(*event_id).or_default().1.push(SectionAvailability {
-            section: code,
-            available: slot.capacity - slot.held - slot.sold,
-        });
+        per_event
+            .entry(*event_id)
+            .or_default()
+            .1
+            .push(SectionAvailability {
+                section: code,
+                available: slot.capacity - slot.held - slot.sold,
+            });
     }
     for (event_id, (seats, sections)) in per_event {
         let envelope = SeatEventEnvelope {

@@ -10,7 +10,11 @@ use std::collections::BTreeSet;
 use seatq_common::layout::SectionLayout;
 
 /// Pick `quantity` seats from `available` (seat_nos of this section); None if too few.
-pub fn choose(section: &SectionLayout, available: &BTreeSet<i32>, quantity: i32) -> Option<Vec<i32>> {
+pub fn choose(
+    section: &SectionLayout,
+    available: &BTreeSet<i32>,
+    quantity: i32,
+) -> Option<Vec<i32>> {
     if quantity < 1 || available.len() < quantity as usize {
         return None;
     }
@@ -56,7 +60,11 @@ pub fn choose(section: &SectionLayout, available: &BTreeSet<i32>, quantity: i32)
     let mut seats: Vec<i32> = available.iter().copied().collect();
     seats.sort_by_key(|&s| {
         let offset = s - section.first_seat_no;
-        (offset / per_row, (2 * (offset % per_row) - centre2).abs(), s)
+        (
+            offset / per_row,
+            (2 * (offset % per_row) - centre2).abs(),
+            s,
+        )
     });
     seats.truncate(quantity as usize);
     seats.sort_unstable();

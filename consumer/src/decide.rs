@@ -365,7 +365,10 @@ mod tests {
         let (r, a, ga) = rules(8);
         let mut l = ledger(&r, a, ga);
         let now = Utc::now();
-        assert!(matches!(l.decide(&req(&r, "u1", seats(&[1, 2])), Some(&r), now), Outcome::Held(_)));
+        assert!(matches!(
+            l.decide(&req(&r, "u1", seats(&[1, 2])), Some(&r), now),
+            Outcome::Held(_)
+        ));
         match l.decide(&req(&r, "u2", seats(&[2, 3])), Some(&r), now) {
             Outcome::Rejected(rej) => {
                 assert_eq!(rej.reason, "seats_unavailable");
@@ -374,7 +377,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Seat 3 was not taken by the failed request.
-        assert!(matches!(l.decide(&req(&r, "u3", seats(&[3])), Some(&r), now), Outcome::Held(_)));
+        assert!(matches!(
+            l.decide(&req(&r, "u3", seats(&[3])), Some(&r), now),
+            Outcome::Held(_)
+        ));
         assert_eq!(l.changed_seats.len(), 3);
     }
 
@@ -383,12 +389,18 @@ mod tests {
         let (r, a, ga) = rules(3);
         let mut l = ledger(&r, a, ga);
         let now = Utc::now();
-        assert!(matches!(l.decide(&req(&r, "u1", seats(&[0, 1])), Some(&r), now), Outcome::Held(_)));
+        assert!(matches!(
+            l.decide(&req(&r, "u1", seats(&[0, 1])), Some(&r), now),
+            Outcome::Held(_)
+        ));
         let Outcome::Rejected(rej) = l.decide(&req(&r, "u1", seats(&[5, 6])), Some(&r), now) else {
             panic!("over the limit")
         };
         assert_eq!(rej.reason, "user_limit_exceeded");
-        assert!(matches!(l.decide(&req(&r, "u1", seats(&[5])), Some(&r), now), Outcome::Held(_)));
+        assert!(matches!(
+            l.decide(&req(&r, "u1", seats(&[5])), Some(&r), now),
+            Outcome::Held(_)
+        ));
     }
 
     #[test]
@@ -412,7 +424,10 @@ mod tests {
             section_id: ga,
             quantity: q,
         };
-        assert!(matches!(l.decide(&req(&r, "u3", gah(2)), Some(&r), now), Outcome::Held(_)));
+        assert!(matches!(
+            l.decide(&req(&r, "u3", gah(2)), Some(&r), now),
+            Outcome::Held(_)
+        ));
         let Outcome::Rejected(rej) = l.decide(&req(&r, "u4", gah(2)), Some(&r), now) else {
             panic!()
         };
@@ -432,9 +447,18 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(reason(l.decide(&early, Some(&r), now)), "sale_not_open");
-        assert_eq!(reason(l.decide(&req(&r, "u1", seats(&[99])), Some(&r), now)), "unknown_seat");
-        assert_eq!(reason(l.decide(&req(&r, "u1", seats(&[1, 1])), Some(&r), now)), "invalid_command");
-        assert_eq!(reason(l.decide(&req(&r, "u1", seats(&[1])), None, now)), "event_not_found");
+        assert_eq!(
+            reason(l.decide(&req(&r, "u1", seats(&[99])), Some(&r), now)),
+            "unknown_seat"
+        );
+        assert_eq!(
+            reason(l.decide(&req(&r, "u1", seats(&[1, 1])), Some(&r), now)),
+            "invalid_command"
+        );
+        assert_eq!(
+            reason(l.decide(&req(&r, "u1", seats(&[1])), None, now)),
+            "event_not_found"
+        );
     }
 
     #[test]

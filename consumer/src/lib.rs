@@ -56,8 +56,12 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
     let topics = Topics::new(&settings.kafka.topic_prefix);
     // The broker may still be starting: wait for it rather than exit.
     loop {
-        match seatq_common::kafka::ensure_topics(&settings.kafka, &topics.all(), settings.kafka.partitions)
-            .await
+        match seatq_common::kafka::ensure_topics(
+            &settings.kafka,
+            &topics.all(),
+            settings.kafka.partitions,
+        )
+        .await
         {
             Ok(()) => break,
             Err(e) => {

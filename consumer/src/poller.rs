@@ -71,7 +71,12 @@ fn handle(
             if assignment.route(partition).is_none() {
                 return;
             }
-            match consumer.seek(topic, partition, Offset::Offset(offset), Duration::from_secs(5)) {
+            match consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
                 Ok(()) => tracing::info!(partition, offset, "seeked to the stored offset"),
                 Err(e) => tracing::warn!(partition, offset, error = %e, "seek failed"),
             }

@@ -44,7 +44,11 @@ pub struct WorkerShared {
 const SELECT_STORED: &str =
     "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
 
-async fn stored_offset(pool: &PgPool, topic: &str, partition: i32) -> Result<Option<i64>, sqlx::Error> {
+async fn stored_offset(
+    pool: &PgPool,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(SELECT_STORED)
         .bind(topic)
         .bind(partition)
@@ -55,13 +59,22 @@ async fn stored_offset(pool: &PgPool, topic: &str, partition: i32) -> Result<Opt
 /// A message with the seek epoch it was fetched in.
 pub type Routed = (u64, Incoming);
 
-pub async fn run(shared: Arc<WorkerShared>, partition: i32, rx: mpsc::Receiver<Routed>, stop: Shutdown) {
+pub async fn run(
+    shared: Arc<WorkerShared>,
+    partition: i32,
+    rx: mpsc::Receiver<Routed>,
+    stop: Shutdown,
+) {
     let span = tracing::info_span!("partition_worker", partition);
     async move {
         tracing::info!("partition assigned");
         let wake = Arc::new(Notify::new());
         let relay_stop = stop.child_token();
-        let relay = tokio::spawn(shared.relay.clone().run(partition, wake.clone(), relay_stop.clone()));
+        let relay = tokio::spawn(shared.relay.clone().run(
+            partition,
+            wake.clone(),
+            relay_stop.clone(),
+        ));
         Worker {
             shared,
             partition,
@@ -166,13 +179,21 @@ impl Worker {
         let first = kept.first()?.offset;
         if first > expected {
             if !self.seeking {
-                tracing::warn!(expected, first, "gap before the fetched messages; seeking back");
+                tracing::warn!(
+                    expected,
+                    first,
+                    "gap before the fetched messages; seeking back"
+                );
                 self.seek(expected);
                 return None;
             }
             // Even after seeking the log starts later (retention removed the records):
             // nothing can be done about those, continue from what exists.
-            tracing::error!(expected, first, "records before this offset no longer exist");
+            tracing::error!(
+                expected,
+                first,
+                "records before this offset no longer exist"
+            );
             self.expected = Some(first);
         }
         self.seeking = false;
@@ -193,13 +214,24 @@ impl Worker {
         let mut backoff = Duration::from_millis(50);
         let expected = batch[0].offset;
         loop {
-            match self.shared.applier.apply(self.partition, expected, &batch).await {
+            match self
+                .shared
+                .applier
+                .apply(self.partition, expected, &batch)
+                .await
+            {
                 Ok(BatchResult::Applied {
                     next_offset,
                     decided,
                     duplicates,
                 }) => {
-                    tracing::debug!(offset = expected, next_offset, decided, duplicates, "batch applied");
+                    tracing::debug!(
+                        offset = expected,
+                        next_offset,
+                        decided,
+                        duplicates,
+                        "batch applied"
+                    );
                     self.expected = Some(next_offset);
                     let _ = self.shared.control.send(Control::Commit {
                         partition: self.partition,
@@ -209,7 +241,11 @@ impl Worker {
                     return true;
                 }
                 Ok(BatchResult::Fenced { stored }) => {
-                    tracing::warn!(expected, stored, "another consumer applied this partition; re-seeking");
+                    tracing::warn!(
+                        expected,
+                        stored,
+                        "another consumer applied this partition; re-seeking"
+                    );
                     self.seek(stored);
                     return true;
                 }

@@ -77,14 +77,21 @@ async fn method_not_allowed() -> AppError {
 
 async fn openapi_json() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         crate::openapi::json(),
     )
         .into_response()
 }
 
 /// Serve until `shutdown` is cancelled, then finish in-flight requests.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: Shutdown) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "gateway listening");
     axum::serve(listener, router(state))
@@ -97,7 +104,13 @@ pub async fn serve(listener: TcpListener, state: AppState, shutdown: Shutdown) -
 pub async fn spawn(
     settings: seatq_common::config::Settings,
     shutdown: Shutdown,
-) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>), crate::state::StartupError> {
+) -> Result<
+    (
+        std::net::SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ),
+    crate::state::StartupError,
+> {
     let listener = TcpListener::bind(&settings.gateway.listen)
         .await
         .map_err(|e| crate::state::StartupError::Bind(e.to_string()))?;

@@ -136,8 +136,8 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let token = bearer_token(parts)
-            .ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
+        let token =
+            bearer_token(parts).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
         let claims = state.jwt.verify(&token)?;
         Ok(AuthUser {
             user_id: UserId(claims.sub),
@@ -152,7 +152,10 @@ impl FromRequestParts<AppState> for AdminUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let user = AuthUser::from_request_parts(parts, state).await?;
         if !user.is_admin() {
-            return Err(AppError::forbidden("admin_only", "this route needs the admin role"));
+            return Err(AppError::forbidden(
+                "admin_only",
+                "this route needs the admin role",
+            ));
         }
         Ok(AdminUser(user))
     }

@@ -68,7 +68,10 @@ impl DecisionWaiters {
 
     fn wake(&self, payload: &str) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        for id in payload.split(',').filter_map(|s| s.parse::<RequestId>().ok()) {
+        for id in payload
+            .split(',')
+            .filter_map(|s| s.parse::<RequestId>().ok())
+        {
             for tx in waiting.remove(&id).unwrap_or_default() {
                 let _ = tx.send(());
             }

@@ -25,7 +25,11 @@ fn stadium() -> NewVenue {
         name: format!("Lower {}", 100 + i),
         rows: 25,
         seats_per_row: 60,
-        price_cents: if (8..=13).contains(&i) { 18_000 } else { 12_000 },
+        price_cents: if (8..=13).contains(&i) {
+            18_000
+        } else {
+            12_000
+        },
     });
     let upper = (1..=20).map(|i| NewSection::Reserved {
         code: format!("U{}", 200 + i),
@@ -103,9 +107,21 @@ async fn ensure(
 
 pub async fn seed(pool: &PgPool, partitions: i32) -> AppResult<DemoEvents> {
     Ok(DemoEvents {
-        stadium_event_id: ensure(pool, stadium(), "Stadium Night", "The Queue Jumpers", partitions)
-            .await?,
-        hall_event_id: ensure(pool, hall(), "Chamber Evening", "The FIFO Quartet", partitions)
-            .await?,
+        stadium_event_id: ensure(
+            pool,
+            stadium(),
+            "Stadium Night",
+            "The Queue Jumpers",
+            partitions,
+        )
+        .await?,
+        hall_event_id: ensure(
+            pool,
+            hall(),
+            "Chamber Evening",
+            "The FIFO Quartet",
+            partitions,
+        )
+        .await?,
     })
 }

@@ -93,7 +93,11 @@ pub struct HoldView {
 }
 
 /// Check a request against the event and turn it into a command body.
-pub fn plan_hold(entry: &EventEntry, body: &HoldRequestBody, max_per_request: usize) -> AppResult<HoldSeats> {
+pub fn plan_hold(
+    entry: &EventEntry,
+    body: &HoldRequestBody,
+    max_per_request: usize,
+) -> AppResult<HoldSeats> {
     let limit = max_per_request.min(entry.info.max_seats_per_user.max(1) as usize);
     let layout = &entry.layout;
     match (&body.seat_ids, &body.section, body.quantity) {
@@ -107,13 +111,19 @@ pub fn plan_hold(entry: &EventEntry, body: &HoldRequestBody, max_per_request: us
                 AppError::unprocessable("invalid_quantity", "quantity is required with section")
             })?;
             if quantity < 1 {
-                return Err(AppError::unprocessable("invalid_quantity", "quantity must be at least 1"));
+                return Err(AppError::unprocessable(
+                    "invalid_quantity",
+                    "quantity must be at least 1",
+                ));
             }
             if quantity as usize > limit {
                 return Err(too_many(limit));
             }
             let section = layout.section_by_code(section).ok_or_else(|| {
-                AppError::unprocessable("unknown_section", format!("no section {section:?} at this event"))
+                AppError::unprocessable(
+                    "unknown_section",
+                    format!("no section {section:?} at this event"),
+                )
             })?;
             Ok(HoldSeats::BestAvailable {
                 section_id: section.id,
@@ -137,7 +147,10 @@ fn too_many(limit: usize) -> AppError {
 
 fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppResult<HoldSeats> {
     if seat_ids.is_empty() {
-        return Err(AppError::unprocessable("empty_seat_list", "seat_ids is empty"));
+        return Err(AppError::unprocessable(
+            "empty_seat_list",
+            "seat_ids is empty",
+        ));
     }
     if seat_ids.len() > limit {
         return Err(too_many(limit));
@@ -145,8 +158,10 @@ fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppRes
     let mut seen = HashSet::new();
     let duplicates: Vec<&String> = seat_ids.iter().filter(|s| !seen.insert(*s)).collect();
     if !duplicates.is_empty() {
-        return Err(AppError::unprocessable("duplicate_seats", "a seat is listed twice")
-            .with("duplicate_seats", duplicates));
+        return Err(
+            AppError::unprocessable("duplicate_seats", "a seat is listed twice")
+                .with("duplicate_seats", duplicates),
+        );
     }
     let mut seat_nos = Vec::with_capacity(seat_ids.len());
     let mut unknown = Vec::new();
@@ -157,8 +172,10 @@ fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppRes
         }
     }
     if !unknown.is_empty() {
-        return Err(AppError::unprocessable("unknown_seat", "no such seat at this event")
-            .with("unknown_seats", unknown));
+        return Err(
+            AppError::unprocessable("unknown_seat", "no such seat at this event")
+                .with("unknown_seats", unknown),
+        );
     }
     Ok(HoldSeats::Seats { seat_nos })
 }
@@ -200,7 +217,9 @@ pub async fn submit(
         {
             request_id = existing;
             // Already accepted (or decided): answer with it, producing nothing new.
-            if request_registry::find_accepted(&mut redis, existing).await?.is_some()
+            if request_registry::find_accepted(&mut redis, existing)
+                .await?
+                .is_some()
                 || decided_view(state, existing).await?.is_some()
             {
                 tracing::Span::current().record("request_id", tracing::field::display(request_id));
@@ -286,7 +305,9 @@ async fn finish(
             decided_view(state, request_id).await
         })
         .await?;
-    let decided = decided.filter(|(owner, _)| user.may_see(owner)).map(|(_, v)| v);
+    let decided = decided
+        .filter(|(owner, _)| user.may_see(owner))
+        .map(|(_, v)| v);
     Ok(Submitted {
         request_id,
         decided,
@@ -307,7 +328,8 @@ type DecidedRow = (
     Option<DateTime<Utc>>,
 );
 
-const SELECT_DECIDED: &str = "SELECT r.event_id, r.user_id, r.status, r.reason, r.detail, r.decided_at, \
+const SELECT_DECIDED: &str =
+    "SELECT r.event_id, r.user_id, r.status, r.reason, r.detail, r.decided_at, \
        h.id, h.seat_nos, h.ga_section_id, h.quantity, h.expires_at \
      FROM requests r LEFT JOIN holds h ON h.id = r.hold_id WHERE r.request_id = $1";
 
@@ -327,14 +349,27 @@ pub async fn decided_view(
         .bind(id)
         .fetch_optional(&state.pool)
         .await?;
-    let Some((event_id, owner, status, reason, detail, decided_at, hold_id, seat_nos, ga, quantity, expires_at)) = row
+    let Some((
+        event_id,
+        owner,
+        status,
+        reason,
+        detail,
+        decided_at,
+        hold_id,
+        seat_nos,
+        ga,
+        quantity,
+        expires_at,
+    )) = row
     else {
         return Ok(None);
     };
-    let layout = match state.catalog.event(event_id).await? {
-        Some(entry) => Some(entry.layout.clone()),
-        None => None,
-    };
+    let layout = state
+        .catalog
+        .event(event_id)
+        .await?
+        .map(|entry| entry.layout.clone());
     let labels = |nos: &[i32]| -> Vec<String> {
         nos.iter()
             .filter_map(|n| layout.as_ref().and_then(|l| l.seat_label(*n)))
@@ -372,7 +407,11 @@ const SELECT_NEXT_OFFSET: &str =
     "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
 
 /// The request's state for its owner: decided (PostgreSQL) or pending (Redis).
-pub async fn request_status(state: &AppState, user: &AuthUser, id: RequestId) -> AppResult<HoldRequestView> {
+pub async fn request_status(
+    state: &AppState,
+    user: &AuthUser,
+    id: RequestId,
+) -> AppResult<HoldRequestView> {
     let not_found = || AppError::not_found("request_not_found", format!("no hold request {id}"));
     if let Some((owner, view)) = decided_view(state, id).await? {
         return if user.may_see(&owner) {

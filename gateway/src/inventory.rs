@@ -259,7 +259,8 @@ const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, 
      on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-const INSERT_EVENT_SEATS: &str = "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_number) \
+const INSERT_EVENT_SEATS: &str =
+    "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_number) \
      SELECT $1, s.first_seat_no + (r - 1) * s.seats_per_row + (n - 1), s.id, r, n \
      FROM sections s \
      CROSS JOIN LATERAL generate_series(1, s.seat_rows) AS r \
@@ -364,7 +365,11 @@ type ListRow = (
 );
 
 /// One page of events by start time, and the total count.
-pub async fn list_events(pool: &PgPool, page: u32, per_page: u32) -> AppResult<(Vec<EventSummary>, i64)> {
+pub async fn list_events(
+    pool: &PgPool,
+    page: u32,
+    per_page: u32,
+) -> AppResult<(Vec<EventSummary>, i64)> {
     let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
     let rows: Vec<ListRow> = sqlx::query_as(LIST_EVENTS)
         .bind(i64::from(per_page))

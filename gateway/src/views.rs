@@ -104,7 +104,12 @@ impl EventDetail {
             hold_ttl_secs: info.hold_ttl_secs,
             max_seats_per_user: info.max_seats_per_user,
             waiting_room_enabled: info.waiting_room_enabled,
-            sections: entry.layout.sections().iter().map(SectionView::from).collect(),
+            sections: entry
+                .layout
+                .sections()
+                .iter()
+                .map(SectionView::from)
+                .collect(),
         }
     }
 }

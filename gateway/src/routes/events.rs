@@ -105,7 +105,10 @@ pub async fn seat_map(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == map.etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == map.etag || t.trim() == "*")
+        });
     if matches {
         return Ok((
             StatusCode::NOT_MODIFIED,
@@ -115,7 +118,10 @@ pub async fn seat_map(
     }
     Ok((
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
         ],

@@ -50,11 +50,19 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     })
     .await
     .unwrap_or(false);
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Readiness {
-            status: if database && redis && broker { "ready" } else { "degraded" },
+            status: if database && redis && broker {
+                "ready"
+            } else {
+                "degraded"
+            },
             database,
             redis,
             broker,

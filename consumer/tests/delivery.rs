@@ -1,0 +1,209 @@
+//! At-least-once delivery, exactly-once effect: redelivered commands, poison messages and
+//! two consumers racing for one partition.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use seatq_common::catalog::Catalog;
+use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::ids::{EventId, RequestId, UserId};
+use seatq_common::testkit::{eventually, TestEnv};
+use seatq_consumer::batch::{BatchApplier, BatchResult, Incoming};
+use serde_json::json;
+use support::*;
+
+fn hold_command(event: EventId, user: &str, seats: Vec<i32>) -> CommandEnvelope {
+    CommandEnvelope {
+        request_id: RequestId::new(),
+        event_id: event,
+        user_id: UserId(user.into()),
+        issued_at: Utc::now(),
+        command: Command::HoldSeats(HoldSeats::Seats { seat_nos: seats }),
+        reply: false,
+    }
+}
+
+async fn event_partition(env: &TestEnv, event: EventId) -> i32 {
+    sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
+        .bind(event)
+        .fetch_one(&env.pool)
+        .await
+        .expect("event partition")
+}
+
+async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) {
+    let producer = seatq_common::kafka::producer(&env.settings.kafka).expect("producer");
+    seatq_common::kafka::send(
+        &producer,
+        &env.topics.commands,
+        Some(partition),
+        &event.to_string(),
+        payload,
+        None,
+    )
+    .await
+    .expect("produce");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redelivered_command_is_decided_once() {
+    let p = Pipeline::start(2).await;
+    let event: EventId = p
+        .api
+        .create_event(section_a(1, 10), json!({}))
+        .await
+        .parse()
+        .expect("id");
+    let partition = event_partition(&p.env, event).await;
+    let cmd = hold_command(event, "twice", vec![0, 1]);
+    let bytes = cmd.encode().expect("encode");
+    produce(&p.env, event, partition, &bytes).await;
+    produce(&p.env, event, partition, &bytes).await;
+    let next = |pool: sqlx::PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT next_offset FROM consumer_offsets WHERE kafka_partition = $1",
+        )
+        .bind(partition)
+        .fetch_optional(&pool)
+        .await
+        .ok()
+        .flatten()
+    };
+    eventually("both copies consumed", Duration::from_secs(30), || async {
+        next(p.env.pool.clone()).await.filter(|n| *n >= 2)
+    })
+    .await;
+    // A third copy after the decision, as a rebalance would redeliver it.
+    produce(&p.env, event, partition, &bytes).await;
+    eventually("third copy consumed", Duration::from_secs(30), || async {
+        next(p.env.pool.clone()).await.filter(|n| *n >= 3)
+    })
+    .await;
+    assert_eq!(count(&p.env.pool, "SELECT count(*) FROM requests").await, 1);
+    assert_eq!(count(&p.env.pool, "SELECT count(*) FROM holds").await, 1);
+    assert_eq!(
+        count(
+            &p.env.pool,
+            "SELECT count(*) FROM seats WHERE status = 'held'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(violations(&p.env.pool).await, Violations::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn poison_messages_are_recorded_and_do_not_block_the_partition() {
+    let p = Pipeline::start(1).await;
+    let event: EventId = p
+        .api
+        .create_event(section_a(1, 10), json!({}))
+        .await
+        .parse()
+        .expect("id");
+    let partition = event_partition(&p.env, event).await;
+    produce(&p.env, event, partition, b"{this is not json").await;
+    let mut unknown: serde_json::Value =
+        serde_json::from_slice(&hold_command(event, "x", vec![1]).encode().expect("encode"))
+            .expect("json");
+    unknown["kind"] = json!("launch_rockets");
+    produce(&p.env, event, partition, unknown.to_string().as_bytes()).await;
+    let mut bad_body = unknown.clone();
+    bad_body["kind"] = json!("hold_seats");
+    bad_body["request_id"] = json!(RequestId::new());
+    bad_body["body"] = json!({"mode": "seats", "seat_nos": "all of them"});
+    produce(&p.env, event, partition, bad_body.to_string().as_bytes()).await;
+    let good = hold_command(event, "after-poison", vec![3]);
+    produce(&p.env, event, partition, &good.encode().expect("encode")).await;
+
+    wait_decided(&p.env.pool, 3, Duration::from_secs(30)).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM requests WHERE request_id = $1")
+        .bind(good.request_id)
+        .fetch_one(&p.env.pool)
+        .await
+        .expect("good decided");
+    assert_eq!(status, "held");
+    assert_eq!(
+        count(&p.env.pool, "SELECT count(*) FROM dead_letters").await,
+        1
+    );
+    assert_eq!(
+        count(
+            &p.env.pool,
+            "SELECT count(*) FROM requests WHERE reason = 'unknown_command_kind'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &p.env.pool,
+            "SELECT count(*) FROM requests WHERE reason = 'invalid_command'"
+        )
+        .await,
+        1
+    );
+}
+
+/// Two consumers briefly owning one partition (a rebalance overlap) apply the same batch
+/// at the same time: the offset fence lets exactly one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_consumers_racing_for_a_partition_commit_the_batch_once() {
+    let env = TestEnv::new(1).await;
+    let p = Pipeline::start_on(env, false).await;
+    let event: EventId = p
+        .api
+        .create_event(section_a(2, 10), json!({}))
+        .await
+        .parse()
+        .expect("id");
+    let messages: Vec<Incoming> = (0..20)
+        .map(|i| Incoming {
+            offset: 100 + i,
+            payload: Some(
+                hold_command(event, &format!("u{i}"), vec![(i % 20) as i32])
+                    .encode()
+                    .expect("encode"),
+            ),
+        })
+        .collect();
+    let applier = |owner: &str| BatchApplier {
+        pool: p.env.pool.clone(),
+        catalog: Arc::new(Catalog::new(p.env.pool.clone(), Duration::from_secs(2))),
+        topic: p.env.topics.commands.clone(),
+        owner: owner.into(),
+    };
+    let (a, b) = (applier("a"), applier("b"));
+    let (ra, rb) = tokio::join!(a.apply(0, 100, &messages), b.apply(0, 100, &messages));
+    let mut results = vec![ra.expect("a"), rb.expect("b")];
+    results.sort_by_key(|r| matches!(r, BatchResult::Fenced { .. }));
+    assert!(
+        matches!(
+            results[0],
+            BatchResult::Applied {
+                next_offset: 120,
+                decided: 20,
+                ..
+            }
+        ),
+        "{results:?}"
+    );
+    assert_eq!(results[1], BatchResult::Fenced { stored: 120 });
+    assert_eq!(
+        count(&p.env.pool, "SELECT count(*) FROM requests").await,
+        20
+    );
+    // The loser, retrying from the stored offset with the same messages, finds them decided.
+    let again = b.apply(0, 120, &[]).await.expect("empty batch");
+    assert!(matches!(
+        again,
+        BatchResult::Applied {
+            next_offset: 120,
+            ..
+        }
+    ));
+    assert_eq!(violations(&p.env.pool).await, Violations::default());
+}

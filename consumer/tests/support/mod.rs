@@ -1,0 +1,211 @@
+//! Shared by the pipeline tests: start a gateway and a consumer on an isolated
+//! environment, build events, and check the invariants in SQL.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use seatq_common::shutdown::Shutdown;
+use seatq_common::testkit::{Api, TestEnv};
+use serde_json::json;
+use sqlx::PgPool;
+
+pub struct Pipeline {
+    pub env: TestEnv,
+    pub api: Api,
+    pub gateway_stop: Shutdown,
+    pub consumer_stop: Option<Shutdown>,
+}
+
+impl Pipeline {
+    /// Gateway and consumer in this process.
+    pub async fn start(partitions: i32) -> Self {
+        let env = TestEnv::new(partitions).await;
+        Self::start_on(env, true).await
+    }
+
+    pub async fn start_on(env: TestEnv, with_consumer: bool) -> Self {
+        let gateway_stop = Shutdown::new();
+        let (addr, _) = seatq_gateway::app::spawn(env.settings.clone(), gateway_stop.clone())
+            .await
+            .expect("gateway starts");
+        let consumer_stop = with_consumer.then(|| start_consumer(&env));
+        Self {
+            api: Api::new(addr),
+            env,
+            gateway_stop,
+            consumer_stop,
+        }
+    }
+
+    pub fn stop_consumer(&mut self) {
+        if let Some(stop) = self.consumer_stop.take() {
+            stop.cancel();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.gateway_stop.cancel();
+        self.stop_consumer();
+    }
+}
+
+pub fn start_consumer(env: &TestEnv) -> Shutdown {
+    let stop = Shutdown::new();
+    let settings = env.settings.clone();
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = seatq_consumer::run(settings, token).await {
+            panic!("consumer failed: {e}");
+        }
+    });
+    stop
+}
+
+/// One reserved section "A" of `rows` x `per_row` seats (seat ids "A-{row}-{seat}").
+pub fn section_a(rows: i32, per_row: i32) -> serde_json::Value {
+    json!([{"kind": "reserved", "code": "A", "name": "Section A", "rows": rows,
+            "seats_per_row": per_row, "price_cents": 5000}])
+}
+
+pub fn seat_id(seat_no: i32, per_row: i32) -> String {
+    format!("A-{}-{}", seat_no / per_row + 1, seat_no % per_row + 1)
+}
+
+/// Everything the invariants forbid, counted; all zero on a correct run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Violations {
+    /// Seats held/sold whose hold does not exist, is not live, or does not list them.
+    pub orphan_seats: i64,
+    /// Active holds not holding every one of their seats.
+    pub broken_holds: i64,
+    /// sold + held + available != capacity, per event (reserved + GA).
+    pub capacity_mismatch: i64,
+    /// GA counters that disagree with the GA holds.
+    pub ga_mismatch: i64,
+    /// Held decisions without exactly one hold, or holds without a held decision.
+    pub decision_mismatch: i64,
+}
+
+pub async fn violations(pool: &PgPool) -> Violations {
+    let q = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    Violations {
+        orphan_seats: q("SELECT count(*) FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
+             WHERE s.status <> 'available' AND (h.id IS NULL OR NOT (s.seat_no = ANY (h.seat_nos)) \
+               OR (s.status = 'held' AND h.status <> 'active') OR (s.status = 'sold' AND h.status <> 'sold'))")
+        .await,
+        broken_holds: q("SELECT count(*) FROM holds h WHERE h.status = 'active' AND h.ga_section_id IS NULL \
+             AND (SELECT count(*) FROM seats s WHERE s.event_id = h.event_id AND s.seat_no = ANY (h.seat_nos) \
+                  AND s.hold_id = h.id AND s.status = 'held') <> h.quantity")
+        .await,
+        capacity_mismatch: q("SELECT count(*) FROM events e WHERE \
+             (SELECT count(*) FROM seats s WHERE s.event_id = e.id) + \
+             (SELECT coalesce(sum(capacity), 0) FROM ga_inventory g WHERE g.event_id = e.id) <> \
+             (SELECT coalesce(sum(capacity), 0) FROM sections x WHERE x.venue_id = e.venue_id)")
+        .await,
+        ga_mismatch: q("SELECT count(*) FROM ga_inventory g WHERE g.held <> \
+             (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.event_id = g.event_id \
+              AND h.ga_section_id = g.section_id AND h.status = 'active')")
+        .await,
+        decision_mismatch: q("SELECT (SELECT count(*) FROM requests r WHERE r.status = 'held' AND NOT EXISTS \
+               (SELECT 1 FROM holds h WHERE h.id = r.hold_id AND h.request_id = r.request_id)) + \
+             (SELECT count(*) FROM holds h WHERE NOT EXISTS \
+               (SELECT 1 FROM requests r WHERE r.hold_id = h.id AND r.status = 'held'))")
+        .await,
+    }
+}
+
+/// request_id -> (status, kafka_offset, hold seat_nos)
+pub async fn decisions(pool: &PgPool) -> HashMap<String, (String, i64, Vec<i32>)> {
+    let rows: Vec<(uuid::Uuid, String, i64, Option<Vec<i32>>)> = sqlx::query_as(
+        "SELECT r.request_id, r.status, r.kafka_offset, h.seat_nos FROM requests r \
+         LEFT JOIN holds h ON h.id = r.hold_id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("decisions");
+    rows.into_iter()
+        .map(|(id, status, offset, seats)| {
+            (id.to_string(), (status, offset, seats.unwrap_or_default()))
+        })
+        .collect()
+}
+
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Wait until `n` requests are decided.
+pub async fn wait_decided(pool: &PgPool, n: i64, timeout: Duration) {
+    seatq_common::testkit::eventually(&format!("{n} decisions"), timeout, || async {
+        (count(pool, "SELECT count(*) FROM requests").await >= n).then_some(())
+    })
+    .await
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), so a failing run can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// Mint a user token directly (as the gateway would), to fire thousands of requests fast.
+pub fn user_token(env: &TestEnv, user: &str) -> String {
+    seatq_gateway::auth::JwtKeys::new(&env.settings.auth.jwt_secret)
+        .issue(user, seatq_gateway::auth::Role::User, 3600)
+        .expect("token")
+        .0
+}
+
+/// What FIFO order says must have happened: replay the requests (seat_nos per request id)
+/// in Kafka offset order against empty seats and a per-user limit.
+pub fn replay_fifo(
+    requests: &HashMap<String, (String, Vec<i32>)>,
+    decided: &HashMap<String, (String, i64, Vec<i32>)>,
+    max_per_user: usize,
+) -> Vec<String> {
+    let mut order: Vec<(&String, i64)> = requests
+        .keys()
+        .map(|id| (id, decided.get(id).map(|d| d.1).unwrap_or(i64::MAX)))
+        .collect();
+    order.sort_by_key(|(_, offset)| *offset);
+    let mut taken = std::collections::HashSet::new();
+    let mut per_user: HashMap<&String, usize> = HashMap::new();
+    let mut wrong = Vec::new();
+    for (id, _) in order {
+        let (user, seats) = &requests[id];
+        let fits = per_user.get(user).copied().unwrap_or(0) + seats.len() <= max_per_user;
+        let expect_held = fits && seats.iter().all(|s| !taken.contains(s));
+        if expect_held {
+            taken.extend(seats.iter().copied());
+            *per_user.entry(user).or_default() += seats.len();
+        }
+        let actual = decided.get(id).map(|d| d.0.as_str()).unwrap_or("undecided");
+        let actual_held = actual == "held";
+        if actual_held != expect_held || (actual_held && decided[id].2 != *seats) {
+            wrong.push(format!("{id}: expected held={expect_held}, got {actual}"));
+        }
+    }
+    wrong
+}
