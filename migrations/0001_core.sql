@@ -156,3 +156,13 @@ CREATE TABLE outbox (
     created_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_by_partition ON outbox (source_partition, id);
+
+-- Consumer processes alive for a topic, by heartbeat. Every process divides the
+-- partitions among the live members the same way (rendezvous hashing); a process that
+-- stops heartbeating loses its partitions after a few seconds.
+CREATE TABLE consumer_members (
+    topic         text NOT NULL,
+    member        text NOT NULL,
+    heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, member)
+);

@@ -39,6 +39,8 @@ pub struct KafkaSettings {
     pub partitions: i32,
     pub produce_timeout_ms: u64,
     pub fetch_wait_max_ms: u64,
+    /// Upper bound of one fetch response (see `kafka` for why it is small).
+    pub fetch_max_bytes: u32,
     pub linger_ms: u64,
 }
 
@@ -66,6 +68,10 @@ pub struct ConsumerSettings {
     pub batch_max: usize,
     pub batch_wait_ms: u64,
     pub revoke_timeout_ms: u64,
+    /// How often a consumer renews its membership.
+    pub heartbeat_ms: u64,
+    /// A consumer silent this long is gone; its partitions move to the others.
+    pub member_ttl_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

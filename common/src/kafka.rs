@@ -6,6 +6,9 @@
 //!   and duplicates from retries are harmless because the consumer dedupes by request_id.
 //! - `fetch.wait.max.ms` small: Tansu waits that long before answering every fetch.
 //! - Manual offset commits only: the consumer's real position lives in PostgreSQL.
+//! - Small fetches (`fetch_max_bytes`): Tansu 0.6.0 answers a fetch only when it reaches
+//!   the end of the log or `fetch.max.bytes`, so under a steady stream of produces an
+//!   uncapped fetch chases the tail for seconds while the consumer starves.
 //! - Classic group protocol with `range` assignment (Tansu implements no KIP-848), no
 //!   snappy (it cannot re-encode it on fetch), no client telemetry push (not routed).
 
@@ -31,6 +34,10 @@ pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
         .set("reconnect.backoff.max.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .set("enable.metrics.push", "false");
+    // librdkafka's own debug contexts (e.g. "fetch,broker") for operators chasing a problem.
+    if let Ok(contexts) = std::env::var("SEATQ_KAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
     config
 }
 
@@ -66,6 +73,12 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
         .set("isolation.level", "read_uncommitted")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .set("fetch.min.bytes", "1")
+        .set("fetch.max.bytes", settings.fetch_max_bytes.to_string())
+        .set(
+            "max.partition.fetch.bytes",
+            settings.fetch_max_bytes.to_string(),
+        )
+        .set("message.max.bytes", settings.fetch_max_bytes.to_string())
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("group.protocol", "classic")

@@ -128,7 +128,10 @@ impl TestEnv {
                 "SEATQ_CONSUMER__GROUP_ID".into(),
                 s.consumer.group_id.clone(),
             ),
-            ("SEATQ_LOG__FILTER".into(), "warn".into()),
+            (
+                "SEATQ_LOG__FILTER".into(),
+                std::env::var("SEATQ_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ]
     }
 }

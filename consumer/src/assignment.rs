@@ -1,18 +1,15 @@
-//! The partitions this process owns, and the rebalance callbacks that change them.
+//! The partition workers of this process.
 //!
-//! librdkafka calls the callbacks on the poll thread. On revoke, the workers of the
-//! revoked partitions are told to stop and the callback waits (bounded) until each has
-//! finished or abandoned its in-flight batch, so a partition changes hands between
-//! batches. Correctness does not depend on that wait: the offset fence in PostgreSQL
-//! keeps a late batch from committing twice.
+//! When a partition is taken away, its worker is told to stop and the poll thread waits
+//! (bounded) until it has finished or abandoned its in-flight batch, so a partition
+//! changes hands between batches. Correctness does not depend on that wait: the offset
+//! fence in PostgreSQL keeps a late batch from committing twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, TopicPartitionList};
 use seatq_common::shutdown::Shutdown;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
@@ -44,22 +41,15 @@ impl Route {
 pub struct Assignment {
     runtime: Handle,
     shared: Arc<WorkerShared>,
-    topic: String,
     revoke_timeout: Duration,
     workers: Mutex<HashMap<i32, WorkerHandle>>,
 }
 
 impl Assignment {
-    pub fn new(
-        runtime: Handle,
-        shared: Arc<WorkerShared>,
-        topic: String,
-        revoke_timeout: Duration,
-    ) -> Self {
+    pub fn new(runtime: Handle, shared: Arc<WorkerShared>, revoke_timeout: Duration) -> Self {
         Self {
             runtime,
             shared,
-            topic,
             revoke_timeout,
             workers: Mutex::default(),
         }
@@ -133,38 +123,10 @@ impl Assignment {
         self.stop(&partitions);
     }
 
-    fn partitions_of(&self, tpl: &TopicPartitionList) -> Vec<i32> {
-        tpl.elements()
-            .iter()
-            .filter(|e| e.topic() == self.topic)
-            .map(|e| e.partition())
-            .collect()
-    }
-}
-
-/// The consumer's librdkafka context: routes rebalances to the [`Assignment`].
-pub struct RebalanceContext {
-    pub assignment: Arc<Assignment>,
-}
-
-impl ClientContext for RebalanceContext {}
-
-impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let partitions = self.assignment.partitions_of(tpl);
-            tracing::info!(?partitions, "partitions revoked");
-            self.assignment.stop(&partitions);
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(tpl) = rebalance {
-            let partitions = self.assignment.partitions_of(tpl);
-            tracing::info!(?partitions, "partitions assigned");
-            for p in partitions {
-                self.assignment.start(p);
-            }
-        }
+    /// Partitions with a running worker.
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut partitions: Vec<i32> = self.workers().keys().copied().collect();
+        partitions.sort_unstable();
+        partitions
     }
 }

@@ -167,6 +167,7 @@ impl BatchApplier {
         };
         let next_offset = last.offset + 1;
         let now = Utc::now();
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
 
         // 1. The fence.
@@ -217,6 +218,7 @@ impl BatchApplier {
         unreadable.retain(|(_, w, _)| seen.insert(w.request_id.0));
         let duplicates = before - commands.len() - unreadable.len();
 
+        let t_dedupe = started.elapsed();
         // 3. Load and lock what the batch touches.
         let mut rules: HashMap<EventId, EventRules> = HashMap::new();
         let event_ids: BTreeSet<EventId> = commands.iter().map(|(_, c)| c.event_id).collect();
@@ -229,6 +231,7 @@ impl BatchApplier {
         }
         let mut ledger = self.load_ledger(&mut tx, &commands, &rules).await?;
 
+        let t_load = started.elapsed();
         // 4. Decide in offset order.
         let mut decided: Vec<Decided> = Vec::with_capacity(commands.len() + unreadable.len());
         for (offset, c) in &commands {
@@ -273,6 +276,7 @@ impl BatchApplier {
         self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &commands)
             .await?;
 
+        let t_decide = started.elapsed();
         // 5. Write.
         let mut outbox = Outbox::default();
         self.write_holds(&mut tx, &decided, now).await?;
@@ -325,7 +329,16 @@ impl BatchApplier {
                 .execute(&mut *tx)
                 .await?;
         }
+        let t_write = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            dedupe_ms = t_dedupe.as_millis() as u64,
+            load_ms = (t_load - t_dedupe).as_millis() as u64,
+            decide_ms = (t_decide - t_load).as_millis() as u64,
+            write_ms = (t_write - t_decide).as_millis() as u64,
+            commit_ms = (started.elapsed() - t_write).as_millis() as u64,
+            "batch timing"
+        );
         Ok(BatchResult::Applied {
             next_offset,
             decided: decided.len(),

@@ -5,14 +5,15 @@
 //!      ▲   seek / commit requests   │
 //!      └────────────────────────────┘
 //! ```
-//! The broker decides which partitions this process gets; PostgreSQL decides what has
-//! been applied (the stored offset is the fence), so a rebalance that briefly gives a
+//! PostgreSQL decides both which partitions this process applies (`membership`) and what
+//! has been applied (the stored offset is the fence), so a hand-over that briefly gives a
 //! partition to two consumers cannot apply a command twice.
 
 pub mod assignment;
 pub mod batch;
 pub mod best_available;
 pub mod decide;
+pub mod membership;
 pub mod poller;
 pub mod relay;
 pub mod worker;
@@ -20,16 +21,17 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use seatq_common::catalog::Catalog;
 use seatq_common::config::Settings;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
 
-use crate::assignment::{Assignment, RebalanceContext};
+use crate::assignment::Assignment;
 use crate::batch::BatchApplier;
+use crate::membership::{owned_partitions, Membership};
 use crate::relay::Relay;
-use crate::worker::WorkerShared;
+use crate::worker::{Control, WorkerShared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -73,47 +75,112 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
             }
         }
     }
+    let owner = instance_name();
+    let producer = seatq_common::kafka::producer(&settings.kafka)?;
     let (control_tx, control_rx) = std::sync::mpsc::channel();
     let shared = Arc::new(WorkerShared {
         applier: BatchApplier {
             pool: pool.clone(),
             catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
             topic: topics.commands.clone(),
-            owner: instance_name(),
+            owner: owner.clone(),
         },
         relay: Arc::new(Relay {
-            pool,
-            producer: seatq_common::kafka::producer(&settings.kafka)?,
+            pool: pool.clone(),
+            producer: producer.clone(),
             topics: topics.clone(),
         }),
-        control: control_tx,
+        control: control_tx.clone(),
         batch_max: settings.consumer.batch_max.max(1),
         batch_wait: Duration::from_millis(settings.consumer.batch_wait_ms),
     });
     let assignment = Arc::new(Assignment::new(
         tokio::runtime::Handle::current(),
         shared,
-        topics.commands.clone(),
         Duration::from_millis(settings.consumer.revoke_timeout_ms),
     ));
-    let consumer: BaseConsumer<RebalanceContext> =
+    // Manual assignment: the group id is only where offsets are committed for lag.
+    let consumer: BaseConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.consumer.group_id)
-            .create_with_context(RebalanceContext {
-                assignment: assignment.clone(),
-            })?;
-    consumer.subscribe(&[&topics.commands])?;
-    tracing::info!(topic = %topics.commands, group = %settings.consumer.group_id, "consumer started");
+            .create()?;
+    tracing::info!(topic = %topics.commands, member = %owner, "consumer started");
     let poll_shutdown = shutdown.clone();
     let topic = topics.commands.clone();
     let poll = std::thread::Builder::new()
         .name("seatq-poll".into())
         .spawn(move || poller::run(consumer, topic, control_rx, assignment, poll_shutdown))
         .map_err(|_| ConsumerError::PollThread)?;
-    shutdown.cancelled().await;
+
+    let membership = Membership {
+        pool,
+        topic: topics.commands.clone(),
+        member: owner,
+        ttl: Duration::from_millis(settings.consumer.member_ttl_ms),
+    };
+    coordinate(
+        &membership,
+        &producer,
+        &topics.commands,
+        &settings,
+        &control_tx,
+        &shutdown,
+    )
+    .await;
     tokio::task::spawn_blocking(move || poll.join())
         .await
         .map_err(|_| ConsumerError::PollThread)?
         .map_err(|_| ConsumerError::PollThread)?;
+    if let Err(e) = membership.leave().await {
+        tracing::warn!(error = %e, "could not leave the membership; others wait for the TTL");
+    }
     tracing::info!("consumer stopped");
     Ok(())
+}
+
+/// Heartbeat until shutdown, telling the poll thread which partitions to own.
+async fn coordinate(
+    membership: &Membership,
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    settings: &Settings,
+    control: &std::sync::mpsc::Sender<Control>,
+    shutdown: &Shutdown,
+) {
+    let interval = Duration::from_millis(settings.consumer.heartbeat_ms);
+    let mut partitions = settings.kafka.partitions;
+    let mut owned: Option<Vec<i32>> = None;
+    for beat in 0u64.. {
+        if beat % 30 == 0 {
+            let (producer, topic) = (producer.clone(), topic.to_owned());
+            let counted = tokio::task::spawn_blocking(move || {
+                seatq_common::kafka::partition_count(&producer, &topic, Duration::from_secs(5))
+            })
+            .await;
+            match counted {
+                Ok(Ok(n)) => partitions = n,
+                _ => tracing::warn!(
+                    partitions,
+                    "cannot read the partition count; keeping the last one"
+                ),
+            }
+        }
+        match membership.heartbeat().await {
+            Ok(members) => {
+                let mine = owned_partitions(&members, &membership.member, partitions);
+                if owned.as_ref() != Some(&mine) {
+                    tracing::info!(members = members.len(), partitions = ?mine, "ownership changed");
+                    let _ = control.send(Control::Own(mine.clone()));
+                    owned = Some(mine);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "membership heartbeat failed"),
+        }
+        if beat % 600 == 0 {
+            let _ = membership.forget_dead().await;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
 }

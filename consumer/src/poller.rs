@@ -1,8 +1,9 @@
 //! The thread that owns the Kafka consumer: polls it, routes each message to its
-//! partition's worker, and carries out the workers' seeks and offset commits.
+//! partition's worker, and carries out what the rest of the process asks of it — own a
+//! new set of partitions, seek, commit offsets.
 //!
-//! A plain thread (not a task) because librdkafka runs the rebalance callbacks inside
-//! `poll`, and those block until revoked workers have finished their batch.
+//! A plain thread (not a task) because giving up a partition blocks until its worker has
+//! finished its batch, and every librdkafka call stays on one thread.
 
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -13,12 +14,12 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use seatq_common::shutdown::Shutdown;
 
-use crate::assignment::{Assignment, RebalanceContext};
+use crate::assignment::Assignment;
 use crate::batch::Incoming;
 use crate::worker::Control;
 
 pub fn run(
-    consumer: BaseConsumer<RebalanceContext>,
+    consumer: BaseConsumer,
     topic: String,
     control: Receiver<Control>,
     assignment: Arc<Assignment>,
@@ -40,7 +41,7 @@ pub fn run(
         };
         let partition = message.partition();
         let Some(route) = assignment.route(partition) else {
-            continue; // revoked meanwhile: the new owner reads it from the stored offset
+            continue; // given up meanwhile: the new owner reads it from the stored offset
         };
         let incoming = Incoming {
             offset: message.offset(),
@@ -52,17 +53,12 @@ pub fn run(
         }
     }
     tracing::info!("consumer stopping: finishing in-flight batches");
-    assignment.stop_all();
-    consumer.unsubscribe();
+    own(&consumer, &topic, &assignment, Vec::new());
 }
 
-fn handle(
-    consumer: &BaseConsumer<RebalanceContext>,
-    topic: &str,
-    assignment: &Assignment,
-    request: Control,
-) {
+fn handle(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, request: Control) {
     match request {
+        Control::Own(partitions) => own(consumer, topic, assignment, partitions),
         Control::Seek {
             partition,
             offset,
@@ -77,7 +73,7 @@ fn handle(
                 Offset::Offset(offset),
                 Duration::from_secs(5),
             ) {
-                Ok(()) => tracing::info!(partition, offset, "seeked to the stored offset"),
+                Ok(()) => tracing::debug!(partition, offset, "seeked"),
                 Err(e) => tracing::warn!(partition, offset, error = %e, "seek failed"),
             }
             assignment.seeked(partition, epoch);
@@ -95,6 +91,49 @@ fn handle(
                     tracing::debug!(partition, error = %e, "group offset commit failed (lag hint only)");
                 }
             }
+        }
+    }
+}
+
+fn tpl_of(topic: &str, partitions: &[i32]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        // Stored = the group's committed offset, else auto.offset.reset; the worker then
+        // seeks to the offset PostgreSQL has, which is the one that counts.
+        let _ = tpl.add_partition_offset(topic, *p, Offset::Stored);
+    }
+    tpl
+}
+
+/// Stop fetching the partitions no longer owned (after their workers finish), start
+/// workers for new ones, then fetch those.
+fn own(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, wanted: Vec<i32>) {
+    let current = assignment.partitions();
+    let removed: Vec<i32> = current
+        .iter()
+        .copied()
+        .filter(|p| !wanted.contains(p))
+        .collect();
+    let added: Vec<i32> = wanted
+        .iter()
+        .copied()
+        .filter(|p| !current.contains(p))
+        .collect();
+    if !removed.is_empty() {
+        tracing::info!(partitions = ?removed, "giving up partitions");
+        assignment.stop(&removed);
+        if let Err(e) = consumer.incremental_unassign(&tpl_of(topic, &removed)) {
+            tracing::warn!(error = %e, "unassign failed");
+        }
+    }
+    if !added.is_empty() {
+        tracing::info!(partitions = ?added, "taking partitions");
+        // Workers first, so no fetched message finds its partition without a worker.
+        for p in &added {
+            assignment.start(*p);
+        }
+        if let Err(e) = consumer.incremental_assign(&tpl_of(topic, &added)) {
+            tracing::warn!(error = %e, "assign failed");
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::batch::{BatchApplier, BatchError, BatchResult, Incoming};
 use crate::relay::Relay;
 
 /// Requests from workers to the thread that owns the Kafka consumer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
     /// Move the fetch position of `partition` to `offset`; messages fetched after it carry
     /// `epoch`, so the worker can tell them from stale ones still in its channel.
@@ -30,6 +30,8 @@ pub enum Control {
     },
     /// Commit `next_offset` to the broker (for lag reporting only).
     Commit { partition: i32, next_offset: i64 },
+    /// Own exactly these partitions from now on.
+    Own(Vec<i32>),
 }
 
 /// What every worker shares.

@@ -13,14 +13,31 @@ use serde_json::json;
 use support::*;
 use tokio::sync::Mutex;
 
-fn spawn_consumer_process(env: &TestEnv) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_seatq-consumer"))
-        .envs(env.child_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start consumer process")
+/// The consumer binary in a child process, killed (SIGKILL) when dropped.
+struct ConsumerProcess(Child);
+
+impl ConsumerProcess {
+    fn spawn(env: &TestEnv) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_seatq-consumer"))
+            .envs(env.child_env())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start consumer process");
+        Self(child)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ConsumerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 type Accepted = Arc<Mutex<HashMap<String, (String, Vec<i32>)>>>;
@@ -84,8 +101,28 @@ async fn consumer_killed_mid_storm_loses_and_repeats_nothing() {
     let env = TestEnv::new(2).await;
     let p = Pipeline::start_on(env, false).await;
     let event = p.api.create_event(section_a(4, 50), json!({})).await;
-    let mut child = spawn_consumer_process(&p.env);
+    let mut child = ConsumerProcess::spawn(&p.env);
+    // Warm up: the child has joined the group once a first request is decided.
+    let token = user_token(&p.env, "warm-up");
+    let (_, first) = p
+        .api
+        .hold(
+            &token,
+            &event,
+            &json!({"seat_ids": [seat_id(199, 50)]}),
+            "",
+            &[],
+        )
+        .await;
+    let first_id = first["request_id"].as_str().expect("id").to_owned();
+    p.api
+        .decision(&token, &first_id, Duration::from_secs(60))
+        .await;
     let accepted: Accepted = Arc::default();
+    accepted
+        .lock()
+        .await
+        .insert(first_id, (format!("{}-warm-up", p.env.database), vec![199]));
     let storm_task = tokio::spawn(storm(
         Arc::new(p.api.clone_client()),
         Arc::new(p.env.clone()),
@@ -103,21 +140,20 @@ async fn consumer_killed_mid_storm_loses_and_repeats_nothing() {
         })
         .await;
         let in_flight = accepted.lock().await.len();
-        assert!(in_flight < 3_000, "the storm ended before the crash");
-        eprintln!("consumer kill -9 with {in_flight} requests accepted so far");
-        child.kill().expect("kill -9");
-        child.wait().expect("reap");
-        child = spawn_consumer_process(&p.env);
+        eprintln!(
+            "consumer kill -9 after {threshold}+ decisions, {in_flight} requests accepted so far"
+        );
+        child.kill9();
+        child = ConsumerProcess::spawn(&p.env);
     }
     let sent = storm_task.await.expect("storm");
     assert_eq!(sent, 3_000);
-    wait_decided(&p.env.pool, 3_000, Duration::from_secs(120)).await;
-    child.kill().ok();
-    child.wait().ok();
+    wait_decided(&p.env.pool, 3_001, Duration::from_secs(120)).await;
+    child.kill9();
     let decided = decisions(&p.env.pool).await;
     assert_eq!(
         decided.len(),
-        3_000,
+        3_001,
         "every accepted request decided exactly once"
     );
     assert_eq!(violations(&p.env.pool).await, Violations::default());

@@ -171,9 +171,15 @@ impl Rng {
 }
 
 /// Mint a user token directly (as the gateway would), to fire thousands of requests fast.
+/// User ids are scoped to the test's database name: Redis (idempotency keys) is shared
+/// by every test and every run.
 pub fn user_token(env: &TestEnv, user: &str) -> String {
     seatq_gateway::auth::JwtKeys::new(&env.settings.auth.jwt_secret)
-        .issue(user, seatq_gateway::auth::Role::User, 3600)
+        .issue(
+            &format!("{}-{user}", env.database),
+            seatq_gateway::auth::Role::User,
+            3600,
+        )
         .expect("token")
         .0
 }

@@ -1,0 +1,131 @@
+//! Which partitions this process applies.
+//!
+//! Consumer processes register in PostgreSQL with a heartbeat; each one divides the
+//! commands topic's partitions among the live members with rendezvous hashing (every
+//! member computes the same answer, and a member joining or leaving moves only its share).
+//!
+//! Why not the broker's consumer groups: Tansu 0.6.0's group coordinator expires a
+//! crashed member only lazily, and a replacement can wait a long time with no partitions
+//! (seen here: over 50 s with an empty assignment after a kill -9). Membership in the
+//! database the consumer already depends on takes over a crashed member's partitions a
+//! heartbeat TTL after its last beat, works the same on any Kafka-compatible broker, and
+//! needs no trust: the offset fence in `batch` keeps a brief overlap (two members both
+//! believing they own a partition) from applying anything twice. Offsets are still
+//! committed to the consumer group id, so lag-based autoscaling (KEDA) keeps working.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+const HEARTBEAT: &str =
+    "INSERT INTO consumer_members (topic, member, heartbeat_at) VALUES ($1, $2, now()) \
+     ON CONFLICT (topic, member) DO UPDATE SET heartbeat_at = now()";
+const LIVE_MEMBERS: &str = "SELECT member FROM consumer_members \
+     WHERE topic = $1 AND heartbeat_at > now() - make_interval(secs => $2) ORDER BY member";
+const LEAVE: &str = "DELETE FROM consumer_members WHERE topic = $1 AND member = $2";
+const FORGET_DEAD: &str = "DELETE FROM consumer_members \
+     WHERE topic = $1 AND heartbeat_at < now() - interval '1 hour'";
+
+pub struct Membership {
+    pub pool: PgPool,
+    pub topic: String,
+    pub member: String,
+    /// A member whose last heartbeat is older than this is gone.
+    pub ttl: Duration,
+}
+
+impl Membership {
+    /// Renew this member and return the live members (sorted).
+    pub async fn heartbeat(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query(HEARTBEAT)
+            .bind(&self.topic)
+            .bind(&self.member)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query_scalar(LIVE_MEMBERS)
+            .bind(&self.topic)
+            .bind(self.ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Leave at once so the others take over without waiting for the TTL.
+    pub async fn leave(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(LEAVE)
+            .bind(&self.topic)
+            .bind(&self.member)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn forget_dead(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(FORGET_DEAD)
+            .bind(&self.topic)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// FNV-1a: stable across processes, versions and platforms (unlike std's hasher).
+fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    // Final avalanche so near-identical inputs spread.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// The partitions `me` owns among `members`: each partition goes to the member with the
+/// highest hash of (member, partition).
+pub fn owned_partitions(members: &[String], me: &str, partitions: i32) -> Vec<i32> {
+    (0..partitions)
+        .filter(|p| {
+            let key = p.to_be_bytes();
+            members
+                .iter()
+                .max_by_key(|m| (fnv1a(&[m.as_bytes(), &key]), m.as_str()))
+                .is_some_and(|owner| owner == me)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_partition_has_exactly_one_owner() {
+        let members: Vec<String> = (0..4).map(|i| format!("host-{i}")).collect();
+        let mut seen = vec![0; 12];
+        for m in &members {
+            for p in owned_partitions(&members, m, 12) {
+                seen[p as usize] += 1;
+            }
+        }
+        assert_eq!(seen, vec![1; 12]);
+        assert_eq!(owned_partitions(&members[..1], "host-0", 12).len(), 12);
+        assert!(owned_partitions(&members, "stranger", 12).is_empty());
+    }
+
+    #[test]
+    fn a_member_leaving_moves_only_its_partitions() {
+        let all: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+        let before: Vec<Vec<i32>> = all.iter().map(|m| owned_partitions(&all, m, 64)).collect();
+        let rest = &all[..2];
+        for (i, m) in rest.iter().enumerate() {
+            let after = owned_partitions(rest, m, 64);
+            assert!(
+                before[i].iter().all(|p| after.contains(p)),
+                "{m} lost partitions"
+            );
+        }
+    }
+}
