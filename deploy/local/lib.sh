@@ -131,12 +131,14 @@ start_broker() {
   mkdir -p "$DEV/tansu"
   if ! port_open "$BROKER_PORT"; then
     say "starting the Tansu broker on 127.0.0.1:$BROKER_PORT (SQLite in $DEV/tansu)"
-    # The SQLite path is relative to the working directory.
-    (cd "$DEV/tansu" && RUST_LOG=${TANSU_LOG:-warn} nohup "$TANSU_BIN" broker \
-      --storage-engine sqlite://tansu.db \
-      --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-      --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-      >>"$LOGS/tansu.log" 2>&1 & echo $! >"$RUN/tansu.pid")
+    # The SQLite path is relative to the working directory. The subshell records its own
+    # pid, then becomes Tansu (exec), so the pid file names the broker itself.
+    (cd "$DEV/tansu" && echo "$BASHPID" >"$RUN/tansu.pid" &&
+      RUST_LOG=${TANSU_LOG:-warn} exec nohup "$TANSU_BIN" broker \
+        --storage-engine sqlite://tansu.db \
+        --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
+        >>"$LOGS/tansu.log" 2>&1) &
   fi
   wait_port "$BROKER_PORT" Tansu
 }
@@ -147,6 +149,14 @@ start_infra() {
   start_postgres
   start_redis
   start_broker
+}
+
+# Brokers running from this stack's data folder, whatever their pid file says.
+stop_stray_brokers() {
+  local pid
+  for pid in $(pgrep -x tansu || true); do
+    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$DEV/tansu" ] && kill "$pid" 2>/dev/null || true
+  done
 }
 
 stop_pidfile() { # name
