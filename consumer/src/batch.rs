@@ -151,7 +151,7 @@ impl Outbox {
 
 impl BatchApplier {
     /// Apply `messages` (consecutive, starting at `expected`) to `partition`.
-    #[tracing::instrument(skip_all, fields(partition, offset = expected, count = messages.len()))]
+    #[tracing::instrument(skip_all, fields(partition = partition, offset = expected, count = messages.len()))]
     pub async fn apply(
         &self,
         partition: i32,
@@ -273,6 +273,14 @@ impl BatchApplier {
             });
         }
         decided.sort_by_key(|d| d.offset);
+        for d in &decided {
+            let outcome = match &d.outcome {
+                Outcome::Held(_) => "held",
+                Outcome::Rejected(r) => r.reason,
+            };
+            tracing::debug!(request_id = %d.request_id, event_id = %d.event_id, partition,
+                offset = d.offset, outcome, "decided");
+        }
         self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &commands)
             .await?;
 

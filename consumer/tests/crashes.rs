@@ -3,15 +3,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use seatq_common::testkit::{Api, PrivateBroker, TestEnv};
+use seatq_common::testkit::{PrivateBroker, TestEnv};
 use serde_json::json;
 use support::*;
-use tokio::sync::Mutex;
 
 /// The consumer binary in a child process, killed (SIGKILL) when dropped.
 struct ConsumerProcess(Child);
@@ -38,62 +36,6 @@ impl Drop for ConsumerProcess {
     fn drop(&mut self) {
         self.kill9();
     }
-}
-
-type Accepted = Arc<Mutex<HashMap<String, (String, Vec<i32>)>>>;
-
-/// Fire `n` single-seat requests over `seats` seats, `concurrency` at a time; record
-/// those accepted.
-#[allow(clippy::too_many_arguments)]
-async fn storm(
-    api: Arc<Api>,
-    env: Arc<TestEnv>,
-    event: String,
-    n: usize,
-    concurrency: usize,
-    seats: u64,
-    seed: u64,
-    accepted: Accepted,
-) -> usize {
-    let limit = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut rng = Rng::new(seed);
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let seat = rng.below(seats) as i32;
-        let user = format!("u{seed}-{i}");
-        let token = user_token(&env, &user);
-        let (api, event, limit, accepted) =
-            (api.clone(), event.clone(), limit.clone(), accepted.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire().await.expect("semaphore");
-            let (status, body) = api
-                .hold(
-                    &token,
-                    &event,
-                    &json!({"seat_ids": [seat_id(seat, 50)]}),
-                    "",
-                    &[],
-                )
-                .await;
-            match status.as_u16() {
-                202 => {
-                    let id = body["request_id"].as_str().expect("id").to_owned();
-                    accepted.lock().await.insert(id, (user, vec![seat]));
-                    1
-                }
-                503 => {
-                    assert_eq!(body["code"], "broker_unavailable", "{body}");
-                    0
-                }
-                other => panic!("unexpected {other}: {body}"),
-            }
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += t.await.expect("task");
-    }
-    ok
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -127,10 +69,13 @@ async fn consumer_killed_mid_storm_loses_and_repeats_nothing() {
         Arc::new(p.api.clone_client()),
         Arc::new(p.env.clone()),
         event,
-        3_000,
-        100,
-        200,
-        11,
+        Storm {
+            requests: 3_000,
+            concurrency: 100,
+            seats: 200,
+            per_row: 50,
+            seed: 11,
+        },
         accepted.clone(),
     ));
     // Kill it twice while decisions are flowing, restarting each time.
@@ -176,10 +121,13 @@ async fn broker_killed_mid_storm_every_accepted_request_is_decided() {
         api.clone(),
         shared_env.clone(),
         event.clone(),
-        1_500,
-        10,
-        200,
-        21,
+        Storm {
+            requests: 1_500,
+            concurrency: 10,
+            seats: 200,
+            per_row: 50,
+            seed: 21,
+        },
         accepted.clone(),
     );
     let (first_ok, at_kill) = tokio::join!(first, async {
@@ -194,7 +142,20 @@ async fn broker_killed_mid_storm_every_accepted_request_is_decided() {
         at_kill
     });
     // After the restart the pipeline takes requests again.
-    let second_ok = storm(api, shared_env, event, 400, 10, 200, 22, accepted.clone()).await;
+    let second_ok = storm(
+        api,
+        shared_env,
+        event,
+        Storm {
+            requests: 400,
+            concurrency: 10,
+            seats: 200,
+            per_row: 50,
+            seed: 22,
+        },
+        accepted.clone(),
+    )
+    .await;
     eprintln!(
         "broker kill -9 after {at_kill} accepted; {first_ok} of 1500 accepted in all, {second_ok} of 400 after"
     );

@@ -26,12 +26,19 @@ fn hold_command(event: EventId, user: &str, seats: Vec<i32>) -> CommandEnvelope 
     }
 }
 
-async fn event_partition(env: &TestEnv, event: EventId) -> i32 {
-    sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
+/// An event with section A of `rows` x `per_row`, and the partition it is pinned to.
+async fn new_event(p: &Pipeline, rows: i32, per_row: i32) -> (EventId, i32) {
+    let id = p
+        .api
+        .create_event(section_a(rows, per_row), json!({}))
+        .await;
+    let event: EventId = id.parse().expect("event id");
+    let partition = sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
         .bind(event)
-        .fetch_one(&env.pool)
+        .fetch_one(&p.env.pool)
         .await
-        .expect("event partition")
+        .expect("event partition");
+    (event, partition)
 }
 
 async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) {
@@ -51,13 +58,7 @@ async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redelivered_command_is_decided_once() {
     let p = Pipeline::start(2).await;
-    let event: EventId = p
-        .api
-        .create_event(section_a(1, 10), json!({}))
-        .await
-        .parse()
-        .expect("id");
-    let partition = event_partition(&p.env, event).await;
+    let (event, partition) = new_event(&p, 1, 10).await;
     let cmd = hold_command(event, "twice", vec![0, 1]);
     let bytes = cmd.encode().expect("encode");
     produce(&p.env, event, partition, &bytes).await;
@@ -98,13 +99,7 @@ async fn redelivered_command_is_decided_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_messages_are_recorded_and_do_not_block_the_partition() {
     let p = Pipeline::start(1).await;
-    let event: EventId = p
-        .api
-        .create_event(section_a(1, 10), json!({}))
-        .await
-        .parse()
-        .expect("id");
-    let partition = event_partition(&p.env, event).await;
+    let (event, partition) = new_event(&p, 1, 10).await;
     produce(&p.env, event, partition, b"{this is not json").await;
     let mut unknown: serde_json::Value =
         serde_json::from_slice(&hold_command(event, "x", vec![1]).encode().expect("encode"))

@@ -17,39 +17,24 @@ use support::*;
 async fn storm_of_requests_is_decided_first_come_first_served() {
     let p = Pipeline::start(3).await;
     let event = p.api.create_event(section_a(10, 10), json!({})).await;
-    let mut rng = Rng::new(42);
-    let api = Arc::new(p.api.clone_client());
-    let limit = Arc::new(tokio::sync::Semaphore::new(200));
-    let mut tasks = Vec::new();
-    for i in 0..2_000 {
-        let seat = rng.below(100) as i32;
-        let user = format!("storm-user-{i}");
-        let token = user_token(&p.env, &user);
-        let (api, event, limit) = (api.clone(), event.clone(), limit.clone());
-        tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire().await.expect("semaphore");
-            let (status, body) = api
-                .hold(
-                    &token,
-                    &event,
-                    &json!({"seat_ids": [seat_id(seat, 10)]}),
-                    "",
-                    &[],
-                )
-                .await;
-            assert_eq!(status, 202, "{body}");
-            (
-                body["request_id"].as_str().expect("id").to_owned(),
-                user,
-                seat,
-            )
-        }));
-    }
-    let mut requests = HashMap::new();
-    for t in tasks {
-        let (id, user, seat) = t.await.expect("task");
-        requests.insert(id, (user, vec![seat]));
-    }
+    let accepted: Accepted = Arc::default();
+    let storm_spec = Storm {
+        requests: 2_000,
+        concurrency: 200,
+        seats: 100,
+        per_row: 10,
+        seed: 42,
+    };
+    let sent = storm(
+        Arc::new(p.api.clone_client()),
+        Arc::new(p.env.clone()),
+        event,
+        storm_spec,
+        accepted.clone(),
+    )
+    .await;
+    assert_eq!(sent, 2_000);
+    let requests = accepted.lock().await.clone();
     wait_decided(&p.env.pool, 2_000, Duration::from_secs(120)).await;
     assert_eq!(
         count(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use seatq_common::shutdown::Shutdown;
@@ -214,4 +215,59 @@ pub fn replay_fifo(
         }
     }
     wrong
+}
+
+/// Requests accepted so far: request id -> (user, seat_nos).
+pub type Accepted = Arc<tokio::sync::Mutex<HashMap<String, (String, Vec<i32>)>>>;
+
+/// A storm of single-seat requests, each from its own user, for random seats of section A.
+pub struct Storm {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub seats: i32,
+    pub per_row: i32,
+    pub seed: u64,
+}
+
+/// Fire the storm; every answer must be 202 (recorded in `accepted` as it comes) or
+/// 503 `broker_unavailable`. Returns how many were accepted.
+pub async fn storm(
+    api: Arc<Api>,
+    env: Arc<TestEnv>,
+    event: String,
+    s: Storm,
+    accepted: Accepted,
+) -> usize {
+    let limit = Arc::new(tokio::sync::Semaphore::new(s.concurrency));
+    let mut rng = Rng::new(s.seed);
+    let mut tasks = Vec::with_capacity(s.requests);
+    for i in 0..s.requests {
+        let seat = rng.below(s.seats as u64) as i32;
+        let user = format!("u{}-{i}", s.seed);
+        let token = user_token(&env, &user);
+        let body = json!({"seat_ids": [seat_id(seat, s.per_row)]});
+        let (api, event, limit, accepted) =
+            (api.clone(), event.clone(), limit.clone(), accepted.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire().await.expect("semaphore");
+            let (status, reply) = api.hold(&token, &event, &body, "", &[]).await;
+            match status.as_u16() {
+                202 => {
+                    let id = reply["request_id"].as_str().expect("id").to_owned();
+                    accepted.lock().await.insert(id, (user, vec![seat]));
+                    1
+                }
+                503 => {
+                    assert_eq!(reply["code"], "broker_unavailable", "{reply}");
+                    0
+                }
+                other => panic!("unexpected {other}: {reply}"),
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.expect("task");
+    }
+    ok
 }
