@@ -137,6 +137,7 @@ async fn broker_killed_mid_storm_every_accepted_request_is_decided() {
         .await;
         broker.kill9();
         let at_kill = accepted.lock().await.len();
+        // The outage itself (fault injection), not a wait for a condition.
         tokio::time::sleep(Duration::from_millis(500)).await;
         broker.restart();
         at_kill

@@ -2,8 +2,6 @@
 //! authorization, the compact cached seat map, degraded mode without a broker, and the
 //! committed OpenAPI document.
 
-use std::time::Duration;
-
 use seatq_common::shutdown::Shutdown;
 use seatq_common::testkit::{Api, TestEnv};
 use serde_json::{json, Value};
@@ -249,11 +247,19 @@ async fn authentication_and_roles_are_enforced() {
         401,
         "unauthorized",
     );
-    let expired = seatq_gateway::auth::JwtKeys::new(&env.settings.auth.jwt_secret)
-        .issue("late", seatq_gateway::auth::Role::User, 0)
-        .expect("token")
-        .0;
-    tokio::time::sleep(Duration::from_secs(7)).await; // past the 5 s leeway
+    // Signed with the right secret, expired a minute ago (well past the 5 s leeway).
+    let now = chrono::Utc::now().timestamp();
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &seatq_gateway::auth::Claims {
+            sub: "late".into(),
+            role: seatq_gateway::auth::Role::User,
+            iat: now - 120,
+            exp: now - 60,
+        },
+        &jsonwebtoken::EncodingKey::from_secret(env.settings.auth.jwt_secret.as_bytes()),
+    )
+    .expect("token");
     assert_problem(
         &api.hold(&expired, &event, &body, "", &[]).await,
         401,
