@@ -30,7 +30,7 @@ pub fn redis_url() -> String {
 }
 
 pub fn brokers() -> String {
-    env_or("SEATQ_TEST_BROKERS", "127.0.0.1:59092")
+    env_or("SEATQ_TEST_BROKERS", "127.0.0.1:59093")
 }
 
 /// The Tansu binary deploy/local installed.

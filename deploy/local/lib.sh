@@ -10,6 +10,9 @@ RUN="$DEV/run"
 PG_PORT=${SEATQ_PG_PORT:-55432}
 REDIS_PORT=${SEATQ_REDIS_PORT:-56379}
 BROKER_PORT=${SEATQ_BROKER_PORT:-59092}
+# The tests' own broker, started empty for every test run (Tansu slows down as its
+# SQLite file grows, and test topics are never reused).
+TEST_BROKER_PORT=${SEATQ_TEST_BROKER_PORT:-59093}
 GATEWAY_PORT=${SEATQ_GATEWAY_PORT:-58080}
 PG_BIN=${SEATQ_PG_BIN:-/usr/lib/postgresql/15/bin}
 # Outside the clone, so every clone on this machine (and CI's) reuses one build.
@@ -127,21 +130,25 @@ start_redis() {
   wait_port "$REDIS_PORT" Redis
 }
 
-start_broker() {
-  mkdir -p "$DEV/tansu"
-  if ! port_open "$BROKER_PORT"; then
-    say "starting the Tansu broker on 127.0.0.1:$BROKER_PORT (SQLite in $DEV/tansu)"
+# A Tansu broker named NAME (data in .dev/NAME, pid in .dev/run/NAME.pid) on PORT.
+start_tansu() { # name port
+  local name=$1 port=$2
+  mkdir -p "$DEV/$name"
+  if ! port_open "$port"; then
+    say "starting the Tansu broker on 127.0.0.1:$port (SQLite in $DEV/$name)"
     # The SQLite path is relative to the working directory. The subshell records its own
     # pid, then becomes Tansu (exec), so the pid file names the broker itself.
-    (cd "$DEV/tansu" && echo "$BASHPID" >"$RUN/tansu.pid" &&
+    (cd "$DEV/$name" && echo "$BASHPID" >"$RUN/$name.pid" &&
       RUST_LOG=${TANSU_LOG:-warn} exec nohup "$TANSU_BIN" broker \
         --storage-engine sqlite://tansu.db \
-        --listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-        --advertised-listener-url "tcp://127.0.0.1:$BROKER_PORT" \
-        >>"$LOGS/tansu.log" 2>&1) &
+        --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        >>"$LOGS/$name.log" 2>&1) &
   fi
-  wait_port "$BROKER_PORT" Tansu
+  wait_port "$port" "Tansu ($name)"
 }
+
+start_broker() { start_tansu tansu "$BROKER_PORT"; }
 
 start_infra() {
   ensure_packages
@@ -151,11 +158,12 @@ start_infra() {
   start_broker
 }
 
-# Brokers running from this stack's data folder, whatever their pid file says.
+# Brokers running from this stack's data folders, whatever their pid files say.
 stop_stray_brokers() {
-  local pid
+  local pid cwd
   for pid in $(pgrep -x tansu || true); do
-    [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$DEV/tansu" ] && kill "$pid" 2>/dev/null || true
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
+    case "$cwd" in "$DEV/tansu" | "$DEV/test-broker") kill "$pid" 2>/dev/null || true ;; esac
   done
 }
 

@@ -1,0 +1,161 @@
+//! The closed-loop driver shared by every scenario.
+//!
+//! N client tasks, each with its own connection (a [`Client`]), are dealt the attempts
+//! round-robin and send them one after another: the offered load is "N users clicking as
+//! fast as the system answers". Any scenario — the naive designs here, the seatq HTTP
+//! pipeline later — only has to implement [`Client`]; timing, latency histograms,
+//! progress and the ledger of promised seats are done here, identically for all.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::BenchError;
+use crate::workload::Attempt;
+
+/// The answer a user got for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// These seats were promised to the user.
+    Held(Vec<i32>),
+    /// Not all requested seats were available; nothing was held.
+    Rejected,
+}
+
+/// One connection's worth of a scenario: turns an attempt into a decision.
+pub trait Client: Send + 'static {
+    fn attempt(
+        &mut self,
+        attempt: &Attempt,
+    ) -> impl Future<Output = Result<Decision, BenchError>> + Send;
+}
+
+/// A seat promised to a user, as the user was told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promise {
+    pub seat_no: i32,
+    pub user: u32,
+}
+
+/// What happened during one run of one scenario.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub wall: Duration,
+    /// Per-attempt latency in microseconds (errors included: the user waited too).
+    pub latency_us: Histogram<u64>,
+    pub held_attempts: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub promises: Vec<Promise>,
+}
+
+impl RunOutcome {
+    pub fn attempts(&self) -> u64 {
+        self.held_attempts + self.rejected + self.errors
+    }
+
+    pub fn decisions_per_s(&self) -> f64 {
+        self.attempts() as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1_000.0
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 us .. 10 min, 3 significant digits.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// A progress bar for `len` attempts of scenario `name`.
+pub fn progress_bar(name: &str, len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{prefix:>26} [{elapsed_precise}] {wide_bar} {pos}/{len} {per_sec} eta {eta}",
+    );
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+/// Send every attempt through `clients` (one task each, attempts dealt round-robin).
+/// `bar.position()` is the number of attempts answered so far, for anyone who wants to
+/// act mid-run (the Redis restart does).
+pub async fn run<C: Client>(
+    clients: Vec<C>,
+    attempts: Arc<Vec<Attempt>>,
+    bar: ProgressBar,
+) -> Result<RunOutcome, BenchError> {
+    let workers = clients.len().max(1);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(workers);
+    for (index, mut client) in clients.into_iter().enumerate() {
+        let attempts = Arc::clone(&attempts);
+        let bar = bar.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = RunOutcome {
+                wall: Duration::ZERO,
+                latency_us: new_histogram(),
+                held_attempts: 0,
+                rejected: 0,
+                errors: 0,
+                first_error: None,
+                promises: Vec::new(),
+            };
+            for attempt in attempts.iter().skip(index).step_by(workers) {
+                let t0 = Instant::now();
+                let decision = client.attempt(attempt).await;
+                out.latency_us
+                    .saturating_record(t0.elapsed().as_micros().max(1) as u64);
+                match decision {
+                    Ok(Decision::Held(seats)) => {
+                        out.held_attempts += 1;
+                        out.promises
+                            .extend(seats.into_iter().map(|seat_no| Promise {
+                                seat_no,
+                                user: attempt.user,
+                            }));
+                    }
+                    Ok(Decision::Rejected) => out.rejected += 1,
+                    Err(e) => {
+                        out.errors += 1;
+                        out.first_error.get_or_insert_with(|| e.to_string());
+                    }
+                }
+                bar.inc(1);
+            }
+            out
+        }));
+    }
+    let mut total = RunOutcome {
+        wall: Duration::ZERO,
+        latency_us: new_histogram(),
+        held_attempts: 0,
+        rejected: 0,
+        errors: 0,
+        first_error: None,
+        promises: Vec::new(),
+    };
+    for task in tasks {
+        let part = task.await?;
+        total.wall = started.elapsed();
+        // Same bounds on both sides: adding cannot fail.
+        let _ = total.latency_us.add(&part.latency_us);
+        total.held_attempts += part.held_attempts;
+        total.rejected += part.rejected;
+        total.errors += part.errors;
+        if total.first_error.is_none() {
+            total.first_error = part.first_error;
+        }
+        total.promises.extend(part.promises);
+    }
+    bar.finish();
+    Ok(total)
+}
