@@ -54,6 +54,18 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    fn empty() -> Self {
+        Self {
+            wall: Duration::ZERO,
+            latency_us: new_histogram(),
+            held_attempts: 0,
+            rejected: 0,
+            errors: 0,
+            first_error: None,
+            promises: Vec::new(),
+        }
+    }
+
     pub fn attempts(&self) -> u64 {
         self.held_attempts + self.rejected + self.errors
     }
@@ -100,15 +112,7 @@ pub async fn run<C: Client>(
         let attempts = Arc::clone(&attempts);
         let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
-            let mut out = RunOutcome {
-                wall: Duration::ZERO,
-                latency_us: new_histogram(),
-                held_attempts: 0,
-                rejected: 0,
-                errors: 0,
-                first_error: None,
-                promises: Vec::new(),
-            };
+            let mut out = RunOutcome::empty();
             for attempt in attempts.iter().skip(index).step_by(workers) {
                 let t0 = Instant::now();
                 let decision = client.attempt(attempt).await;
@@ -134,15 +138,7 @@ pub async fn run<C: Client>(
             out
         }));
     }
-    let mut total = RunOutcome {
-        wall: Duration::ZERO,
-        latency_us: new_histogram(),
-        held_attempts: 0,
-        rejected: 0,
-        errors: 0,
-        first_error: None,
-        promises: Vec::new(),
-    };
+    let mut total = RunOutcome::empty();
     for task in tasks {
         let part = task.await?;
         total.wall = started.elapsed();
