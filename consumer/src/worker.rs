@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::producer::Producer;
 use seatq_common::shutdown::Shutdown;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
@@ -42,6 +43,10 @@ pub struct WorkerShared {
     pub batch_max: usize,
     pub batch_wait: Duration,
 }
+
+const RESET_OFFSET: &str =
+    "UPDATE consumer_offsets SET next_offset = $4, owner = $5, updated_at = now() \
+     WHERE topic = $1 AND kafka_partition = $2 AND next_offset = $3";
 
 const SELECT_STORED: &str =
     "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
@@ -86,6 +91,7 @@ pub async fn run(
             expected: None,
             epoch: 0,
             seeking: false,
+            last_end_check: None,
         }
         .consume()
         .await;
@@ -108,6 +114,8 @@ struct Worker {
     epoch: u64,
     /// A seek was requested and the first message at or after `expected` is awaited.
     seeking: bool,
+    /// When the log end was last compared with `expected` (see `check_log_end`).
+    last_end_check: Option<tokio::time::Instant>,
 }
 
 impl Worker {
@@ -127,11 +135,60 @@ impl Worker {
             }
         };
         if let Some(offset) = stored {
+            let offset = self.check_log_end(offset).await;
             self.seek(offset);
         }
         while let Some(batch) = self.next_batch().await {
             if !self.apply(batch).await {
                 return;
+            }
+        }
+    }
+
+    /// A stored offset beyond the end of the log means the broker lost records or the
+    /// topic was recreated: new commands would get offsets below it and be skipped as
+    /// redeliveries, never decided. Restart from the log start instead (compare-and-set,
+    /// so a concurrent owner is not overridden); request-id dedupe keeps anything that
+    /// survived from being applied twice.
+    async fn check_log_end(&self, stored: i64) -> i64 {
+        let relay = self.shared.relay.clone();
+        let topic = self.shared.applier.topic.clone();
+        let partition = self.partition;
+        let marks = tokio::task::spawn_blocking(move || {
+            relay
+                .producer
+                .client()
+                .fetch_watermarks(&topic, partition, Duration::from_secs(5))
+        })
+        .await;
+        let (low, high) = match marks {
+            Ok(Ok(marks)) => marks,
+            _ => return stored, // cannot tell now; a later assignment checks again
+        };
+        if stored <= high {
+            return stored;
+        }
+        tracing::error!(
+            stored,
+            low,
+            high,
+            "stored offset is beyond the end of the log: the broker lost records or the topic \
+             was recreated; restarting from the log start (decided requests are skipped by id)"
+        );
+        let applier = &self.shared.applier;
+        match sqlx::query(RESET_OFFSET)
+            .bind(&applier.topic)
+            .bind(self.partition)
+            .bind(stored)
+            .bind(low)
+            .bind(&applier.owner)
+            .execute(&applier.pool)
+            .await
+        {
+            Ok(_) => low,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reset the stored offset");
+                stored
             }
         }
     }
@@ -168,8 +225,22 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            let all_below = self
+                .expected
+                .is_some_and(|e| batch.iter().all(|m| m.offset < e));
             if let Some(batch) = self.accept(batch) {
                 return Some(batch);
+            }
+            // Only old offsets: normal after a seek, or the log restarted below us.
+            let due = self
+                .last_end_check
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if let (true, true, Some(expected)) = (all_below, due, self.expected) {
+                self.last_end_check = Some(tokio::time::Instant::now());
+                let restart = self.check_log_end(expected).await;
+                if restart != expected {
+                    self.seek(restart);
+                }
             }
         }
     }

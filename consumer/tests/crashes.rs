@@ -182,3 +182,39 @@ async fn broker_killed_mid_storm_every_accepted_request_is_decided() {
     // client got 503) may still be in the log and take its seat.
     assert_eq!(violations(&p.env.pool).await, Violations::default());
 }
+
+/// The broker lost records (or the topic was recreated) while PostgreSQL kept the applied
+/// offset: the stored offset is beyond the end of the log. A consumer taking the partition
+/// must restart from the log start, or the new commands would be skipped as redeliveries
+/// and never decided. (Wiping a live broker under running clients crashes librdkafka 2.12
+/// inside its metadata cache with Tansu, so the lost log is simulated from the database side.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_offset_beyond_the_log_end_restarts_from_the_log_start() {
+    let env = TestEnv::new(1).await;
+    let p = Pipeline::start_on(env, false).await;
+    let event = p.api.create_event(section_a(1, 20), json!({})).await;
+    let token = user_token(&p.env, "after-loss");
+    let mut ids = Vec::new();
+    for seat in ["A-1-1", "A-1-2", "A-1-3"] {
+        let (status, body) = p
+            .api
+            .hold(&token, &event, &json!({"seat_ids": [seat]}), "", &[])
+            .await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["request_id"].as_str().expect("id").to_owned());
+    }
+    sqlx::query(
+        "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
+         VALUES ($1, 0, 1000, 'before-the-loss')",
+    )
+    .bind(&p.env.topics.commands)
+    .execute(&p.env.pool)
+    .await
+    .expect("stale offset");
+    let _consumer = start_consumer(&p.env);
+    for id in &ids {
+        let decided = p.api.decision(&token, id, Duration::from_secs(60)).await;
+        assert_eq!(decided["status"], "held", "{decided}");
+    }
+    assert_eq!(violations(&p.env.pool).await, Violations::default());
+}
