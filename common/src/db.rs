@@ -31,3 +31,20 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// LISTEN/NOTIFY channel on which the consumer announces, at commit, the request ids
 /// whose senders wait for their decision (comma-separated).
 pub const DECISIONS_CHANNEL: &str = "seatq_decisions";
+
+const SELECT_NEXT_OFFSET: &str =
+    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
+
+/// The next offset the consumer will apply on `partition` of `topic` (everything before
+/// it is applied); None before the partition's first batch.
+pub async fn next_offset<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(SELECT_NEXT_OFFSET)
+        .bind(topic)
+        .bind(partition)
+        .fetch_optional(executor)
+        .await
+}

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use rdkafka::producer::Producer;
 use seatq_common::shutdown::Shutdown;
-use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
@@ -47,21 +46,6 @@ pub struct WorkerShared {
 const RESET_OFFSET: &str =
     "UPDATE consumer_offsets SET next_offset = $4, owner = $5, updated_at = now() \
      WHERE topic = $1 AND kafka_partition = $2 AND next_offset = $3";
-
-const SELECT_STORED: &str =
-    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
-
-async fn stored_offset(
-    pool: &PgPool,
-    topic: &str,
-    partition: i32,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(SELECT_STORED)
-        .bind(topic)
-        .bind(partition)
-        .fetch_optional(pool)
-        .await
-}
 
 /// A message with the seek epoch it was fetched in.
 pub type Routed = (u64, Incoming);
@@ -123,7 +107,8 @@ impl Worker {
         // Start from what PostgreSQL says was applied, whatever the broker's group offset.
         let stored = loop {
             let applier = &self.shared.applier;
-            match stored_offset(&applier.pool, &applier.topic, self.partition).await {
+            match seatq_common::db::next_offset(&applier.pool, &applier.topic, self.partition).await
+            {
                 Ok(stored) => break stored,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the stored offset; retrying");

@@ -403,9 +403,6 @@ pub async fn decided_view(
     Ok(Some((owner, view)))
 }
 
-const SELECT_NEXT_OFFSET: &str =
-    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
-
 /// The request's state for its owner: decided (PostgreSQL) or pending (Redis).
 pub async fn request_status(
     state: &AppState,
@@ -425,11 +422,9 @@ pub async fn request_status(
         .await?
         .filter(|a| user.may_see(&a.user_id))
         .ok_or_else(not_found)?;
-    let next: Option<i64> = sqlx::query_scalar(SELECT_NEXT_OFFSET)
-        .bind(&state.topics.commands)
-        .bind(accepted.partition)
-        .fetch_optional(&state.pool)
-        .await?;
+    let next =
+        seatq_common::db::next_offset(&state.pool, &state.topics.commands, accepted.partition)
+            .await?;
     Ok(HoldRequestView {
         request_id: id,
         event_id: accepted.event_id,

@@ -83,9 +83,6 @@ pub struct SectionMap {
     pub status: Option<String>,
 }
 
-const SELECT_POSITION: &str =
-    "SELECT next_offset FROM consumer_offsets WHERE topic = $1 AND kafka_partition = $2";
-
 const SELECT_SEAT_STATUS: &str = "SELECT section_id, \
        string_agg(CASE status WHEN 'available' THEN 'A' WHEN 'held' THEN 'H' ELSE 'S' END, '' \
                   ORDER BY seat_no) \
@@ -104,11 +101,8 @@ pub async fn build(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let next_offset: Option<i64> = sqlx::query_scalar(SELECT_POSITION)
-        .bind(commands_topic)
-        .bind(event.info.kafka_partition)
-        .fetch_optional(&mut *tx)
-        .await?;
+    let next_offset =
+        seatq_common::db::next_offset(&mut *tx, commands_topic, event.info.kafka_partition).await?;
     let statuses: HashMap<SectionId, String> = sqlx::query_as(SELECT_SEAT_STATUS)
         .bind(event.info.id)
         .fetch_all(&mut *tx)
