@@ -6,6 +6,11 @@
 //! and the body by `kind` second, so a command with a garbled body or an unknown kind is
 //! still recorded as a rejected request under its request_id instead of stalling the
 //! partition.
+//!
+//! A record on the topic carries one envelope or a JSON array of them: the gateway packs
+//! the commands that arrive together for one partition into one record, because the
+//! broker's cost is per record (Tansu stores each as a SQLite row and re-reads rows on every
+//! fetch), not per byte. Kafka order is then (offset, position in the array).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -145,6 +150,42 @@ impl CommandEnvelope {
     }
 }
 
+/// Pack already encoded envelopes into one record (a JSON array).
+pub fn encode_batch<B: AsRef<[u8]>>(envelopes: &[B]) -> Vec<u8> {
+    let len = envelopes
+        .iter()
+        .map(|e| e.as_ref().len() + 1)
+        .sum::<usize>()
+        + 2;
+    let mut out = Vec::with_capacity(len);
+    out.push(b'[');
+    for (i, e) in envelopes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(e.as_ref());
+    }
+    out.push(b']');
+    out
+}
+
+/// Decode a commands-topic record: one envelope or an array of them, in order. Each
+/// element is decoded on its own, so one bad element does not take its neighbours with it;
+/// a record that is not even an array of JSON values is one unreadable item.
+pub fn decode_record(bytes: &[u8]) -> Vec<Decoded> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'[') {
+        return vec![CommandEnvelope::decode(bytes)];
+    }
+    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(bytes) {
+        Ok(items) => items
+            .into_iter()
+            .map(|raw| CommandEnvelope::decode(raw.get().as_bytes()))
+            .collect(),
+        Err(e) => vec![Decoded::Unreadable(CommandError::Unreadable(e.to_string()))],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,5 +237,34 @@ mod tests {
             "unknown_command_kind"
         );
         assert_eq!(reason(b"{not json"), "unreadable_command");
+    }
+
+    #[test]
+    fn a_batch_record_decodes_in_order_and_isolates_a_bad_element() {
+        let (a, b) = (sample(), sample());
+        let mut bad: serde_json::Value = serde_json::from_slice(&a.encode().unwrap()).unwrap();
+        bad["kind"] = "launch_rockets".into();
+        let parts = vec![
+            a.encode().unwrap(),
+            serde_json::to_vec(&bad).unwrap(),
+            b"42".to_vec(),
+            b.encode().unwrap(),
+        ];
+        let decoded = decode_record(&encode_batch(&parts));
+        assert_eq!(decoded.len(), 4);
+        assert!(matches!(&decoded[0], Decoded::Command(c) if *c == a));
+        assert!(matches!(&decoded[1], Decoded::Invalid(w, _) if w.request_id == a.request_id));
+        assert!(matches!(&decoded[2], Decoded::Unreadable(_)));
+        assert!(matches!(&decoded[3], Decoded::Command(c) if *c == b));
+
+        // A single envelope is a record of one; garbage is one unreadable item.
+        assert!(matches!(
+            &decode_record(&a.encode().unwrap())[..],
+            [Decoded::Command(_)]
+        ));
+        assert!(matches!(
+            &decode_record(b"[1, 2")[..],
+            [Decoded::Unreadable(_)]
+        ));
     }
 }
