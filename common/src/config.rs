@@ -42,6 +42,27 @@ pub struct KafkaSettings {
     /// Upper bound of one fetch response (see `kafka` for why it is small).
     pub fetch_max_bytes: u32,
     pub linger_ms: u64,
+    /// Commands packed into one record at most (see `command_producer`).
+    pub record_max_commands: usize,
+    /// Bytes of one record at most; kept below `fetch_max_bytes / 2` whatever is set.
+    pub record_max_bytes: usize,
+    /// Records of one partition on their way to the broker at once.
+    pub records_in_flight: usize,
+}
+
+impl KafkaSettings {
+    /// What one command record may hold. A record larger than a fetch could never be
+    /// fetched from Tansu 0.6.0 (it returns nothing rather than one oversized record).
+    pub fn batch_limits(&self) -> crate::command_producer::BatchLimits {
+        crate::command_producer::BatchLimits {
+            max_commands: self.record_max_commands.max(1),
+            max_bytes: self
+                .record_max_bytes
+                .min(self.fetch_max_bytes as usize / 2)
+                .max(1024),
+            in_flight: self.records_in_flight.max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod command;
+pub mod command_producer;
 pub mod config;
 pub mod db;
 pub mod ids;

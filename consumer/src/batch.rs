@@ -7,7 +7,7 @@
 //! 2. Skip commands whose request_id is already decided (redelivery).
 //! 3. Lock the seat rows the batch touches (in key order), the general-admission counters,
 //!    and read the users' current seat counts into a [`Ledger`].
-//! 4. Decide every command in offset order, in memory.
+//! 4. Decide every command in Kafka order (offset, then place in the record), in memory.
 //! 5. Write set-based (`unnest`): holds, seats, counters, decisions, dead letters, outbox
 //!    rows; advance the offset; `NOTIFY` waiting gateways; commit.
 
@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::Catalog;
-use seatq_common::command::{CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope};
+use seatq_common::command::{
+    decode_record, CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope,
+};
 use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::SectionKind;
 use seatq_common::message::{
@@ -63,9 +65,12 @@ pub struct BatchApplier {
     pub owner: String,
 }
 
+/// A command's place in Kafka order: the record's offset, then its index in the record.
+pub type Position = (i64, i32);
+
 /// A decided command, ready to be written.
 struct Decided {
-    offset: i64,
+    position: Position,
     request_id: RequestId,
     event_id: EventId,
     user_id: UserId,
@@ -117,16 +122,19 @@ const HOLD_GA: &str = "UPDATE ga_inventory g SET held = g.held + u.quantity \
      FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(event_id, section_id, quantity) \
      WHERE g.event_id = u.event_id AND g.section_id = u.section_id";
 const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
-       detail, hold_id, kafka_partition, kafka_offset, issued_at, decided_at) \
-     SELECT request_id, event_id, user_id, kind, status, reason, detail::jsonb, hold_id, $10, kafka_offset, issued_at, $11 \
+       detail, hold_id, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
+     SELECT request_id, event_id, user_id, kind, status, reason, detail::jsonb, hold_id, $10, kafka_offset, \
+            kafka_seq, issued_at, $11 \
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                 $8::uuid[], $9::bigint[], $12::timestamptz[]) \
-       AS u(request_id, event_id, user_id, kind, status, reason, detail, hold_id, kafka_offset, issued_at) \
+                 $8::uuid[], $9::bigint[], $12::timestamptz[], $13::int[]) \
+       AS u(request_id, event_id, user_id, kind, status, reason, detail, hold_id, kafka_offset, issued_at, \
+            kafka_seq) \
      ON CONFLICT (request_id) DO NOTHING";
 const INSERT_DEAD_LETTERS: &str =
-    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, reason, payload) \
-     SELECT $1, $2, kafka_offset, reason, payload \
-     FROM unnest($3::bigint[], $4::text[], $5::bytea[]) AS u(kafka_offset, reason, payload) \
+    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, kafka_seq, reason, payload) \
+     SELECT $1, $2, kafka_offset, kafka_seq, reason, payload \
+     FROM unnest($3::bigint[], $6::int[], $4::text[], $5::bytea[]) \
+       AS u(kafka_offset, kafka_seq, reason, payload) \
      ON CONFLICT DO NOTHING";
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (source_partition, stream, message_key, payload) \
      SELECT $1, stream, message_key, payload::jsonb \
@@ -189,16 +197,19 @@ impl BatchApplier {
         }
 
         // 2. Decode, and drop what is already decided.
-        let mut commands: Vec<(i64, CommandEnvelope)> = Vec::new();
-        let mut unreadable: Vec<(i64, WireEnvelope, CommandError)> = Vec::new();
-        let mut dead: Vec<(i64, String, Vec<u8>)> = Vec::new();
+        let mut commands: Vec<(Position, CommandEnvelope)> = Vec::new();
+        let mut unreadable: Vec<(Position, WireEnvelope, CommandError)> = Vec::new();
+        let mut dead: Vec<(Position, String, Vec<u8>)> = Vec::new();
         for m in messages {
             let payload = m.payload.as_deref().unwrap_or_default();
-            match CommandEnvelope::decode(payload) {
-                Decoded::Command(cmd) => commands.push((m.offset, cmd)),
-                Decoded::Invalid(wire, err) => unreadable.push((m.offset, *wire, err)),
-                Decoded::Unreadable(err) => {
-                    dead.push((m.offset, err.to_string(), payload.to_vec()))
+            for (seq, item) in decode_record(payload).into_iter().enumerate() {
+                let at = (m.offset, seq as i32);
+                match item {
+                    Decoded::Command(cmd) => commands.push((at, cmd)),
+                    Decoded::Invalid(wire, err) => unreadable.push((at, *wire, err)),
+                    // The whole record is kept: the bad element cannot be cut out of it
+                    // reliably, and an operator wants to see what came with it.
+                    Decoded::Unreadable(err) => dead.push((at, err.to_string(), payload.to_vec())),
                 }
             }
         }
@@ -232,9 +243,9 @@ impl BatchApplier {
         let mut ledger = self.load_ledger(&mut tx, &commands, &rules).await?;
 
         let t_load = started.elapsed();
-        // 4. Decide in offset order.
+        // 4. Decide in Kafka order.
         let mut decided: Vec<Decided> = Vec::with_capacity(commands.len() + unreadable.len());
-        for (offset, c) in &commands {
+        for (position, c) in &commands {
             let seatq_common::command::Command::HoldSeats(hold) = &c.command;
             let req = HoldRequest {
                 request_id: c.request_id,
@@ -245,7 +256,7 @@ impl BatchApplier {
             };
             let outcome = ledger.decide(&req, rules.get(&c.event_id), now);
             decided.push(Decided {
-                offset: *offset,
+                position: *position,
                 request_id: c.request_id,
                 event_id: c.event_id,
                 user_id: c.user_id.clone(),
@@ -255,10 +266,11 @@ impl BatchApplier {
                 outcome,
             });
         }
-        for (offset, wire, err) in unreadable {
-            tracing::warn!(offset, request_id = %wire.request_id, error = %err, "rejecting a malformed command");
+        for (position, wire, err) in unreadable {
+            tracing::warn!(offset = position.0, seq = position.1, request_id = %wire.request_id,
+                error = %err, "rejecting a malformed command");
             decided.push(Decided {
-                offset,
+                position,
                 request_id: wire.request_id,
                 event_id: wire.event_id,
                 user_id: wire.user_id,
@@ -272,14 +284,14 @@ impl BatchApplier {
                 }),
             });
         }
-        decided.sort_by_key(|d| d.offset);
+        decided.sort_by_key(|d| d.position);
         for d in &decided {
             let outcome = match &d.outcome {
                 Outcome::Held(_) => "held",
                 Outcome::Rejected(r) => r.reason,
             };
             tracing::debug!(request_id = %d.request_id, event_id = %d.event_id, partition,
-                offset = d.offset, outcome, "decided");
+                offset = d.position.0, seq = d.position.1, outcome, "decided");
         }
         self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &commands)
             .await?;
@@ -292,18 +304,20 @@ impl BatchApplier {
         self.write_requests(&mut tx, partition, &decided, &rules, now)
             .await?;
         if !dead.is_empty() {
-            for (offset, reason, _) in &dead {
-                tracing::warn!(offset, %reason, "dead-lettering an unreadable message");
+            for ((offset, seq), reason, _) in &dead {
+                tracing::warn!(offset, seq, %reason, "dead-lettering an unreadable message");
             }
-            let (offsets, rest): (Vec<i64>, Vec<(String, Vec<u8>)>) =
-                dead.into_iter().map(|(o, r, p)| (o, (r, p))).unzip();
-            let (reasons, payloads): (Vec<String>, Vec<Vec<u8>>) = rest.into_iter().unzip();
+            let offsets: Vec<i64> = dead.iter().map(|d| d.0 .0).collect();
+            let seqs: Vec<i32> = dead.iter().map(|d| d.0 .1).collect();
+            let (reasons, payloads): (Vec<String>, Vec<Vec<u8>>) =
+                dead.into_iter().map(|(_, r, p)| (r, p)).unzip();
             sqlx::query(INSERT_DEAD_LETTERS)
                 .bind(&self.topic)
                 .bind(partition)
                 .bind(&offsets)
                 .bind(&reasons)
                 .bind(&payloads)
+                .bind(&seqs)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -357,7 +371,7 @@ impl BatchApplier {
     async fn load_ledger(
         &self,
         tx: &mut Transaction<'static, Postgres>,
-        commands: &[(i64, CommandEnvelope)],
+        commands: &[(Position, CommandEnvelope)],
         rules: &HashMap<EventId, EventRules>,
     ) -> Result<Ledger, sqlx::Error> {
         let mut seat_keys: BTreeSet<(Uuid, i32)> = BTreeSet::new();
@@ -485,7 +499,7 @@ impl BatchApplier {
         decided: &mut [Decided],
         ledger: &Ledger,
         rules: &HashMap<EventId, EventRules>,
-        commands: &[(i64, CommandEnvelope)],
+        commands: &[(Position, CommandEnvelope)],
     ) -> Result<(), sqlx::Error> {
         let requested: HashMap<RequestId, &Vec<i32>> = commands
             .iter()
@@ -658,13 +672,15 @@ impl BatchApplier {
         let mut details: Vec<Option<String>> = Vec::with_capacity(decided.len());
         let mut holds: Vec<Option<Uuid>> = Vec::with_capacity(decided.len());
         let mut offsets = Vec::with_capacity(decided.len());
+        let mut seqs = Vec::with_capacity(decided.len());
         let mut issued = Vec::with_capacity(decided.len());
         for d in decided {
             ids.push(d.request_id.0);
             events.push(d.event_id.0);
             users.push(d.user_id.0.clone());
             kinds.push(d.kind.clone());
-            offsets.push(d.offset);
+            offsets.push(d.position.0);
+            seqs.push(d.position.1);
             issued.push(d.issued_at);
             match &d.outcome {
                 Outcome::Held(h) => {
@@ -709,6 +725,7 @@ impl BatchApplier {
             .bind(partition)
             .bind(now)
             .bind(&issued)
+            .bind(&seqs)
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -143,6 +143,127 @@ async fn poison_messages_are_recorded_and_do_not_block_the_partition() {
     );
 }
 
+/// A record packing several commands (what the gateway sends under load) is decided in
+/// record order, each command on its own: a bad element is rejected or dead-lettered
+/// without taking its neighbours with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_of_several_commands_is_decided_in_record_order() {
+    let p = Pipeline::start(1).await;
+    let (event, partition) = new_event(&p, 1, 10).await;
+    let first = hold_command(event, "first", vec![1]);
+    let overlapping = hold_command(event, "second", vec![1, 2]);
+    let mut unknown: serde_json::Value =
+        serde_json::from_slice(&hold_command(event, "x", vec![5]).encode().expect("encode"))
+            .expect("json");
+    unknown["kind"] = json!("launch_rockets");
+    let last = hold_command(event, "last", vec![2]);
+    let parts = vec![
+        first.encode().expect("encode"),
+        overlapping.encode().expect("encode"),
+        unknown.to_string().into_bytes(),
+        b"42".to_vec(),
+        last.encode().expect("encode"),
+    ];
+    let record = seatq_common::command::encode_batch(&parts);
+    produce(&p.env, event, partition, &record).await;
+
+    wait_decided(&p.env.pool, 4, Duration::from_secs(30)).await;
+    let rows: Vec<(uuid::Uuid, String, Option<String>, i32)> = sqlx::query_as(
+        "SELECT request_id, status, reason, kafka_seq FROM requests ORDER BY kafka_seq",
+    )
+    .fetch_all(&p.env.pool)
+    .await
+    .expect("requests");
+    let summary: Vec<(uuid::Uuid, &str, Option<&str>, i32)> = rows
+        .iter()
+        .map(|(id, status, reason, seq)| (*id, status.as_str(), reason.as_deref(), *seq))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (first.request_id.0, "held", None, 0),
+            (
+                overlapping.request_id.0,
+                "rejected",
+                Some("seats_unavailable"),
+                1
+            ),
+            (
+                unknown["request_id"]
+                    .as_str()
+                    .expect("id")
+                    .parse()
+                    .expect("uuid"),
+                "rejected",
+                Some("unknown_command_kind"),
+                2
+            ),
+            (last.request_id.0, "held", None, 4),
+        ]
+    );
+    assert_eq!(
+        count(
+            &p.env.pool,
+            "SELECT count(*) FROM dead_letters WHERE kafka_seq = 3"
+        )
+        .await,
+        1
+    );
+    assert_eq!(violations(&p.env.pool).await, Violations::default());
+}
+
+/// Commands sent together are packed into few records; each sender learns its own
+/// (offset, place) and the consumer decides every command at exactly that place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_share_records_and_keep_their_places() {
+    use seatq_common::command_producer::CommandProducer;
+    let p = Pipeline::start(1).await;
+    let (event, partition) = new_event(&p, 10, 30).await;
+    let producer = seatq_common::kafka::producer(&p.env.settings.kafka).expect("producer");
+    let commands = CommandProducer::new(
+        producer,
+        p.env.topics.commands.clone(),
+        p.env.settings.kafka.batch_limits(),
+    );
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let cmd = hold_command(event, &format!("u{i}"), vec![i]);
+        let commands = commands.clone();
+        sends.spawn(async move {
+            let placed = commands
+                .send(
+                    partition,
+                    cmd.request_id.to_string(),
+                    cmd.encode().expect("encode"),
+                )
+                .await
+                .expect("acknowledged");
+            (cmd.request_id.0, placed)
+        });
+    }
+    let placed: std::collections::HashMap<uuid::Uuid, (i64, i32)> = sends
+        .join_all()
+        .await
+        .into_iter()
+        .map(|(id, at)| (id, (at.offset, at.seq)))
+        .collect();
+    let records: std::collections::HashSet<i64> = placed.values().map(|at| at.0).collect();
+    assert!(
+        records.len() < 300,
+        "nothing was packed: {} records",
+        records.len()
+    );
+    let places: std::collections::HashSet<&(i64, i32)> = placed.values().collect();
+    assert_eq!(places.len(), 300, "two commands answered with one place");
+
+    wait_decided(&p.env.pool, 300, Duration::from_secs(60)).await;
+    let decided = decisions(&p.env.pool).await;
+    for (id, at) in &placed {
+        let (status, position, _) = &decided[&id.to_string()];
+        assert_eq!((status.as_str(), position), ("held", at), "request {id}");
+    }
+}
+
 /// Two consumers briefly owning one partition (a rebalance overlap) apply the same batch
 /// at the same time: the offset fence lets exactly one commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

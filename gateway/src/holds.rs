@@ -10,7 +10,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rdkafka::message::{Header, OwnedHeaders};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
 use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
@@ -243,21 +242,12 @@ pub async fn submit(
         .map_err(|e| AppError::internal("encode command", e))?;
     // Subscribe before producing so a fast decision cannot slip past.
     let signal = wait.map(|_| state.decisions.subscribe(request_id));
-    let headers = OwnedHeaders::new().insert(Header {
-        key: "request_id",
-        value: Some(request_id.to_string().as_str()),
-    });
-    let produced = seatq_common::kafka::send(
-        &state.producer,
-        &state.topics.commands,
-        Some(entry.info.kafka_partition),
-        &entry.info.id.to_string(),
-        &payload,
-        Some(headers),
-    )
-    .await;
-    let (partition, offset) = match produced {
-        Ok(position) => position,
+    let placed = match state
+        .commands
+        .send(entry.info.kafka_partition, request_id.to_string(), payload)
+        .await
+    {
+        Ok(placed) => placed,
         Err(e) => {
             state.decisions.unsubscribe(request_id);
             tracing::warn!(error = %e, "broker did not acknowledge the command");
@@ -268,12 +258,19 @@ pub async fn submit(
             ));
         }
     };
-    tracing::debug!(partition, offset, "command accepted by the broker");
+    tracing::debug!(
+        partition = placed.partition,
+        offset = placed.offset,
+        seq = placed.seq,
+        "command accepted by the broker"
+    );
     let accepted = AcceptedRequest {
         user_id: user.user_id.clone(),
         event_id: entry.info.id,
-        partition,
-        offset,
+        partition: placed.partition,
+        offset: placed.offset,
+        seq: placed.seq,
+        record_commands: placed.record_commands,
         accepted_at: envelope.issued_at,
     };
     if let Err(e) = request_registry::record_accepted(&mut redis, request_id, &accepted).await {
@@ -439,8 +436,18 @@ pub async fn request_status(
         unavailable_seats: None,
         alternatives: None,
         decided_at: None,
-        ahead: Some((accepted.offset - next.unwrap_or(0)).max(0)),
+        ahead: Some(commands_ahead(&accepted, next.unwrap_or(0))),
     })
+}
+
+/// Commands ahead of an accepted one: whole records ahead, each about as full as the
+/// one it went out in (records fill up under load), plus those before it in its record.
+fn commands_ahead(accepted: &AcceptedRequest, next_offset: i64) -> i64 {
+    if next_offset > accepted.offset {
+        return 0;
+    }
+    (accepted.offset - next_offset) * i64::from(accepted.record_commands.max(1))
+        + i64::from(accepted.seq)
 }
 
 type HoldRow = (

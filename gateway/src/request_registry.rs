@@ -24,7 +24,16 @@ pub struct AcceptedRequest {
     pub event_id: EventId,
     pub partition: i32,
     pub offset: i64,
+    /// Place within the record, and how many commands the record carries.
+    #[serde(default)]
+    pub seq: i32,
+    #[serde(default = "one")]
+    pub record_commands: i32,
     pub accepted_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn one() -> i32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

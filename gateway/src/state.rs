@@ -6,6 +6,7 @@ use std::time::Duration;
 use rdkafka::producer::FutureProducer;
 use redis::aio::ConnectionManager;
 use seatq_common::catalog::Catalog;
+use seatq_common::command_producer::CommandProducer;
 use seatq_common::config::Settings;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub redis: ConnectionManager,
     pub producer: FutureProducer,
+    /// Hold commands go through here: packed into records per partition.
+    pub commands: Arc<CommandProducer>,
     pub topics: Arc<Topics>,
     pub catalog: Arc<Catalog>,
     pub seat_maps: Arc<SeatMapCache>,
@@ -66,6 +69,11 @@ impl AppState {
             }
         };
         let decisions = DecisionWaiters::start(pool.clone(), shutdown);
+        let commands = CommandProducer::new(
+            producer.clone(),
+            topics.commands.clone(),
+            settings.kafka.batch_limits(),
+        );
         Ok(Self {
             catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
             seat_maps: Arc::new(SeatMapCache::new(Duration::from_millis(
@@ -77,6 +85,7 @@ impl AppState {
             pool,
             redis,
             producer,
+            commands,
             decisions,
             command_partitions,
         })

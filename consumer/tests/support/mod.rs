@@ -124,18 +124,26 @@ pub async fn violations(pool: &PgPool) -> Violations {
     }
 }
 
-/// request_id -> (status, kafka_offset, hold seat_nos)
-pub async fn decisions(pool: &PgPool) -> HashMap<String, (String, i64, Vec<i32>)> {
-    let rows: Vec<(uuid::Uuid, String, i64, Option<Vec<i32>>)> = sqlx::query_as(
-        "SELECT r.request_id, r.status, r.kafka_offset, h.seat_nos FROM requests r \
+/// Kafka order of a decided command: record offset, place in the record.
+pub type Position = (i64, i32);
+
+type DecisionRow = (uuid::Uuid, String, i64, i32, Option<Vec<i32>>);
+
+/// request_id -> (status, Kafka position, hold seat_nos)
+pub async fn decisions(pool: &PgPool) -> HashMap<String, (String, Position, Vec<i32>)> {
+    let rows: Vec<DecisionRow> = sqlx::query_as(
+        "SELECT r.request_id, r.status, r.kafka_offset, r.kafka_seq, h.seat_nos FROM requests r \
          LEFT JOIN holds h ON h.id = r.hold_id",
     )
     .fetch_all(pool)
     .await
     .expect("decisions");
     rows.into_iter()
-        .map(|(id, status, offset, seats)| {
-            (id.to_string(), (status, offset, seats.unwrap_or_default()))
+        .map(|(id, status, offset, seq, seats)| {
+            (
+                id.to_string(),
+                (status, (offset, seq), seats.unwrap_or_default()),
+            )
         })
         .collect()
 }
@@ -189,14 +197,14 @@ pub fn user_token(env: &TestEnv, user: &str) -> String {
 /// in Kafka offset order against empty seats and a per-user limit.
 pub fn replay_fifo(
     requests: &HashMap<String, (String, Vec<i32>)>,
-    decided: &HashMap<String, (String, i64, Vec<i32>)>,
+    decided: &HashMap<String, (String, Position, Vec<i32>)>,
     max_per_user: usize,
 ) -> Vec<String> {
-    let mut order: Vec<(&String, i64)> = requests
+    let mut order: Vec<(&String, Position)> = requests
         .keys()
-        .map(|id| (id, decided.get(id).map(|d| d.1).unwrap_or(i64::MAX)))
+        .map(|id| (id, decided.get(id).map(|d| d.1).unwrap_or((i64::MAX, 0))))
         .collect();
-    order.sort_by_key(|(_, offset)| *offset);
+    order.sort_by_key(|(_, position)| *position);
     let mut taken = std::collections::HashSet::new();
     let mut per_user: HashMap<&String, usize> = HashMap::new();
     let mut wrong = Vec::new();
