@@ -150,38 +150,12 @@ impl CommandEnvelope {
     }
 }
 
-/// Pack already encoded envelopes into one record (a JSON array).
-pub fn encode_batch<B: AsRef<[u8]>>(envelopes: &[B]) -> Vec<u8> {
-    let len = envelopes
-        .iter()
-        .map(|e| e.as_ref().len() + 1)
-        .sum::<usize>()
-        + 2;
-    let mut out = Vec::with_capacity(len);
-    out.push(b'[');
-    for (i, e) in envelopes.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e.as_ref());
-    }
-    out.push(b']');
-    out
-}
-
-/// Decode a commands-topic record: one envelope or an array of them, in order. Each
-/// element is decoded on its own, so one bad element does not take its neighbours with it;
-/// a record that is not even an array of JSON values is one unreadable item.
+/// Decode a commands-topic record: one envelope or a pack of them (`record`), in order.
+/// Each element is decoded on its own, so one bad element does not take its neighbours
+/// with it; a record that is not even an array of JSON values is one unreadable item.
 pub fn decode_record(bytes: &[u8]) -> Vec<Decoded> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'[') {
-        return vec![CommandEnvelope::decode(bytes)];
-    }
-    match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(bytes) {
-        Ok(items) => items
-            .into_iter()
-            .map(|raw| CommandEnvelope::decode(raw.get().as_bytes()))
-            .collect(),
+    match crate::record::messages(bytes) {
+        Ok(items) => items.into_iter().map(CommandEnvelope::decode).collect(),
         Err(e) => vec![Decoded::Unreadable(CommandError::Unreadable(e.to_string()))],
     }
 }
@@ -250,7 +224,7 @@ mod tests {
             b"42".to_vec(),
             b.encode().unwrap(),
         ];
-        let decoded = decode_record(&encode_batch(&parts));
+        let decoded = decode_record(&crate::record::pack(&parts));
         assert_eq!(decoded.len(), 4);
         assert!(matches!(&decoded[0], Decoded::Command(c) if *c == a));
         assert!(matches!(&decoded[1], Decoded::Invalid(w, _) if w.request_id == a.request_id));

@@ -25,7 +25,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::command::encode_batch;
+use crate::record;
 
 /// Where a command landed: partition, record offset, index within the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl CommandProducer {
                 key: "commands",
                 value: Some(count.as_str()),
             });
-            (encode_batch(&parts), headers)
+            (record::pack(&parts), headers)
         };
         let key = partition.to_string();
         let record = FutureRecord::to(&self.topic)

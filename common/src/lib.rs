@@ -11,6 +11,7 @@ pub mod ids;
 pub mod kafka;
 pub mod layout;
 pub mod message;
+pub mod record;
 pub mod redis_client;
 pub mod shutdown;
 pub mod telemetry;

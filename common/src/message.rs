@@ -2,7 +2,8 @@
 //!
 //! `seatq.seat-events` carries what browsers and users need to hear about (seat map deltas,
 //! hold decisions); `seatq.hold-timers` carries one timer per hold for the scheduler. Both
-//! are keyed by event id, so per-event order is the commit order.
+//! are keyed by event id, so per-event order is the commit order. A record may pack several
+//! messages of one event (`record`); read them with `record::decode_all`.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

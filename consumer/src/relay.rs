@@ -5,17 +5,26 @@
 //! messages in commit order (a shared relay with SKIP LOCKED would reorder them). A crash
 //! between publishing and deleting publishes some messages twice: consumers of
 //! seat-events and hold-timers treat them as at-least-once.
+//!
+//! The messages of one page are packed per (topic, key) into records (`record::pack`),
+//! in id order within each key: one record per event per page instead of one per
+//! decision, because the broker's cost is per record. Readers decode records with
+//! `record::decode_all`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use seatq_common::record;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
 const PAGE: i64 = 5_000;
+/// Bytes of one packed record at most (below any consumer's fetch size).
+const RECORD_MAX_BYTES: usize = 64 * 1024;
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 pub struct Relay {
@@ -32,6 +41,9 @@ pub enum RelayError {
     Broker(#[from] rdkafka::error::KafkaError),
 }
 
+/// Where an outbox message goes: (stream, key).
+type Destination<'a> = (&'a str, &'a str);
+
 const SELECT_PAGE: &str = "SELECT id, stream, message_key, payload::text FROM outbox \
      WHERE source_partition = $1 ORDER BY id LIMIT $2";
 const DELETE_PUBLISHED: &str = "DELETE FROM outbox WHERE id = ANY($1)";
@@ -47,17 +59,33 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        // Enqueue in id order (the producer keeps that order per partition), then wait.
-        let mut deliveries = Vec::with_capacity(rows.len());
+        // Group by (stream, key), keeping id order within each group; groups go out in
+        // the order of their first message. The producer keeps that order per partition.
+        let mut groups: Vec<(Destination, Vec<&[u8]>)> = Vec::new();
+        let mut index: HashMap<Destination, usize> = HashMap::new();
         for (_, stream, key, payload) in &rows {
-            let topic = match stream.as_str() {
+            let at = *index.entry((stream, key)).or_insert_with(|| {
+                groups.push(((stream, key), Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push(payload.as_bytes());
+        }
+        let mut deliveries = Vec::new();
+        for ((stream, key), messages) in &groups {
+            let topic = match *stream {
                 "hold_timers" => &self.topics.hold_timers,
                 _ => &self.topics.seat_events,
             };
-            let record = FutureRecord::to(topic).key(key).payload(payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => deliveries.push(delivery),
-                Err((e, _)) => return Err(e.into()),
+            for part in record::split(messages, RECORD_MAX_BYTES) {
+                let payload = match part {
+                    [one] => one.to_vec(),
+                    many => record::pack(many),
+                };
+                let message = FutureRecord::to(topic).key(*key).payload(&payload);
+                match self.producer.send_result(message) {
+                    Ok(delivery) => deliveries.push(delivery),
+                    Err((e, _)) => return Err(e.into()),
+                }
             }
         }
         for delivery in deliveries {

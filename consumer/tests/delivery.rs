@@ -164,7 +164,7 @@ async fn a_record_of_several_commands_is_decided_in_record_order() {
         b"42".to_vec(),
         last.encode().expect("encode"),
     ];
-    let record = seatq_common::command::encode_batch(&parts);
+    let record = seatq_common::record::pack(&parts);
     produce(&p.env, event, partition, &record).await;
 
     wait_decided(&p.env.pool, 4, Duration::from_secs(30)).await;

@@ -1,0 +1,143 @@
+//! What a batch tells the rest of the system: the seat events and hold timers the outbox
+//! relay publishes after commit, packed per event into few records.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::command_producer::CommandProducer;
+use seatq_common::ids::{EventId, RequestId, UserId};
+use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
+use seatq_common::record;
+use support::*;
+
+/// Every record of `topic` from the beginning, until `done` says enough or the deadline.
+fn read_topic(
+    env: &seatq_common::testkit::TestEnv,
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let reader: BaseConsumer = seatq_common::kafka::consumer_config(
+        &env.settings.kafka,
+        &format!("{}-reader", env.database),
+    )
+    .create()
+    .expect("reader");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    reader.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::new();
+    while !done(&records) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: only {} records",
+            records.len()
+        );
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            records.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {
+    let partitions = 2;
+    let p = Pipeline::start(partitions).await;
+    let event: EventId = p
+        .api
+        .create_event(section_a(1, 10), serde_json::json!({}))
+        .await
+        .parse()
+        .expect("event id");
+    let partition: i32 = sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
+        .bind(event)
+        .fetch_one(&p.env.pool)
+        .await
+        .expect("partition");
+    let producer = seatq_common::kafka::producer(&p.env.settings.kafka).expect("producer");
+    let commands = CommandProducer::new(
+        producer,
+        p.env.topics.commands.clone(),
+        p.env.settings.kafka.batch_limits(),
+    );
+    // 40 requests for 10 seats: 10 held, 30 rejected.
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let cmd = CommandEnvelope {
+            request_id: RequestId::new(),
+            event_id: event,
+            user_id: UserId(format!("u{i}")),
+            issued_at: Utc::now(),
+            command: Command::HoldSeats(HoldSeats::Seats {
+                seat_nos: vec![i % 10],
+            }),
+            reply: false,
+        };
+        let commands = commands.clone();
+        sends.spawn(async move {
+            let bytes = cmd.encode().expect("encode");
+            commands
+                .send(partition, cmd.request_id.to_string(), bytes)
+                .await
+                .expect("acknowledged")
+        });
+    }
+    sends.join_all().await;
+    wait_decided(&p.env.pool, 40, Duration::from_secs(60)).await;
+
+    let count_events = |records: &[Vec<u8>]| {
+        let mut kinds: HashMap<&'static str, usize> = HashMap::new();
+        for r in records {
+            for e in record::decode_all::<SeatEventEnvelope>(r).expect("seat events") {
+                assert_eq!(e.event_id, event);
+                let kind = match e.payload {
+                    SeatEvent::HoldCreated { .. } => "hold_created",
+                    SeatEvent::HoldRejected { .. } => "hold_rejected",
+                    SeatEvent::SeatStatusChanged { seats, .. } => {
+                        *kinds.entry("seats_changed").or_default() += seats.len();
+                        continue;
+                    }
+                };
+                *kinds.entry(kind).or_default() += 1;
+            }
+        }
+        kinds
+    };
+    let events = read_topic(&p.env, &p.env.topics.seat_events, partitions, |r| {
+        let k = count_events(r);
+        k.get("hold_created") == Some(&10) && k.get("hold_rejected") == Some(&30)
+    });
+    assert_eq!(count_events(&events).get("seats_changed"), Some(&10));
+    assert!(
+        events.len() < 40,
+        "one record per message: {} records for 40 decisions",
+        events.len()
+    );
+
+    let timers = read_topic(&p.env, &p.env.topics.hold_timers, partitions, |r| {
+        r.iter()
+            .map(|t| record::decode_all::<HoldTimer>(t).expect("timers").len())
+            .sum::<usize>()
+            >= 10
+    });
+    let timers: Vec<HoldTimer> = timers
+        .iter()
+        .flat_map(|t| record::decode_all::<HoldTimer>(t).expect("timers"))
+        .collect();
+    assert_eq!(timers.len(), 10);
+    assert!(timers
+        .iter()
+        .all(|t| t.event_id == event && t.expires_at > Utc::now()));
+}
