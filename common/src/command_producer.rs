@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -59,7 +58,6 @@ pub struct BatchLimits {
 
 struct Pending {
     payload: Vec<u8>,
-    request_id: String,
     reply: oneshot::Sender<Result<Placed, ProduceError>>,
 }
 
@@ -85,15 +83,10 @@ impl CommandProducer {
     pub async fn send(
         self: &Arc<Self>,
         partition: i32,
-        request_id: String,
         payload: Vec<u8>,
     ) -> Result<Placed, ProduceError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            payload,
-            request_id,
-            reply,
-        };
+        let pending = Pending { payload, reply };
         self.queue(partition)
             .send(pending)
             .map_err(|_| ProduceError::Closed)?;
@@ -154,28 +147,20 @@ impl CommandProducer {
         batch: Vec<Pending>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
-        let (payload, headers) = if batch.len() == 1 {
-            // A lone command stays a plain envelope, readable by any tool.
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "request_id",
-                value: Some(batch[0].request_id.as_str()),
-            });
-            (batch[0].payload.clone(), headers)
+        // A lone command stays a plain envelope, readable by any tool. No Kafka headers:
+        // Tansu 0.6.0 looks a record's headers up with a scan of every header it ever
+        // stored, once per fetched record, so each header makes every later fetch slower.
+        let payload = if batch.len() == 1 {
+            batch[0].payload.clone()
         } else {
             let parts: Vec<&[u8]> = batch.iter().map(|p| p.payload.as_slice()).collect();
-            let count = batch.len().to_string();
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "commands",
-                value: Some(count.as_str()),
-            });
-            (record::pack(&parts), headers)
+            record::pack(&parts)
         };
         let key = partition.to_string();
         let record = FutureRecord::to(&self.topic)
             .partition(partition)
             .key(&key)
-            .payload(&payload)
-            .headers(headers);
+            .payload(&payload);
         let delivery = match self.producer.send_result(record) {
             Ok(delivery) => delivery,
             Err((e, _)) => {

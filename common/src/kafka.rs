@@ -9,6 +9,8 @@
 //! - Small fetches (`fetch_max_bytes`): Tansu 0.6.0 answers a fetch only when it reaches
 //!   the end of the log or `fetch.max.bytes`, so under a steady stream of produces an
 //!   uncapped fetch chases the tail for seconds while the consumer starves.
+//! - No record headers: Tansu 0.6.0 looks them up with a full scan of its header table
+//!   for every record it returns, so each header ever written slows every later fetch.
 //! - Classic group protocol with `range` assignment (Tansu implements no KIP-848), no
 //!   snappy (it cannot re-encode it on fetch), no client telemetry push (not routed).
 
@@ -18,7 +20,6 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
@@ -146,14 +147,12 @@ pub async fn send(
     partition: Option<i32>,
     key: &str,
     payload: &[u8],
-    headers: Option<OwnedHeaders>,
 ) -> Result<(i32, i64), KafkaError> {
+    // No headers, ever: Tansu 0.6.0 finds a record's headers by scanning every header it
+    // ever stored, once per fetched record.
     let mut record = FutureRecord::to(topic).key(key).payload(payload);
     if let Some(p) = partition {
         record = record.partition(p);
-    }
-    if let Some(h) = headers {
-        record = record.headers(h);
     }
     // The producer's own message.timeout.ms bounds the wait; the queue timeout only covers
     // a full local queue.

@@ -49,7 +49,6 @@ async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) 
         Some(partition),
         &event.to_string(),
         payload,
-        None,
     )
     .await
     .expect("produce");
@@ -231,11 +230,7 @@ async fn concurrent_commands_share_records_and_keep_their_places() {
         let commands = commands.clone();
         sends.spawn(async move {
             let placed = commands
-                .send(
-                    partition,
-                    cmd.request_id.to_string(),
-                    cmd.encode().expect("encode"),
-                )
+                .send(partition, cmd.encode().expect("encode"))
                 .await
                 .expect("acknowledged");
             (cmd.request_id.0, placed)

@@ -88,10 +88,7 @@ async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {
         let commands = commands.clone();
         sends.spawn(async move {
             let bytes = cmd.encode().expect("encode");
-            commands
-                .send(partition, cmd.request_id.to_string(), bytes)
-                .await
-                .expect("acknowledged")
+            commands.send(partition, bytes).await.expect("acknowledged")
         });
     }
     sends.join_all().await;

@@ -244,7 +244,7 @@ pub async fn submit(
     let signal = wait.map(|_| state.decisions.subscribe(request_id));
     let placed = match state
         .commands
-        .send(entry.info.kafka_partition, request_id.to_string(), payload)
+        .send(entry.info.kafka_partition, payload)
         .await
     {
         Ok(placed) => placed,
