@@ -1,7 +1,8 @@
-//! Command-line interface: `bench naive [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|stage [options]`.
 //!
-//! Defaults describe the full flash-sale run; `--smoke` shrinks it to a quick check.
-//! Further scenarios (the seatq pipeline) become further subcommands.
+//! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
+//! check. Options shared by several subcommands live in flattened groups so each means
+//! the same everywhere.
 
 use std::path::PathBuf;
 
@@ -16,9 +17,64 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
-    /// PostgreSQL and a private Redis, and record the results.
-    Naive(NaiveArgs),
+    /// Everything in one run: the naive designs, the seatq pipeline (flash sale, half-load
+    /// latency, kill -9 of consumer and broker) and the stages; at full size (>= 500,000
+    /// attempts from >= 50,000 users, not --smoke) writes latest.json and the README.
+    All {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        naive: NaiveArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// The naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
+    /// PostgreSQL and a private Redis.
+    Naive {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        naive: NaiveArgs,
+    },
+    /// The seatq flash sale over HTTP against the running local stack (closed loop).
+    Pipeline {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// Open-loop latency run at `--rate` (default: half of the decisions/s of a
+    /// closed-loop pipeline run made first).
+    Latency {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// The flash sale while the consumer, then the broker, are killed (-9) and restarted.
+    Crash {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+    /// One stage on its own. gateway-accept and consumer-drain are measured together:
+    /// the drain empties the topic the accept stage filled with the consumer stopped.
+    Stage {
+        which: Stage,
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    GatewayAccept,
+    ConsumerDrain,
+    Broker,
+    All,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,24 +93,50 @@ pub const ALL_DESIGNS: [Design; 3] = [
     Design::RedisFirst,
 ];
 
-#[derive(Debug, Args)]
-pub struct NaiveArgs {
+/// The workload and where results go: the same for every part of a run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
     /// Hold attempts [default: 500000, or 20000 with --smoke].
     #[arg(long)]
     pub attempts: Option<usize>,
     /// Distinct users making them [default: 50000, or 5000 with --smoke].
     #[arg(long)]
     pub users: Option<u32>,
-    /// Client tasks, each with its own connection.
+    /// Client tasks, each with its own connection (closed loop).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Seed of the workload generator (same seed, same attempts).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Quick check: 20,000 attempts from 5,000 users; results are not written to
-    /// latest.json or the README.
+    /// Quick check: 20,000 attempts from 5,000 users and short waits; results are not
+    /// written to latest.json or the README.
     #[arg(long)]
     pub smoke: bool,
+    /// Where results go [default: bench/results of this crate].
+    #[arg(long)]
+    pub results_dir: Option<PathBuf>,
+    /// Free text recorded with the machine.
+    #[arg(
+        long,
+        default_value = "2 cores shared with other work (PostgreSQL, Redis, the broker, the seatq services and the bench client on the same machine)"
+    )]
+    pub machine_note: String,
+}
+
+impl RunArgs {
+    pub fn attempts(&self) -> usize {
+        self.attempts
+            .unwrap_or(if self.smoke { 20_000 } else { 500_000 })
+    }
+
+    pub fn users(&self) -> u32 {
+        self.users
+            .unwrap_or(if self.smoke { 5_000 } else { 50_000 })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NaiveArgs {
     /// Designs to run (comma separated); a partial run is not written to latest.json.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = ALL_DESIGNS)]
     pub designs: Vec<Design>,
@@ -69,29 +151,35 @@ pub struct NaiveArgs {
         default_value = "postgres://seatq@127.0.0.1:55432/postgres"
     )]
     pub admin_url: String,
-    /// Where results go [default: bench/results of this crate].
-    #[arg(long)]
-    pub results_dir: Option<PathBuf>,
-    /// Free text recorded with the machine.
-    #[arg(
-        long,
-        default_value = "2 cores shared with other work (PostgreSQL, Redis and the bench client on the same machine)"
-    )]
-    pub machine_note: String,
 }
 
-impl NaiveArgs {
-    pub fn attempts(&self) -> usize {
-        self.attempts
-            .unwrap_or(if self.smoke { 20_000 } else { 500_000 })
-    }
-
-    pub fn users(&self) -> u32 {
-        self.users
-            .unwrap_or(if self.smoke { 5_000 } else { 50_000 })
-    }
-
-    pub fn is_full(&self) -> bool {
-        !self.smoke && ALL_DESIGNS.iter().all(|d| self.designs.contains(d))
-    }
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    /// The gateway [default: `gateway.public_url` of the stack's configuration].
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Give up waiting for decisions after this many seconds without progress
+    /// [default: 60, or 30 with --smoke].
+    #[arg(long)]
+    pub stall_secs: Option<u64>,
+    /// Arrival rate of the latency run [default: half the closed-loop decisions/s].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Length of the latency run in seconds (its attempts are the workload's first
+    /// rate x secs) [default: 60, or 10 with --smoke].
+    #[arg(long)]
+    pub latency_secs: Option<f64>,
+    /// Crash run: share of attempts answered when the consumer is killed.
+    #[arg(long, default_value_t = 0.25)]
+    pub consumer_kill_at: f64,
+    /// Crash run: share of attempts answered when the broker is killed.
+    #[arg(long, default_value_t = 0.6)]
+    pub broker_kill_at: f64,
+    /// Crash run: how long a killed service stays down, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub down_ms: u64,
+    /// Broker stage: commands per record [default: --concurrency, the most the gateway
+    /// can have waiting together under this closed loop].
+    #[arg(long)]
+    pub pack: Option<usize>,
 }

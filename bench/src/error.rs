@@ -25,6 +25,28 @@ pub enum BenchError {
     Json(#[from] serde_json::Error),
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("gateway answered {status} to {what}: {body}")]
+    Gateway {
+        what: &'static str,
+        status: u16,
+        body: String,
+    },
+    #[error("the broker stayed unavailable (503) for {0:?}")]
+    BrokerUnavailable(Duration),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("JWT: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("`deploy/local/service {action} {service}` failed: {detail}")]
+    Service {
+        action: &'static str,
+        service: &'static str,
+        detail: String,
+    },
+    #[error("{0}")]
+    Stack(String),
 }
 
 impl BenchError {

@@ -1,149 +1,251 @@
 //! `bench`: measures what a flash sale does to seat-holding designs.
 //!
-//! `bench naive` runs one seeded workload against the three designs a team would build
-//! before seatq — a conditional UPDATE, a `SELECT ... FOR UPDATE` transaction, and
-//! Redis-first with PostgreSQL written behind (crashed mid-run) — and writes
-//! `results/latest.json`, a dated copy and `results/README.md`.
+//! One seeded workload goes through the designs a team would build before seatq — a
+//! conditional UPDATE, a `SELECT ... FOR UPDATE` transaction, Redis-first with
+//! PostgreSQL written behind (crashed mid-run) — and through seatq itself over HTTP
+//! against the running local stack: the flash sale, a latency run at half its measured
+//! maximum, the same storm through kill -9 of the consumer and the broker, and each
+//! stage on its own. `bench all` does everything and writes `results/latest.json`, a
+//! dated copy and `results/README.md`; the other subcommands run one part (a dated
+//! `-partial` copy only).
 
 mod cli;
 mod error;
 mod machine;
 mod pg;
+mod pipeline;
 mod redis_server;
 mod report;
 mod results;
 mod runner;
 mod scenarios;
+mod stack;
+mod stages;
 mod verify;
 mod workload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, Design, NaiveArgs};
+use cli::{Cli, Command, Design, NaiveArgs, PipelineArgs, RunArgs, Stage, ALL_DESIGNS};
 use pg::BenchDatabase;
+use pipeline::runs::{self, CrashPlan};
+use pipeline::Pipeline;
 use report::Report;
+use results::Stages;
 use scenarios::seats_table::SeatsDesign;
-use workload::Stadium;
+use stack::{Action, Service, Stack};
+use workload::{Attempt, Stadium};
+
+/// Which parts of the benchmark one invocation runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Parts {
+    naive: bool,
+    pipeline: bool,
+    latency: bool,
+    crash: bool,
+    accept_drain: bool,
+    broker: bool,
+}
+
+impl Parts {
+    const ALL: Parts = Parts {
+        naive: true,
+        pipeline: true,
+        latency: true,
+        crash: true,
+        accept_drain: true,
+        broker: true,
+    };
+
+    fn needs_stack(self) -> bool {
+        self.pipeline || self.latency || self.crash || self.accept_drain || self.broker
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let none = Parts::default();
     match cli.command {
-        Command::Naive(args) => naive(args).await,
+        Command::All {
+            run,
+            naive,
+            pipeline,
+        } => execute(run, Some(naive), Some(pipeline), Parts::ALL).await,
+        Command::Naive { run, naive } => {
+            let parts = Parts {
+                naive: true,
+                ..none
+            };
+            execute(run, Some(naive), None, parts).await
+        }
+        Command::Pipeline { run, pipeline } => {
+            let parts = Parts {
+                pipeline: true,
+                ..none
+            };
+            execute(run, None, Some(pipeline), parts).await
+        }
+        Command::Latency { run, pipeline } => {
+            let parts = Parts {
+                pipeline: pipeline.rate.is_none(),
+                latency: true,
+                ..none
+            };
+            execute(run, None, Some(pipeline), parts).await
+        }
+        Command::Crash { run, pipeline } => {
+            let parts = Parts {
+                crash: true,
+                ..none
+            };
+            execute(run, None, Some(pipeline), parts).await
+        }
+        Command::Stage {
+            which,
+            run,
+            pipeline,
+        } => {
+            let parts = Parts {
+                accept_drain: matches!(
+                    which,
+                    Stage::GatewayAccept | Stage::ConsumerDrain | Stage::All
+                ),
+                broker: matches!(which, Stage::Broker | Stage::All),
+                ..none
+            };
+            execute(run, None, Some(pipeline), parts).await
+        }
     }
 }
 
-async fn naive(args: NaiveArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    anyhow::ensure!(
-        (0.0..1.0).contains(&args.redis_restart_at),
-        "--redis-restart-at is a share of attempts in [0, 1)"
-    );
+async fn execute(
+    run: RunArgs,
+    naive: Option<NaiveArgs>,
+    pipeline: Option<PipelineArgs>,
+    parts: Parts,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(run.concurrency > 0, "--concurrency must be at least 1");
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let started_at = chrono::Utc::now();
-    let machine = machine::Machine::detect(&args.machine_note);
+    let machine = machine::Machine::detect(&run.machine_note);
     let stadium = Stadium::new();
-    let (attempts, users) = (args.attempts(), args.users());
+    let (attempts, users) = (run.attempts(), run.users());
 
     let generated = Instant::now();
-    let workload = Arc::new(workload::generate(&stadium, attempts, users, args.seed));
+    let workload = Arc::new(workload::generate(&stadium, attempts, users, run.seed));
     println!(
         "workload: {} seats, {attempts} attempts from {users} users (seed {}), generated in {:.1?}; concurrency {}",
         stadium.seat_count(),
-        args.seed,
+        run.seed,
         generated.elapsed(),
-        args.concurrency,
+        run.concurrency,
     );
+    let mut report = Report::new(&run, machine, &stadium, workload.len());
 
-    let db = BenchDatabase::create(&args.admin_url)
-        .await
-        .with_context(|| format!("creating the bench database via {}", args.admin_url))?;
-    println!("database: {}", db.name);
-    // On Ctrl-C stop the run but still drop the database (FORCE ends its connections).
-    let outcome = tokio::select! {
-        outcome = run_designs(&args, &db, &stadium, workload, machine) => outcome,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    // Connect to the stack first: a stack that is down should fail the run at once, not
+    // after the naive designs.
+    let stack = match (parts.needs_stack(), &pipeline) {
+        (true, Some(opts)) => {
+            let root = crate_dir.parent().unwrap_or(&crate_dir);
+            let stack = Stack::connect(root, opts.gateway.clone())
+                .await
+                .context("connecting to the local stack (is deploy/local/up running?)")?;
+            Some((stack, opts))
+        }
+        _ => None,
     };
-    let dropped = db.drop_database().await;
-    let mut report = outcome?;
-    dropped.context("dropping the bench database")?;
+    if let (true, Some(naive)) = (parts.naive, &naive) {
+        naive_part(naive, &run, &stadium, Arc::clone(&workload), &mut report).await?;
+    }
+    if let Some((stack, opts)) = stack {
+        pipeline_part(opts, &run, parts, stack, &stadium, workload, &mut report).await?;
+    }
 
+    report.compute_ratios();
     report.git_sha = machine::git_sha(&crate_dir);
     report.git_dirty = machine::git_dirty(&crate_dir);
     report.started_at = started_at.to_rfc3339();
     report.finished_at = chrono::Utc::now().to_rfc3339();
     print!("{}", report.summary());
 
-    let dir = args
+    let dir = run
         .results_dir
         .clone()
         .unwrap_or_else(|| crate_dir.join("results"));
+    let all_designs = naive
+        .as_ref()
+        .is_some_and(|n| ALL_DESIGNS.iter().all(|d| n.designs.contains(d)));
+    // latest.json is the full-size run only.
+    let full_size = attempts >= 500_000 && users >= 50_000;
+    let full = !run.smoke && full_size && parts == Parts::ALL && all_designs;
     let stamp = started_at.format("%Y%m%dT%H%M%SZ").to_string();
-    for path in report::save(&report, &dir, args.is_full(), &stamp)? {
+    for path in report::save(&report, &dir, full, &stamp)? {
         println!("wrote {}", path.display());
     }
     Ok(())
 }
 
+/// The naive designs, in a throwaway database that is dropped even on Ctrl-C.
+async fn naive_part(
+    args: &NaiveArgs,
+    run: &RunArgs,
+    stadium: &Stadium,
+    workload: Arc<Vec<Attempt>>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.redis_restart_at),
+        "--redis-restart-at is a share of attempts in [0, 1)"
+    );
+    let db = BenchDatabase::create(&args.admin_url)
+        .await
+        .with_context(|| format!("creating the bench database via {}", args.admin_url))?;
+    println!("database: {}", db.name);
+    // On Ctrl-C stop the run but still drop the database (FORCE ends its connections).
+    let outcome = tokio::select! {
+        outcome = run_designs(args, run.concurrency, &db, stadium, workload, report) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let dropped = db.drop_database().await;
+    outcome?;
+    dropped.context("dropping the bench database")
+}
+
 async fn run_designs(
     args: &NaiveArgs,
+    concurrency: usize,
     db: &BenchDatabase,
     stadium: &Stadium,
-    workload: Arc<Vec<workload::Attempt>>,
-    machine: machine::Machine,
-) -> anyhow::Result<Report> {
-    let mut report = Report {
-        git_sha: String::new(),
-        git_dirty: false,
-        started_at: String::new(),
-        finished_at: String::new(),
-        machine,
-        seats: stadium.seat_count(),
-        attempts: workload.len(),
-        users: args.users(),
-        concurrency: args.concurrency,
-        seed: args.seed,
-        smoke: args.smoke,
-        workload: workload::DESCRIPTION.to_string(),
-        naive_conditional_update: None,
-        naive_for_update: None,
-        redis_first: None,
-        notes: vec![
-            "Closed loop: each client task sends its next attempt when the previous one is answered.".to_string(),
-            "No per-user seat limit in any design.".to_string(),
-            "PostgreSQL, Redis and the bench client share the machine's cores.".to_string(),
-        ],
-    };
+    workload: Arc<Vec<Attempt>>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     for design in &args.designs {
         match design {
-            Design::ConditionalUpdate => {
+            Design::ConditionalUpdate | Design::ForUpdate => {
+                let seats_design = if *design == Design::ForUpdate {
+                    SeatsDesign::ForUpdate
+                } else {
+                    SeatsDesign::ConditionalUpdate
+                };
                 let r = scenarios::seats_table::run(
                     db,
                     stadium,
                     Arc::clone(&workload),
-                    args.concurrency,
-                    SeatsDesign::ConditionalUpdate,
+                    concurrency,
+                    seats_design,
                 )
                 .await
-                .context("naive_conditional_update")?;
-                report.naive_conditional_update = Some(r);
-            }
-            Design::ForUpdate => {
-                let r = scenarios::seats_table::run(
-                    db,
-                    stadium,
-                    Arc::clone(&workload),
-                    args.concurrency,
-                    SeatsDesign::ForUpdate,
-                )
-                .await
-                .context("naive_for_update")?;
-                report.naive_for_update = Some(r);
+                .context(seats_design.name())?;
+                match seats_design {
+                    SeatsDesign::ForUpdate => report.naive_for_update = Some(r),
+                    SeatsDesign::ConditionalUpdate => report.naive_conditional_update = Some(r),
+                }
             }
             Design::RedisFirst => {
                 let restart_at = (args.redis_restart_at > 0.0).then_some(args.redis_restart_at);
@@ -151,7 +253,7 @@ async fn run_designs(
                     db,
                     stadium,
                     Arc::clone(&workload),
-                    args.concurrency,
+                    concurrency,
                     restart_at,
                 )
                 .await
@@ -160,5 +262,103 @@ async fn run_designs(
             }
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+/// The seatq parts, against the running stack. Whatever happens (error, Ctrl-C), the
+/// consumer and the broker are started again before returning.
+async fn pipeline_part(
+    opts: &PipelineArgs,
+    run: &RunArgs,
+    parts: Parts,
+    stack: Stack,
+    stadium: &Stadium,
+    workload: Arc<Vec<Attempt>>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let stall = Duration::from_secs(opts.stall_secs.unwrap_or(if run.smoke { 30 } else { 60 }));
+    let p = Pipeline::new(
+        stack,
+        stadium,
+        workload,
+        run.users(),
+        run.concurrency,
+        stall,
+    )?;
+    let outcome = tokio::select! {
+        outcome = pipeline_runs(opts, run, parts, &p, stadium, report) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    for service in [Service::Broker, Service::Consumer] {
+        if let Err(e) = p.stack.service(Action::Start, service).await {
+            eprintln!(
+                "warning: could not make sure the {} runs: {e}",
+                service.name()
+            );
+        }
+    }
+    outcome
+}
+
+async fn pipeline_runs(
+    opts: &PipelineArgs,
+    run: &RunArgs,
+    parts: Parts,
+    p: &Pipeline,
+    stadium: &Stadium,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    if parts.pipeline {
+        let r = runs::flash_sale(p).await.context("pipeline flash sale")?;
+        report.invariants = Some(r.run.invariants);
+        report.pipeline = Some(r);
+    }
+    if parts.latency {
+        let rate = opts
+            .rate
+            .or_else(|| report.pipeline.as_ref().map(|r| r.decisions_per_s / 2.0))
+            .filter(|r| *r > 0.0)
+            .context("the latency run needs --rate or a pipeline run that decided something")?;
+        let secs = opts
+            .latency_secs
+            .unwrap_or(if run.smoke { 10.0 } else { 60.0 });
+        let r = runs::half_load(p, rate, secs)
+            .await
+            .context("pipeline half-load latency")?;
+        report.pipeline_half_load = Some(r);
+    }
+    if parts.crash {
+        let plan = CrashPlan {
+            consumer_at: opts.consumer_kill_at,
+            broker_at: opts.broker_kill_at,
+            down: Duration::from_millis(opts.down_ms),
+        };
+        let r = runs::crash(p, plan).await.context("pipeline crash run")?;
+        report.pipeline_oversold_after_crashes =
+            Some(r.run.invariants.oversold + r.run.invariants.double_held);
+        report.crash = Some(r);
+    }
+    if parts.accept_drain || parts.broker {
+        let mut s = Stages::default();
+        if parts.accept_drain {
+            let (accept, drain) = stages::accept_drain::run(p)
+                .await
+                .context("gateway accept and consumer drain stages")?;
+            s.gateway_accept_per_s = Some(accept.accepted_per_s);
+            s.consumer_drain_per_s = Some(drain.decisions_per_s);
+            s.gateway_accept = Some(accept);
+            s.consumer_drain = Some(drain);
+        }
+        if parts.broker {
+            let pack = opts.pack.unwrap_or(run.concurrency);
+            let b = stages::broker::run(&p.stack, stadium, &p.attempts, pack, p.stall)
+                .await
+                .context("broker stage")?;
+            s.broker_produce_per_s = Some(b.produce_commands_per_s);
+            s.broker_fetch_per_s = Some(b.fetch_commands_per_s);
+            s.broker = Some(b);
+        }
+        report.stages = Some(s);
+    }
+    Ok(())
 }

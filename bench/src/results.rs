@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::pipeline::invariants::Invariants;
 use crate::runner::RunOutcome;
 
 /// Throughput and latency of one run (latency includes retries and errors: the user
@@ -27,7 +28,8 @@ pub struct Timing {
     pub first_error: Option<String>,
 }
 
-fn round(x: f64, places: i32) -> f64 {
+/// `x` rounded to `places` decimals (results keep what is meaningful).
+pub fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
     (x * f).round() / f
 }
@@ -102,4 +104,198 @@ pub struct RedisFirstResult {
     pub writer_max_backlog: usize,
     /// From the last attempt answered until PostgreSQL had every promise.
     pub writer_drain_ms: f64,
+}
+
+/// The accept side of a storm over HTTP: how fast and how soon the gateway said `202`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptTiming {
+    pub accepted: u64,
+    pub accepted_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub wall_s: f64,
+    /// `503 broker_unavailable` answers the clients waited out and sent again.
+    pub broker_retries: u64,
+    pub errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+}
+
+impl AcceptTiming {
+    pub fn new(o: &RunOutcome, broker_retries: u64) -> Self {
+        let accepted = o.accepted.len() as u64;
+        Self {
+            accepted,
+            accepted_per_s: round(accepted as f64 / o.wall.as_secs_f64().max(1e-9), 1),
+            p50_ms: round(o.quantile_ms(0.50), 3),
+            p95_ms: round(o.quantile_ms(0.95), 3),
+            p99_ms: round(o.quantile_ms(0.99), 3),
+            max_ms: round(o.latency_us.max() as f64 / 1_000.0, 3),
+            wall_s: round(o.wall.as_secs_f64(), 3),
+            broker_retries,
+            errors: o.errors,
+            first_error: o.first_error.clone(),
+        }
+    }
+}
+
+/// The decision side: request (gateway `issued_at`) to decision (consumer `decided_at`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionTiming {
+    pub decided: u64,
+    /// Requests decided `held` (the rest were rejected).
+    pub held: u64,
+    pub decisions_per_s: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// From the last `202` until the consumer had applied everything.
+    pub settle_ms: f64,
+    /// False if the wait gave up (no progress for the stall timeout).
+    pub caught_up: bool,
+}
+
+impl DecisionTiming {
+    pub fn new(
+        s: &crate::pipeline::decisions::DecisionStats,
+        settle: std::time::Duration,
+        caught_up: bool,
+    ) -> Self {
+        Self {
+            decided: s.decided,
+            held: s.held,
+            decisions_per_s: s.decisions_per_s(),
+            p50_ms: s.p50_ms,
+            p95_ms: s.p95_ms,
+            p99_ms: s.p99_ms,
+            max_ms: s.max_ms,
+            settle_ms: millis(settle),
+            caught_up,
+        }
+    }
+}
+
+/// One storm through the pipeline, settled and checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRun {
+    pub event_id: uuid::Uuid,
+    pub accept: AcceptTiming,
+    pub decisions: DecisionTiming,
+    pub invariants: Invariants,
+}
+
+/// The flash sale through seatq, closed loop like the naive designs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineResult {
+    pub accepted_per_s: f64,
+    pub decisions_per_s: f64,
+    pub accept_p99_ms: f64,
+    pub decision_p50_ms: f64,
+    pub decision_p95_ms: f64,
+    pub decision_p99_ms: f64,
+    #[serde(flatten)]
+    pub run: PipelineRun,
+}
+
+impl From<PipelineRun> for PipelineResult {
+    fn from(run: PipelineRun) -> Self {
+        Self {
+            accepted_per_s: run.accept.accepted_per_s,
+            decisions_per_s: run.decisions.decisions_per_s,
+            accept_p99_ms: run.accept.p99_ms,
+            decision_p50_ms: run.decisions.p50_ms,
+            decision_p95_ms: run.decisions.p95_ms,
+            decision_p99_ms: run.decisions.p99_ms,
+            run,
+        }
+    }
+}
+
+/// Open loop at a fixed arrival rate (half the closed loop's decisions/s).
+#[derive(Debug, Clone, Serialize)]
+pub struct HalfLoadResult {
+    pub target_per_s: f64,
+    /// Attempts answered per second over the run (below the target when the system
+    /// could not keep up: each latency then includes the wait since it was due).
+    pub completed_per_s: f64,
+    pub accept_p99_ms: f64,
+    pub decision_p50_ms: f64,
+    pub decision_p95_ms: f64,
+    pub decision_p99_ms: f64,
+    pub connections: usize,
+    #[serde(flatten)]
+    pub run: PipelineRun,
+}
+
+/// One kill -9 during the crash run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashStep {
+    pub service: &'static str,
+    /// Attempts answered when it was killed.
+    pub after_attempts: u64,
+    /// From SIGKILL until the restarted service was up again.
+    pub down_ms: f64,
+}
+
+/// The storm with kill -9 of the consumer and then of the broker.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrashResult {
+    pub crashes: Vec<CrashStep>,
+    /// Accepted (202) requests that were never decided.
+    pub lost_accepted: u64,
+    #[serde(flatten)]
+    pub run: PipelineRun,
+}
+
+/// The consumer alone, draining a topic the gateway filled while it was stopped.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrainResult {
+    pub decided: u64,
+    pub undecided: u64,
+    /// Decisions/s from the end of the first batch to the end of the last.
+    pub decisions_per_s: f64,
+    /// From starting the consumer process to the last decision (startup included).
+    pub from_start_s: f64,
+}
+
+/// A plain Kafka client on a scratch topic, with the gateway's command payloads.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokerResult {
+    pub topic: String,
+    pub records: u64,
+    pub commands: u64,
+    /// Commands per record (`seatq_common::record::pack`).
+    pub pack: usize,
+    pub bytes: u64,
+    pub produce_s: f64,
+    pub produce_records_per_s: f64,
+    pub produce_commands_per_s: f64,
+    pub fetch_s: f64,
+    pub fetched_records: u64,
+    pub fetch_records_per_s: f64,
+    pub fetch_commands_per_s: f64,
+}
+
+/// Each stage on its own.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stages {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_accept_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_drain_per_s: Option<f64>,
+    /// Commands per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_produce_per_s: Option<f64>,
+    /// Commands per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker_fetch_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_accept: Option<AcceptTiming>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consumer_drain: Option<DrainResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broker: Option<BrokerResult>,
 }

@@ -2,9 +2,12 @@
 //!
 //! N client tasks, each with its own connection (a [`Client`]), are dealt the attempts
 //! round-robin and send them one after another: the offered load is "N users clicking as
-//! fast as the system answers". Any scenario — the naive designs here, the seatq HTTP
-//! pipeline later — only has to implement [`Client`]; timing, latency histograms,
-//! progress and the ledger of promised seats are done here, identically for all.
+//! fast as the system answers" ([`Pace::Closed`]). [`Pace::Open`] sends at a fixed
+//! arrival rate instead, whatever the answers take, and measures each latency from the
+//! moment the attempt was due (so a slow answer cannot hide the queue behind it). Any
+//! scenario — the naive designs, the seatq HTTP pipeline — only has to implement
+//! [`Client`]; timing, latency histograms, progress and the ledger of promised seats (or
+//! accepted request ids) are done here, identically for all.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +26,17 @@ pub enum Decision {
     Held(Vec<i32>),
     /// Not all requested seats were available; nothing was held.
     Rejected,
+    /// Queued for a decision made later (the seatq pipeline's 202), under this request id.
+    Accepted(uuid::Uuid),
+}
+
+/// How attempts are offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// Each client sends its next attempt when the previous one is answered.
+    Closed,
+    /// Attempt `i` is due `i / per_s` seconds after the start, answered or not.
+    Open { per_s: f64 },
 }
 
 /// One connection's worth of a scenario: turns an attempt into a decision.
@@ -48,6 +62,8 @@ pub struct RunOutcome {
     pub latency_us: Histogram<u64>,
     pub held_attempts: u64,
     pub rejected: u64,
+    /// Request ids of the attempts queued for a later decision.
+    pub accepted: Vec<uuid::Uuid>,
     pub errors: u64,
     pub first_error: Option<String>,
     pub promises: Vec<Promise>,
@@ -60,6 +76,7 @@ impl RunOutcome {
             latency_us: new_histogram(),
             held_attempts: 0,
             rejected: 0,
+            accepted: Vec::new(),
             errors: 0,
             first_error: None,
             promises: Vec::new(),
@@ -67,7 +84,7 @@ impl RunOutcome {
     }
 
     pub fn attempts(&self) -> u64 {
-        self.held_attempts + self.rejected + self.errors
+        self.held_attempts + self.rejected + self.accepted.len() as u64 + self.errors
     }
 
     pub fn decisions_per_s(&self) -> f64 {
@@ -97,13 +114,23 @@ pub fn progress_bar(name: &str, len: u64) -> ProgressBar {
     bar
 }
 
-/// Send every attempt through `clients` (one task each, attempts dealt round-robin).
-/// `bar.position()` is the number of attempts answered so far, for anyone who wants to
-/// act mid-run (the Redis restart does).
+/// Send every attempt through `clients` (one task each, attempts dealt round-robin),
+/// closed loop. `bar.position()` is the number of attempts answered so far, for anyone
+/// who wants to act mid-run (the Redis restart and the pipeline crashes do).
 pub async fn run<C: Client>(
     clients: Vec<C>,
     attempts: Arc<Vec<Attempt>>,
     bar: ProgressBar,
+) -> Result<RunOutcome, BenchError> {
+    run_paced(clients, attempts, bar, Pace::Closed).await
+}
+
+/// [`run`] with a choice of [`Pace`].
+pub async fn run_paced<C: Client>(
+    clients: Vec<C>,
+    attempts: Arc<Vec<Attempt>>,
+    bar: ProgressBar,
+    pace: Pace,
 ) -> Result<RunOutcome, BenchError> {
     let workers = clients.len().max(1);
     let started = Instant::now();
@@ -113,8 +140,15 @@ pub async fn run<C: Client>(
         let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = RunOutcome::empty();
-            for attempt in attempts.iter().skip(index).step_by(workers) {
-                let t0 = Instant::now();
+            for (i, attempt) in attempts.iter().enumerate().skip(index).step_by(workers) {
+                let t0 = match pace {
+                    Pace::Closed => Instant::now(),
+                    Pace::Open { per_s } => {
+                        let due = started + Duration::from_secs_f64(i as f64 / per_s.max(1e-3));
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                };
                 let decision = client.attempt(attempt).await;
                 out.latency_us
                     .saturating_record(t0.elapsed().as_micros().max(1) as u64);
@@ -128,6 +162,7 @@ pub async fn run<C: Client>(
                             }));
                     }
                     Ok(Decision::Rejected) => out.rejected += 1,
+                    Ok(Decision::Accepted(id)) => out.accepted.push(id),
                     Err(e) => {
                         out.errors += 1;
                         out.first_error.get_or_insert_with(|| e.to_string());
@@ -146,6 +181,7 @@ pub async fn run<C: Client>(
         let _ = total.latency_us.add(&part.latency_us);
         total.held_attempts += part.held_attempts;
         total.rejected += part.rejected;
+        total.accepted.extend(part.accepted);
         total.errors += part.errors;
         if total.first_error.is_none() {
             total.first_error = part.first_error;

@@ -35,6 +35,28 @@ impl Section {
     pub fn seat_no(&self, row: i32, seat: i32) -> i32 {
         self.first_seat_no + row * self.seats_per_row + seat
     }
+
+    /// The section code of the demo stadium (`gateway/src/demo.rs`): lower sections
+    /// L101..L120, upper sections U201..U220.
+    pub fn code(&self) -> String {
+        if self.index < LOWER_SECTIONS {
+            format!("L{}", 101 + self.index)
+        } else {
+            format!("U{}", 201 + self.index - LOWER_SECTIONS)
+        }
+    }
+
+    /// The readable seat id the API uses, `"{code}-{row}-{seat}"` (1-based), of a seat
+    /// of this section.
+    pub fn label(&self, seat_no: i32) -> String {
+        let offset = seat_no - self.first_seat_no;
+        format!(
+            "{}-{}-{}",
+            self.code(),
+            offset / self.seats_per_row + 1,
+            offset % self.seats_per_row + 1
+        )
+    }
 }
 
 /// Lower sections: 20 x (25 rows x 60 seats) = 30,000 seats.
@@ -84,6 +106,13 @@ impl Stadium {
             sections.push(section);
         }
         Self { sections }
+    }
+
+    /// The section holding `seat_no`.
+    pub fn section_of(&self, seat_no: i32) -> Option<&Section> {
+        self.sections
+            .iter()
+            .find(|s| (s.first_seat_no..s.end_seat_no()).contains(&seat_no))
     }
 
     pub fn seat_count(&self) -> i32 {
@@ -203,6 +232,18 @@ mod tests {
     }
 
     #[test]
+    fn labels_follow_the_demo_stadium() {
+        let stadium = Stadium::new();
+        let label = |n: i32| stadium.section_of(n).map(|s| s.label(n));
+        assert_eq!(label(0).as_deref(), Some("L101-1-1"));
+        assert_eq!(label(61).as_deref(), Some("L101-2-2"));
+        assert_eq!(label(1_500).as_deref(), Some("L102-1-1"));
+        assert_eq!(label(30_000).as_deref(), Some("U201-1-1"));
+        assert_eq!(label(49_999).as_deref(), Some("U220-20-50"));
+        assert_eq!(label(50_000), None);
+    }
+
+    #[test]
     fn same_seed_same_attempts_other_seed_other_attempts() {
         let stadium = Stadium::new();
         let a = generate(&stadium, 2_000, 500, 7);
@@ -226,12 +267,7 @@ mod tests {
                     }
                     assert!((1..=4).contains(&seats.len()));
                     assert!(seats.windows(2).all(|w| w[1] == w[0] + 1), "adjacent");
-                    let s = stadium
-                        .sections
-                        .iter()
-                        .find(|s| (s.first_seat_no..s.end_seat_no()).contains(&seats[0]))
-                        .copied()
-                        .expect("seat in a section");
+                    let s = *stadium.section_of(seats[0]).expect("seat in a section");
                     let row = |n: i32| (n - s.first_seat_no) / s.seats_per_row;
                     assert_eq!(row(seats[0]), row(*seats.last().expect("non-empty")));
                     s

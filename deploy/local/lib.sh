@@ -175,3 +175,17 @@ stop_pidfile() { # name
   fi
   rm -f "$RUN/$1.pid"
 }
+
+# Start a seatq service of the local stack from a built binary unless it runs:
+# start_seatq NAME BINARY ARGS...  (the tests configure their own services instead)
+start_seatq() {
+  local name=$1 bin=$2
+  shift 2
+  pid_alive "$name" && return 0
+  [ -x "$bin" ] || die "$bin is missing: run deploy/local/up first"
+  SEATQ_CONFIG="$ROOT/deploy/local/seatq.toml" \
+    SEATQ_GATEWAY__LISTEN="127.0.0.1:$GATEWAY_PORT" \
+    SEATQ_GATEWAY__PUBLIC_URL="http://127.0.0.1:$GATEWAY_PORT" \
+    nohup "$bin" "$@" >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}

@@ -1,0 +1,105 @@
+//! The seatq client: one `POST /v1/events/{id}/holds` per attempt, answered `202`.
+//!
+//! The user is only told "queued" (with a request id) at this point; the decision is
+//! read back from PostgreSQL after the storm, so the runner records accepted request
+//! ids instead of promises. While the broker is down the gateway answers
+//! `503 broker_unavailable`: the client waits a moment and sends the same request again,
+//! like a browser honouring `Retry-After` would (only faster), and counts the retries;
+//! a 503 is never an accepted request.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::BenchError;
+use crate::pipeline::api::{self, Tokens};
+use crate::runner::{Client, Decision};
+use crate::workload::{Attempt, Request, Stadium};
+
+/// Pause before re-sending a request the gateway could not queue.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Give up on one attempt after this long of 503s.
+const RETRY_PATIENCE: Duration = Duration::from_secs(120);
+
+#[derive(Deserialize)]
+struct Accepted {
+    request_id: Uuid,
+}
+
+/// The JSON body of `attempt` for the stadium event.
+pub fn hold_body(stadium: &Stadium, attempt: &Attempt) -> serde_json::Value {
+    match &attempt.request {
+        Request::Seats(seats) => {
+            let labels: Vec<String> = seats
+                .iter()
+                .filter_map(|&n| stadium.section_of(n).map(|s| s.label(n)))
+                .collect();
+            serde_json::json!({ "seat_ids": labels })
+        }
+        Request::BestAvailable { section, quantity } => {
+            serde_json::json!({ "section": section.code(), "quantity": quantity })
+        }
+    }
+}
+
+pub struct HttpClient {
+    http: reqwest::Client,
+    holds_url: Arc<str>,
+    tokens: Arc<Tokens>,
+    stadium: Arc<Stadium>,
+    /// 503s answered with a retry (shared by all clients of a run).
+    retries: Arc<AtomicU64>,
+}
+
+impl HttpClient {
+    pub fn new(
+        http: reqwest::Client,
+        holds_url: Arc<str>,
+        tokens: Arc<Tokens>,
+        stadium: Arc<Stadium>,
+        retries: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            http,
+            holds_url,
+            tokens,
+            stadium,
+            retries,
+        }
+    }
+}
+
+impl Client for HttpClient {
+    async fn attempt(&mut self, attempt: &Attempt) -> Result<Decision, BenchError> {
+        let body = serde_json::to_vec(&hold_body(&self.stadium, attempt))?;
+        let token = &self.tokens.users[attempt.user as usize % self.tokens.users.len()];
+        let started = Instant::now();
+        loop {
+            let response = self
+                .http
+                .post(&*self.holds_url)
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
+            if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                if started.elapsed() > RETRY_PATIENCE {
+                    return Err(BenchError::BrokerUnavailable(RETRY_PATIENCE));
+                }
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            }
+            let accepted: Accepted =
+                api::expect(response, reqwest::StatusCode::ACCEPTED, "hold request")
+                    .await?
+                    .json()
+                    .await?;
+            return Ok(Decision::Accepted(accepted.request_id));
+        }
+    }
+}

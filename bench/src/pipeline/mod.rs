@@ -1,0 +1,171 @@
+//! The seatq pipeline under the flash-sale workload, over HTTP against the running stack.
+//!
+//! Every run follows the same three steps, so the flash sale, the half-load latency run,
+//! the crash run and the stage measurements differ only in how they send and what they
+//! break on the way: a fresh event ([`Pipeline::event`]), a storm of hold requests
+//! ([`Pipeline::storm`], the shared runner with the HTTP client), and settling
+//! ([`Pipeline::settle`]): wait for the consumer, look up every accepted request's
+//! decision, check the invariants.
+
+pub mod api;
+pub mod client;
+pub mod decisions;
+pub mod invariants;
+pub mod runs;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use uuid::Uuid;
+
+use crate::error::BenchError;
+use crate::results::{AcceptTiming, DecisionTiming, PipelineRun};
+use crate::runner::{self, Pace, RunOutcome};
+use crate::stack::Stack;
+use crate::workload::{Attempt, Stadium};
+
+use api::Tokens;
+use client::HttpClient;
+
+const EVENT_PARTITION: &str = "SELECT kafka_partition FROM events WHERE id = $1";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An event created for one run.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub id: Uuid,
+    /// The commands-topic partition all its commands go to.
+    pub partition: i32,
+    /// The partition's log end before the run: every command of the run is at or after it.
+    pub from_offset: i64,
+}
+
+/// What every pipeline run shares: the stack, tokens, the workload.
+pub struct Pipeline {
+    pub stack: Stack,
+    http: reqwest::Client,
+    tokens: Arc<Tokens>,
+    stadium: Arc<Stadium>,
+    pub attempts: Arc<Vec<Attempt>>,
+    pub concurrency: usize,
+    /// Give up waiting for decisions after this long without progress.
+    pub stall: Duration,
+}
+
+impl Pipeline {
+    pub fn new(
+        stack: Stack,
+        stadium: &Stadium,
+        attempts: Arc<Vec<Attempt>>,
+        users: u32,
+        concurrency: usize,
+        stall: Duration,
+    ) -> Result<Self, BenchError> {
+        let tokens = Tokens::mint(&stack.settings.auth.jwt_secret, users)?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(usize::MAX)
+            .build()?;
+        Ok(Self {
+            stack,
+            http,
+            tokens: Arc::new(tokens),
+            stadium: Arc::new(stadium.clone()),
+            attempts,
+            concurrency,
+            stall,
+        })
+    }
+
+    /// A fresh 50,000-seat event, on sale now.
+    pub async fn event(&self, title: &str) -> Result<Event, BenchError> {
+        let id = api::create_event(
+            &self.http,
+            &self.stack.gateway,
+            &self.tokens,
+            &self.stadium,
+            title,
+        )
+        .await?;
+        let partition: i32 = sqlx::query_scalar(EVENT_PARTITION)
+            .bind(id)
+            .fetch_one(&self.stack.pool)
+            .await?;
+        let from_offset = self.stack.log_end(partition).await?;
+        Ok(Event {
+            id,
+            partition,
+            from_offset,
+        })
+    }
+
+    /// Send `attempts` as hold requests for `event` from `connections` clients.
+    /// Returns the outcome and the number of 503s that were retried.
+    pub async fn storm(
+        &self,
+        event: &Event,
+        attempts: Arc<Vec<Attempt>>,
+        bar: ProgressBar,
+        pace: Pace,
+        connections: usize,
+    ) -> Result<(RunOutcome, u64), BenchError> {
+        let url: Arc<str> = format!("{}/v1/events/{}/holds", self.stack.gateway, event.id).into();
+        let retries = Arc::new(AtomicU64::new(0));
+        let clients = (0..connections.max(1))
+            .map(|_| {
+                HttpClient::new(
+                    self.http.clone(),
+                    Arc::clone(&url),
+                    Arc::clone(&self.tokens),
+                    Arc::clone(&self.stadium),
+                    Arc::clone(&retries),
+                )
+            })
+            .collect();
+        let outcome = runner::run_paced(clients, attempts, bar, pace).await?;
+        Ok((outcome, retries.load(Ordering::Relaxed)))
+    }
+
+    /// The whole workload, closed loop, as the naive designs get it.
+    pub async fn flash(
+        &self,
+        event: &Event,
+        bar: ProgressBar,
+    ) -> Result<(RunOutcome, u64), BenchError> {
+        let attempts = Arc::clone(&self.attempts);
+        self.storm(event, attempts, bar, Pace::Closed, self.concurrency)
+            .await
+    }
+
+    /// Wait for the consumer, then read back every decision and check the invariants.
+    pub async fn settle(
+        &self,
+        name: &str,
+        event: &Event,
+        outcome: &RunOutcome,
+        broker_retries: u64,
+    ) -> Result<PipelineRun, BenchError> {
+        let storm_over = Instant::now();
+        let applied =
+            decisions::wait_applied(&self.stack, event.partition, name, self.stall).await?;
+        let settle = storm_over.elapsed();
+        let stats = decisions::stats(&self.stack, &outcome.accepted).await?;
+        let invariants = invariants::check(
+            &self.stack.pool,
+            event.id,
+            event.partition,
+            event.from_offset,
+            stats.undecided,
+        )
+        .await?;
+        Ok(PipelineRun {
+            event_id: event.id,
+            accept: AcceptTiming::new(outcome, broker_retries),
+            decisions: DecisionTiming::new(&stats, settle, applied.caught_up),
+            invariants,
+        })
+    }
+}
