@@ -6,9 +6,10 @@
 //!   and duplicates from retries are harmless because the consumer dedupes by request_id.
 //! - `fetch.wait.max.ms` small: Tansu waits that long before answering every fetch.
 //! - Manual offset commits only: the consumer's real position lives in PostgreSQL.
-//! - Small fetches (`fetch_max_bytes`): Tansu 0.6.0 answers a fetch only when it reaches
-//!   the end of the log or `fetch.max.bytes`, so under a steady stream of produces an
-//!   uncapped fetch chases the tail for seconds while the consumer starves.
+//! - Bounded fetches (`fetch_max_bytes`, 512 KiB): Tansu 0.6.0 answers a fetch only when it
+//!   reaches the end of the log or `fetch.max.bytes`, so under a steady stream of produces
+//!   an uncapped fetch chases the tail for seconds while the consumer starves; and each
+//!   fetch costs a pass over the whole backlog, so too small a cap drains a backlog slowly.
 //! - No record headers: Tansu 0.6.0 looks them up with a full scan of its header table
 //!   for every record it returns, so each header ever written slows every later fetch.
 //! - Classic group protocol with `range` assignment (Tansu implements no KIP-848), no
