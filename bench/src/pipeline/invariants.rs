@@ -49,24 +49,27 @@ const DOUBLE_HELD: &str = "SELECT count(*) FROM (
     GROUP BY x.seat_no HAVING count(*) > 1
 ) AS twice";
 
-const FIFO: &str = "WITH r AS (
+/// Linear on purpose: each seat's first refusal (in Kafka order) against its winner, one
+/// hash join on seat_no, instead of every refusal against every win.
+const FIFO: &str = "WITH r AS MATERIALIZED (
     SELECT status, reason, detail, hold_id, kafka_offset AS o, kafka_seq AS q FROM requests
     WHERE kafka_partition = $2 AND kafka_offset >= $3 AND event_id = $1
-), label AS (
+), label AS MATERIALIZED (
     SELECT s.seat_no, c.code || '-' || s.row_no || '-' || s.seat_number AS label
     FROM seats s JOIN sections c ON c.id = s.section_id WHERE s.event_id = $1
-), won AS (
+), won AS MATERIALIZED (
     SELECT x.seat_no, r.o, r.q FROM r JOIN holds h ON h.id = r.hold_id
     CROSS JOIN unnest(h.seat_nos) AS x(seat_no) WHERE r.status = 'held'
-), refused AS (
-    SELECT label.seat_no, r.o, r.q FROM r
+), first_refusal AS MATERIALIZED (
+    SELECT DISTINCT ON (label.seat_no) label.seat_no, r.o, r.q FROM r
     CROSS JOIN jsonb_array_elements_text(r.detail -> 'unavailable') AS u(label)
     JOIN label ON label.label = u.label
     WHERE r.status = 'rejected' AND r.reason = 'seats_unavailable'
+    ORDER BY label.seat_no, r.o, r.q
 )
-SELECT (SELECT count(DISTINCT seat_no) FROM refused),
-       (SELECT count(DISTINCT won.seat_no) FROM won JOIN refused
-            ON refused.seat_no = won.seat_no AND (refused.o, refused.q) < (won.o, won.q))";
+SELECT (SELECT count(*) FROM first_refusal),
+       (SELECT count(DISTINCT won.seat_no) FROM won JOIN first_refusal f
+            ON f.seat_no = won.seat_no AND (f.o, f.q) < (won.o, won.q))";
 
 const SEATS_TAKEN: &str =
     "SELECT count(*) FROM seats WHERE event_id = $1 AND status <> 'available'";
