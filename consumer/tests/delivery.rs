@@ -6,40 +6,12 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use seatq_common::catalog::Catalog;
-use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
-use seatq_common::ids::{EventId, RequestId, UserId};
+use seatq_common::ids::{EventId, RequestId};
 use seatq_common::testkit::{eventually, TestEnv};
 use seatq_consumer::batch::{BatchApplier, BatchResult, Incoming};
 use serde_json::json;
 use support::*;
-
-fn hold_command(event: EventId, user: &str, seats: Vec<i32>) -> CommandEnvelope {
-    CommandEnvelope {
-        request_id: RequestId::new(),
-        event_id: event,
-        user_id: UserId(user.into()),
-        issued_at: Utc::now(),
-        command: Command::HoldSeats(HoldSeats::Seats { seat_nos: seats }),
-        reply: false,
-    }
-}
-
-/// An event with section A of `rows` x `per_row`, and the partition it is pinned to.
-async fn new_event(p: &Pipeline, rows: i32, per_row: i32) -> (EventId, i32) {
-    let id = p
-        .api
-        .create_event(section_a(rows, per_row), json!({}))
-        .await;
-    let event: EventId = id.parse().expect("event id");
-    let partition = sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
-        .bind(event)
-        .fetch_one(&p.env.pool)
-        .await
-        .expect("event partition");
-    (event, partition)
-}
 
 async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) {
     let producer = seatq_common::kafka::producer(&env.settings.kafka).expect("producer");
@@ -215,15 +187,9 @@ async fn a_record_of_several_commands_is_decided_in_record_order() {
 /// (offset, place) and the consumer decides every command at exactly that place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commands_share_records_and_keep_their_places() {
-    use seatq_common::command_producer::CommandProducer;
     let p = Pipeline::start(1).await;
     let (event, partition) = new_event(&p, 10, 30).await;
-    let producer = seatq_common::kafka::producer(&p.env.settings.kafka).expect("producer");
-    let commands = CommandProducer::new(
-        producer,
-        p.env.topics.commands.clone(),
-        p.env.settings.kafka.batch_limits(),
-    );
+    let commands = command_producer(&p.env);
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..300 {
         let cmd = hold_command(event, &format!("u{i}"), vec![i]);

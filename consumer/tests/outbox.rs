@@ -9,9 +9,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
-use seatq_common::command_producer::CommandProducer;
-use seatq_common::ids::{EventId, RequestId, UserId};
 use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use support::*;
@@ -55,36 +52,12 @@ fn read_topic(
 async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {
     let partitions = 2;
     let p = Pipeline::start(partitions).await;
-    let event: EventId = p
-        .api
-        .create_event(section_a(1, 10), serde_json::json!({}))
-        .await
-        .parse()
-        .expect("event id");
-    let partition: i32 = sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
-        .bind(event)
-        .fetch_one(&p.env.pool)
-        .await
-        .expect("partition");
-    let producer = seatq_common::kafka::producer(&p.env.settings.kafka).expect("producer");
-    let commands = CommandProducer::new(
-        producer,
-        p.env.topics.commands.clone(),
-        p.env.settings.kafka.batch_limits(),
-    );
+    let (event, partition) = new_event(&p, 1, 10).await;
+    let commands = command_producer(&p.env);
     // 40 requests for 10 seats: 10 held, 30 rejected.
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..40 {
-        let cmd = CommandEnvelope {
-            request_id: RequestId::new(),
-            event_id: event,
-            user_id: UserId(format!("u{i}")),
-            issued_at: Utc::now(),
-            command: Command::HoldSeats(HoldSeats::Seats {
-                seat_nos: vec![i % 10],
-            }),
-            reply: false,
-        };
+        let cmd = hold_command(event, &format!("u{i}"), vec![i % 10]);
         let commands = commands.clone();
         sends.spawn(async move {
             let bytes = cmd.encode().expect("encode");

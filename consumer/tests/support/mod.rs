@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::ids::{EventId, RequestId, UserId};
 use seatq_common::shutdown::Shutdown;
 use seatq_common::testkit::{Api, TestEnv};
 use serde_json::json;
@@ -278,4 +281,41 @@ pub async fn storm(
         ok += t.await.expect("task");
     }
     ok
+}
+
+/// A hold command for `seats` from `user`, not waited for.
+pub fn hold_command(event: EventId, user: &str, seats: Vec<i32>) -> CommandEnvelope {
+    CommandEnvelope {
+        request_id: RequestId::new(),
+        event_id: event,
+        user_id: UserId(user.into()),
+        issued_at: Utc::now(),
+        command: Command::HoldSeats(HoldSeats::Seats { seat_nos: seats }),
+        reply: false,
+    }
+}
+
+/// An event with section A of `rows` x `per_row`, and the partition it is pinned to.
+pub async fn new_event(p: &Pipeline, rows: i32, per_row: i32) -> (EventId, i32) {
+    let id = p
+        .api
+        .create_event(section_a(rows, per_row), json!({}))
+        .await;
+    let event: EventId = id.parse().expect("event id");
+    let partition = sqlx::query_scalar("SELECT kafka_partition FROM events WHERE id = $1")
+        .bind(event)
+        .fetch_one(&p.env.pool)
+        .await
+        .expect("event partition");
+    (event, partition)
+}
+
+/// The gateway's command producer (packing into records) on this environment's topic.
+pub fn command_producer(env: &TestEnv) -> Arc<seatq_common::command_producer::CommandProducer> {
+    let producer = seatq_common::kafka::producer(&env.settings.kafka).expect("producer");
+    seatq_common::command_producer::CommandProducer::new(
+        producer,
+        env.topics.commands.clone(),
+        env.settings.kafka.batch_limits(),
+    )
 }
