@@ -27,6 +27,8 @@ pub struct EventInfo {
     pub max_seats_per_user: i32,
     pub waiting_room_enabled: bool,
     pub kafka_partition: i32,
+    /// Cancelled bookings are refunded in full until this many hours before `starts_at`.
+    pub refund_cutoff_hours: i32,
 }
 
 /// An event with the layout of its venue.
@@ -37,8 +39,8 @@ pub struct EventEntry {
 }
 
 const SELECT_EVENT: &str = "SELECT id, venue_id, title, performer, starts_at, on_sale_at, \
-     hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition \
-     FROM events WHERE id = $1";
+     hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
+     refund_cutoff_hours FROM events WHERE id = $1";
 
 const SELECT_SECTIONS: &str = "SELECT id, code, name, kind, seat_rows, seats_per_row, \
      first_seat_no, capacity, price_cents FROM sections WHERE venue_id = $1 ORDER BY ordinal";

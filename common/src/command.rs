@@ -15,12 +15,24 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, RequestId, SectionId, UserId};
+use crate::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, SectionId, UserId};
 
 /// What the consumer is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     HoldSeats(HoldSeats),
+    /// The owner (or an admin) gives a hold up.
+    CancelHold(CancelHold),
+    /// A hold's timer fired (or the sweeper found it overdue).
+    ExpireHold(ExpireHold),
+    /// The provider captured the payment for a hold.
+    PaymentSucceeded(PaymentOutcome),
+    /// The provider declined the payment; the hold stays until it expires.
+    PaymentFailed(PaymentOutcome),
+    /// The booking's owner gives it back: refund by the event's policy, seats back on sale.
+    CancelBooking(CancelBooking),
+    JoinWaitlist(WaitlistSeat),
+    LeaveWaitlist(WaitlistSeat),
 }
 
 /// Hold specific seats, or the best `quantity` in a section (general admission: places).
@@ -36,25 +48,96 @@ pub enum HoldSeats {
     },
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelHold {
+    pub hold_id: HoldId,
+    /// An admin may cancel anyone's hold; otherwise only its owner may.
+    #[serde(default)]
+    pub by_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireHold {
+    pub hold_id: HoldId,
+    /// The expiry this timer was set for: a hold extended since then is not expired by
+    /// its old timer.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentOutcome {
+    pub hold_id: HoldId,
+    pub payment_id: PaymentId,
+    pub amount_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelBooking {
+    pub booking_id: BookingId,
+    #[serde(default)]
+    pub by_admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistSeat {
+    pub seat_no: i32,
+}
+
 impl Command {
     pub fn kind(&self) -> &'static str {
         match self {
             Command::HoldSeats(_) => "hold_seats",
+            Command::CancelHold(_) => "cancel_hold",
+            Command::ExpireHold(_) => "expire_hold",
+            Command::PaymentSucceeded(_) => "payment_succeeded",
+            Command::PaymentFailed(_) => "payment_failed",
+            Command::CancelBooking(_) => "cancel_booking",
+            Command::JoinWaitlist(_) => "join_waitlist",
+            Command::LeaveWaitlist(_) => "leave_waitlist",
         }
     }
 
     fn body(&self) -> Result<serde_json::Value, serde_json::Error> {
         match self {
             Command::HoldSeats(body) => serde_json::to_value(body),
+            Command::CancelHold(body) => serde_json::to_value(body),
+            Command::ExpireHold(body) => serde_json::to_value(body),
+            Command::PaymentSucceeded(body) | Command::PaymentFailed(body) => {
+                serde_json::to_value(body)
+            }
+            Command::CancelBooking(body) => serde_json::to_value(body),
+            Command::JoinWaitlist(body) | Command::LeaveWaitlist(body) => {
+                serde_json::to_value(body)
+            }
         }
     }
 
     fn from_parts(kind: &str, body: serde_json::Value) -> Result<Self, CommandError> {
-        match kind {
-            "hold_seats" => serde_json::from_value(body)
-                .map(Command::HoldSeats)
-                .map_err(|e| CommandError::InvalidBody(e.to_string())),
-            other => Err(CommandError::UnknownKind(other.chars().take(64).collect())),
+        fn parse<T: serde::de::DeserializeOwned>(
+            body: serde_json::Value,
+        ) -> Result<T, CommandError> {
+            serde_json::from_value(body).map_err(|e| CommandError::InvalidBody(e.to_string()))
+        }
+        Ok(match kind {
+            "hold_seats" => Command::HoldSeats(parse(body)?),
+            "cancel_hold" => Command::CancelHold(parse(body)?),
+            "expire_hold" => Command::ExpireHold(parse(body)?),
+            "payment_succeeded" => Command::PaymentSucceeded(parse(body)?),
+            "payment_failed" => Command::PaymentFailed(parse(body)?),
+            "cancel_booking" => Command::CancelBooking(parse(body)?),
+            "join_waitlist" => Command::JoinWaitlist(parse(body)?),
+            "leave_waitlist" => Command::LeaveWaitlist(parse(body)?),
+            other => return Err(CommandError::UnknownKind(other.chars().take(64).collect())),
+        })
+    }
+
+    /// The hold a lifecycle command is about.
+    pub fn hold_id(&self) -> Option<HoldId> {
+        match self {
+            Command::CancelHold(c) => Some(c.hold_id),
+            Command::ExpireHold(c) => Some(c.hold_id),
+            Command::PaymentSucceeded(c) | Command::PaymentFailed(c) => Some(c.hold_id),
+            _ => None,
         }
     }
 }

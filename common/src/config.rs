@@ -18,6 +18,10 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub auth: AuthSettings,
     pub consumer: ConsumerSettings,
+    pub scheduler: SchedulerSettings,
+    pub waitlist: WaitlistSettings,
+    pub payments: PaymentSettings,
+    pub tickets: TicketSettings,
     pub log: LogSettings,
 }
 
@@ -93,6 +97,54 @@ pub struct ConsumerSettings {
     pub heartbeat_ms: u64,
     /// A consumer silent this long is gone; its partitions move to the others.
     pub member_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    /// Where scheduler instances record the hold-timers offsets they have fired up to.
+    pub group_id: String,
+    /// `reservation_expiring` goes out this long before a hold expires.
+    pub reminder_secs: i64,
+    /// How often the sweeper looks for holds the timers missed.
+    pub sweep_interval_ms: u64,
+    /// A hold this long past its expiry and still active is expired by the sweeper.
+    pub sweep_grace_secs: i64,
+    /// How often the refund worker looks for refunds to issue.
+    pub refund_interval_ms: u64,
+    pub heartbeat_ms: u64,
+    pub member_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WaitlistSettings {
+    /// How long a user offered a seat from a waitlist has to pay for it.
+    pub offer_ttl_secs: i64,
+    /// Seats one user may wait for at once, per event.
+    pub max_per_user: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    /// Base URL of the payment provider's API (the sandbox provider on the local stack).
+    pub provider_url: String,
+    /// Bearer key seatq uses when calling the provider.
+    pub provider_api_key: String,
+    /// Shared secret of webhook signatures (`Payment-Signature`).
+    pub webhook_secret: String,
+    /// Webhooks signed longer ago than this are refused (replay protection).
+    pub webhook_tolerance_secs: i64,
+    /// A hold whose payment is in progress at expiry is extended once by this much.
+    pub grace_secs: i64,
+    /// Serve the sandbox provider from the gateway (local stack and tests only).
+    pub sandbox_enabled: bool,
+    /// Where the sandbox provider sends its webhooks.
+    pub sandbox_webhook_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketSettings {
+    /// Key that signs ticket codes: a code cannot be guessed or forged without it.
+    pub code_secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -68,6 +68,28 @@ uuid_id!(
     HoldId
 );
 
+uuid_id!(
+    /// A payment attempt (one checkout session at the provider).
+    PaymentId
+);
+uuid_id!(
+    /// A paid hold: the seats are sold to its user.
+    BookingId
+);
+uuid_id!(
+    /// One seat (or general-admission place) of a booking.
+    TicketId
+);
+
+impl RequestId {
+    /// The same id for the same cause, every time: a command the scheduler or a webhook
+    /// may send twice (a redelivered timer, a duplicate webhook) is then decided once,
+    /// because the consumer skips a request id it has already decided.
+    pub fn derived(cause: Uuid, what: &str) -> Self {
+        Self(Uuid::new_v5(&cause, what.as_bytes()))
+    }
+}
+
 /// The authenticated user (the JWT `sub`). Opaque to seatq.
 #[derive(
     Debug,

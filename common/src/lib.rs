@@ -10,12 +10,17 @@ pub mod db;
 pub mod ids;
 pub mod kafka;
 pub mod layout;
+pub mod membership;
 pub mod message;
+pub mod payment_provider;
 pub mod record;
 pub mod redis_client;
 pub mod shutdown;
+pub mod signing;
 pub mod telemetry;
+pub mod ticket_code;
 pub mod topics;
+pub mod waitlist_mirror;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;

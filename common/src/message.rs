@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, HoldId, RequestId, UserId};
+use crate::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
 
 /// A seat-event as published, with the event it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,82 @@ pub enum SeatEvent {
         user_id: UserId,
         reason: String,
     },
+    /// A hold ended without a sale: `cancelled`, `expired` or `booking_cancelled`.
+    HoldReleased {
+        hold_id: HoldId,
+        user_id: UserId,
+        reason: String,
+    },
+    /// A hold whose payment was in progress at expiry got a grace period.
+    HoldExtended {
+        hold_id: HoldId,
+        user_id: UserId,
+        expires_at: DateTime<Utc>,
+    },
+    /// Sent by the scheduler shortly before a hold expires.
+    ReservationExpiring {
+        hold_id: HoldId,
+        user_id: UserId,
+        expires_at: DateTime<Utc>,
+    },
+    /// A released seat was handed to the first person on its waitlist: a hold for them.
+    WaitlistOffer {
+        hold_id: HoldId,
+        user_id: UserId,
+        seat_ids: Vec<String>,
+        expires_at: DateTime<Utc>,
+    },
+    /// A join or leave of a seat's waitlist was decided.
+    WaitlistUpdated {
+        request_id: RequestId,
+        user_id: UserId,
+        seat_id: String,
+        status: String,
+    },
+    PaymentFailed {
+        hold_id: HoldId,
+        user_id: UserId,
+        payment_id: PaymentId,
+    },
+    BookingConfirmed {
+        booking_id: BookingId,
+        hold_id: HoldId,
+        user_id: UserId,
+        amount_cents: i64,
+        ticket_ids: Vec<TicketId>,
+    },
+    BookingCancelled {
+        booking_id: BookingId,
+        user_id: UserId,
+        refund_cents: i64,
+    },
+    /// Money went back to the user (the refund worker, after the provider confirmed).
+    RefundIssued {
+        payment_id: PaymentId,
+        user_id: UserId,
+        amount_cents: i64,
+        reason: String,
+    },
+}
+
+impl SeatEvent {
+    /// The user a notification is for (none for seat-map deltas).
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            SeatEvent::SeatStatusChanged { .. } => None,
+            SeatEvent::HoldCreated { user_id, .. }
+            | SeatEvent::HoldRejected { user_id, .. }
+            | SeatEvent::HoldReleased { user_id, .. }
+            | SeatEvent::HoldExtended { user_id, .. }
+            | SeatEvent::ReservationExpiring { user_id, .. }
+            | SeatEvent::WaitlistOffer { user_id, .. }
+            | SeatEvent::WaitlistUpdated { user_id, .. }
+            | SeatEvent::PaymentFailed { user_id, .. }
+            | SeatEvent::BookingConfirmed { user_id, .. }
+            | SeatEvent::BookingCancelled { user_id, .. }
+            | SeatEvent::RefundIssued { user_id, .. } => Some(user_id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

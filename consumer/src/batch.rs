@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::Catalog;
 use seatq_common::command::{
-    decode_record, CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope,
+    decode_record, Command, CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope,
 };
 use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::SectionKind;
@@ -28,6 +28,8 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::decide::{self, EventRules, GaSlot, HoldRequest, Ledger, Outcome, SeatSlot};
+use crate::lifecycle::LifecycleConfig;
+use crate::lifecycle_store;
 
 /// A message as the worker received it.
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ pub struct BatchApplier {
     pub topic: String,
     /// Who holds the partition, recorded with the offset (for operators).
     pub owner: String,
+    pub lifecycle: LifecycleConfig,
 }
 
 /// A command's place in Kafka order: the record's offset, then its index in the record.
@@ -110,16 +113,13 @@ const USER_SEATS: &str = "SELECT h.event_id, h.user_id, sum(h.quantity)::int FRO
      JOIN unnest($1::uuid[], $2::text[]) AS k(event_id, user_id) \
        ON h.event_id = k.event_id AND h.user_id = k.user_id \
      WHERE h.status IN ('active', 'sold') GROUP BY h.event_id, h.user_id";
-const INSERT_HOLDS: &str = "INSERT INTO holds (id, event_id, user_id, request_id, status, seat_nos, \
-       ga_section_id, quantity, created_at, expires_at) \
-     SELECT id, event_id, user_id, request_id, 'active', seat_nos::int[], ga_section_id, quantity, $9, expires_at \
-     FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::int[], $8::timestamptz[]) \
-       AS u(id, event_id, user_id, request_id, seat_nos, ga_section_id, quantity, expires_at)";
-const HOLD_SEATS: &str = "UPDATE seats s SET status = 'held', hold_id = u.hold_id \
-     FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS u(event_id, seat_no, hold_id) \
-     WHERE s.event_id = u.event_id AND s.seat_no = u.seat_no AND s.status = 'available'";
-const HOLD_GA: &str = "UPDATE ga_inventory g SET held = g.held + u.quantity \
-     FROM unnest($1::uuid[], $2::uuid[], $3::int[]) AS u(event_id, section_id, quantity) \
+// The seat rows are locked by this transaction and the ledger decided their final state;
+// the row count is checked against what the ledger changed.
+const SET_SEATS: &str = "UPDATE seats s SET status = u.status, hold_id = u.hold_id \
+     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[]) AS u(event_id, seat_no, status, hold_id) \
+     WHERE s.event_id = u.event_id AND s.seat_no = u.seat_no";
+const CHANGE_GA: &str = "UPDATE ga_inventory g SET held = g.held + u.held, sold = g.sold + u.sold \
+     FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[]) AS u(event_id, section_id, held, sold) \
      WHERE g.event_id = u.event_id AND g.section_id = u.section_id";
 const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
        detail, hold_id, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
@@ -246,15 +246,19 @@ impl BatchApplier {
         // 4. Decide in Kafka order.
         let mut decided: Vec<Decided> = Vec::with_capacity(commands.len() + unreadable.len());
         for (position, c) in &commands {
-            let seatq_common::command::Command::HoldSeats(hold) = &c.command;
-            let req = HoldRequest {
-                request_id: c.request_id,
-                event_id: c.event_id,
-                user_id: c.user_id.clone(),
-                issued_at: c.issued_at,
-                hold: hold.clone(),
+            let outcome = match &c.command {
+                Command::HoldSeats(hold) => {
+                    let req = HoldRequest {
+                        request_id: c.request_id,
+                        event_id: c.event_id,
+                        user_id: c.user_id.clone(),
+                        issued_at: c.issued_at,
+                        hold: hold.clone(),
+                    };
+                    ledger.decide(&req, rules.get(&c.event_id), now)
+                }
+                _ => ledger.apply(c, rules.get(&c.event_id), &self.lifecycle, now),
             };
-            let outcome = ledger.decide(&req, rules.get(&c.event_id), now);
             decided.push(Decided {
                 position: *position,
                 request_id: c.request_id,
@@ -289,6 +293,7 @@ impl BatchApplier {
             let outcome = match &d.outcome {
                 Outcome::Held(_) => "held",
                 Outcome::Rejected(r) => r.reason,
+                Outcome::Applied(_) => "applied",
             };
             tracing::debug!(request_id = %d.request_id, event_id = %d.event_id, partition,
                 offset = d.position.0, seq = d.position.1, outcome, "decided");
@@ -299,8 +304,9 @@ impl BatchApplier {
         let t_decide = started.elapsed();
         // 5. Write.
         let mut outbox = Outbox::default();
-        self.write_holds(&mut tx, &decided, now).await?;
+        lifecycle_store::write_holds(&mut tx, &ledger).await?;
         self.write_seats(&mut tx, &ledger).await?;
+        lifecycle_store::write_rest(&mut tx, &ledger, now).await?;
         self.write_requests(&mut tx, partition, &decided, &rules, now)
             .await?;
         if !dead.is_empty() {
@@ -378,12 +384,25 @@ impl BatchApplier {
         let mut section_keys: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
         let mut ga_keys: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
         let mut user_keys: BTreeSet<(Uuid, String)> = BTreeSet::new();
+        let mut ledger = Ledger::default();
+        let life = lifecycle_store::load_holds(tx, commands, &mut ledger).await?;
+        let joins = commands
+            .iter()
+            .filter(|(_, c)| matches!(c.command, Command::JoinWaitlist(_)))
+            .count() as i64;
+        // Waitlists are read for every reserved seat a lifecycle command may free.
+        let waitlist_seats = life.seats.clone();
+        seat_keys.extend(life.seats.iter().copied());
+        ga_keys.extend(life.ga.iter().copied());
+        user_keys.extend(life.users.iter().cloned());
         for (_, c) in commands {
             let Some(r) = rules.get(&c.event_id) else {
                 continue;
             };
+            let Command::HoldSeats(hold) = &c.command else {
+                continue;
+            };
             user_keys.insert((c.event_id.0, c.user_id.0.clone()));
-            let seatq_common::command::Command::HoldSeats(hold) = &c.command;
             match hold {
                 HoldSeats::Seats { seat_nos } => {
                     seat_keys.extend(seat_nos.iter().map(|s| (c.event_id.0, *s)));
@@ -401,7 +420,6 @@ impl BatchApplier {
                 }
             }
         }
-        let mut ledger = Ledger::default();
         let (events, seat_nos): (Vec<Uuid>, Vec<i32>) = seat_keys.into_iter().unzip();
         let rows: Vec<(EventId, i32, String, Option<HoldId>)> = sqlx::query_as(LOCK_SEATS)
             .bind(&events)
@@ -477,6 +495,10 @@ impl BatchApplier {
                 );
             }
         }
+        let waitlisted =
+            lifecycle_store::load_waitlists(tx, &waitlist_seats, joins, &life.users, &mut ledger)
+                .await?;
+        user_keys.extend(waitlisted);
         let (events, users): (Vec<Uuid>, Vec<String>) = user_keys.into_iter().unzip();
         if !events.is_empty() {
             let rows: Vec<(EventId, UserId, i32)> = sqlx::query_as(USER_SEATS)
@@ -568,62 +590,30 @@ impl BatchApplier {
         Ok(())
     }
 
-    async fn write_holds(
-        &self,
-        tx: &mut Transaction<'static, Postgres>,
-        decided: &[Decided],
-        now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        let mut ids = Vec::new();
-        let mut events = Vec::new();
-        let mut users = Vec::new();
-        let mut requests = Vec::new();
-        let mut seat_lists = Vec::new();
-        let mut ga_sections: Vec<Option<Uuid>> = Vec::new();
-        let mut quantities = Vec::new();
-        let mut expiries = Vec::new();
-        for d in decided {
-            if let Outcome::Held(h) = &d.outcome {
-                ids.push(h.hold_id.0);
-                events.push(d.event_id.0);
-                users.push(d.user_id.0.clone());
-                requests.push(d.request_id.0);
-                seat_lists.push(pg_int_array(&h.seat_nos));
-                ga_sections.push(h.ga_section.map(|s| s.0));
-                quantities.push(h.quantity);
-                expiries.push(h.expires_at);
-            }
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(INSERT_HOLDS)
-            .bind(&ids)
-            .bind(&events)
-            .bind(&users)
-            .bind(&requests)
-            .bind(&seat_lists)
-            .bind(&ga_sections)
-            .bind(&quantities)
-            .bind(&expiries)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
-
     async fn write_seats(
         &self,
         tx: &mut Transaction<'static, Postgres>,
         ledger: &Ledger,
     ) -> Result<(), sqlx::Error> {
-        if !ledger.changed_seats.is_empty() {
-            let events: Vec<Uuid> = ledger.changed_seats.iter().map(|c| c.0 .0).collect();
-            let seats: Vec<i32> = ledger.changed_seats.iter().map(|c| c.1).collect();
-            let holds: Vec<Uuid> = ledger.changed_seats.iter().map(|c| c.2 .0).collect();
-            let updated = sqlx::query(HOLD_SEATS)
+        let changed: BTreeSet<(EventId, i32)> = ledger.changed_seats.iter().copied().collect();
+        if !changed.is_empty() {
+            let mut events = Vec::with_capacity(changed.len());
+            let mut seats = Vec::with_capacity(changed.len());
+            let mut statuses = Vec::with_capacity(changed.len());
+            let mut holds: Vec<Option<Uuid>> = Vec::with_capacity(changed.len());
+            for key in &changed {
+                let Some(slot) = ledger.seats.get(key) else {
+                    continue;
+                };
+                events.push(key.0 .0);
+                seats.push(key.1);
+                statuses.push(slot.status.as_db());
+                holds.push(slot.hold_id.map(|h| h.0));
+            }
+            let updated = sqlx::query(SET_SEATS)
                 .bind(&events)
                 .bind(&seats)
+                .bind(&statuses)
                 .bind(&holds)
                 .execute(&mut **tx)
                 .await?
@@ -632,20 +622,24 @@ impl BatchApplier {
                 // The rows are locked by this transaction, so this cannot happen unless
                 // the ledger is wrong: refuse to commit rather than sell a seat twice.
                 return Err(sqlx::Error::Protocol(format!(
-                    "held {updated} of {} seats: ledger out of step with the database",
+                    "updated {updated} of {} seats: ledger out of step with the database",
                     seats.len()
                 )));
             }
         }
-        if !ledger.ga_held.is_empty() {
-            let (keys, quantities): (Vec<(EventId, SectionId)>, Vec<i32>) =
-                ledger.ga_held.iter().map(|(k, q)| (*k, *q)).unzip();
-            let events: Vec<Uuid> = keys.iter().map(|k| k.0 .0).collect();
-            let sections: Vec<Uuid> = keys.iter().map(|k| k.1 .0).collect();
-            sqlx::query(HOLD_GA)
-                .bind(&events)
-                .bind(&sections)
-                .bind(&quantities)
+        // (event, section, held delta, sold delta) of every counter that moved.
+        let ga: Vec<(Uuid, Uuid, i32, i32)> = ledger
+            .ga_changed
+            .iter()
+            .filter(|(_, d)| **d != (0, 0))
+            .map(|((event, section), (held, sold))| (event.0, section.0, *held, *sold))
+            .collect();
+        if !ga.is_empty() {
+            sqlx::query(CHANGE_GA)
+                .bind(ga.iter().map(|g| g.0).collect::<Vec<_>>())
+                .bind(ga.iter().map(|g| g.1).collect::<Vec<_>>())
+                .bind(ga.iter().map(|g| g.2).collect::<Vec<_>>())
+                .bind(ga.iter().map(|g| g.3).collect::<Vec<_>>())
                 .execute(&mut **tx)
                 .await?;
         }
@@ -688,6 +682,12 @@ impl BatchApplier {
                     reasons.push(None);
                     details.push(None);
                     holds.push(Some(h.hold_id.0));
+                }
+                Outcome::Applied(a) => {
+                    statuses.push("applied");
+                    reasons.push(None);
+                    details.push(Some(a.detail.to_string()));
+                    holds.push(a.hold_id.map(|h| h.0));
                 }
                 Outcome::Rejected(rej) => {
                     statuses.push("rejected");
@@ -732,14 +732,9 @@ impl BatchApplier {
     }
 }
 
-/// `{1,2,3}`: a Postgres array literal, so jagged seat lists can go through `unnest`.
-fn pg_int_array(values: &[i32]) -> String {
-    let inner: Vec<String> = values.iter().map(i32::to_string).collect();
-    format!("{{{}}}", inner.join(","))
-}
-
 /// The messages a batch publishes: per decision a user notification, per hold a timer,
-/// per event one seat-map delta with every seat the batch changed.
+/// per event one seat-map delta with every seat the batch changed (in its final state),
+/// and a Redis mirror rebuild for every waitlist it changed.
 fn collect_messages(
     outbox: &mut Outbox,
     decided: &[Decided],
@@ -748,6 +743,14 @@ fn collect_messages(
     now: DateTime<Utc>,
 ) -> Result<(), serde_json::Error> {
     let label = |event: EventId, n: i32| rules.get(&event).and_then(|r| r.layout.seat_label(n));
+    let publish = |outbox: &mut Outbox, event_id: EventId, payload: SeatEvent| {
+        let envelope = SeatEventEnvelope {
+            event_id,
+            occurred_at: now,
+            payload,
+        };
+        serde_json::to_string(&envelope).map(|json| outbox.push("seat_events", event_id, json))
+    };
     for d in decided {
         let payload = match &d.outcome {
             Outcome::Held(h) => {
@@ -780,25 +783,32 @@ fn collect_messages(
                 user_id: d.user_id.clone(),
                 reason: rej.reason.to_owned(),
             },
+            // Lifecycle commands speak through `life.notices` below.
+            Outcome::Applied(_) => continue,
         };
-        let envelope = SeatEventEnvelope {
-            event_id: d.event_id,
-            occurred_at: now,
-            payload,
-        };
-        outbox.push("seat_events", d.event_id, serde_json::to_string(&envelope)?);
+        publish(outbox, d.event_id, payload)?;
+    }
+    for timer in &ledger.life.timers {
+        outbox.push("hold_timers", timer.event_id, serde_json::to_string(timer)?);
+    }
+    for (event_id, notice) in &ledger.life.notices {
+        publish(outbox, *event_id, notice.clone())?;
     }
     let mut per_event: HashMap<EventId, (Vec<SeatChange>, Vec<SectionAvailability>)> =
         HashMap::new();
-    for (event_id, seat_no, _) in &ledger.changed_seats {
-        if let Some(seat_id) = label(*event_id, *seat_no) {
-            per_event.entry(*event_id).or_default().0.push(SeatChange {
+    let changed: BTreeSet<(EventId, i32)> = ledger.changed_seats.iter().copied().collect();
+    for (event_id, seat_no) in changed {
+        if let (Some(seat_id), Some(slot)) = (
+            label(event_id, seat_no),
+            ledger.seats.get(&(event_id, seat_no)),
+        ) {
+            per_event.entry(event_id).or_default().0.push(SeatChange {
                 seat_id,
-                status: SeatStatus::Held,
+                status: slot.status,
             });
         }
     }
-    for (event_id, section_id) in ledger.ga_held.keys() {
+    for (event_id, section_id) in ledger.ga_changed.keys() {
         let (Some(slot), Some(code)) = (
             ledger.ga.get(&(*event_id, *section_id)),
             rules
@@ -817,12 +827,14 @@ fn collect_messages(
             });
     }
     for (event_id, (seats, sections)) in per_event {
-        let envelope = SeatEventEnvelope {
+        publish(
+            outbox,
             event_id,
-            occurred_at: now,
-            payload: SeatEvent::SeatStatusChanged { seats, sections },
-        };
-        outbox.push("seat_events", event_id, serde_json::to_string(&envelope)?);
+            SeatEvent::SeatStatusChanged { seats, sections },
+        )?;
+    }
+    for (event_id, seat_no) in &ledger.life.waitlist_sync {
+        outbox.push("waitlist_sync", *event_id, seat_no.to_string());
     }
     Ok(())
 }

@@ -33,10 +33,19 @@ pub struct HoldRequest {
     pub hold: HoldSeats,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Held(NewHold),
     Rejected(Rejection),
+    /// A lifecycle command took effect (or was a harmless no-op): what happened.
+    Applied(Applied),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The hold the command was about.
+    pub hold_id: Option<HoldId>,
+    pub detail: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +68,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: &'static str) -> Self {
+    pub(crate) fn new(reason: &'static str) -> Self {
         Self {
             reason,
             unavailable: Vec::new(),
@@ -91,10 +100,65 @@ pub struct Ledger {
     pub ga: HashMap<(EventId, SectionId), GaSlot>,
     /// Seats held or sold by each user per event (active + sold holds).
     pub user_seats: HashMap<(EventId, UserId), i32>,
-    /// Seats this batch changed, in order, for the seat-map deltas.
-    pub changed_seats: Vec<(EventId, i32, HoldId)>,
-    /// General-admission places this batch held.
-    pub ga_held: HashMap<(EventId, SectionId), i32>,
+    /// Seats this batch changed, in order (a seat may appear twice), for writing and for
+    /// the seat-map deltas; their final state is in `seats`.
+    pub changed_seats: Vec<(EventId, i32)>,
+    /// General-admission counters this batch changed: (held, sold) deltas.
+    pub ga_changed: HashMap<(EventId, SectionId), (i32, i32)>,
+    /// Holds this batch created or loaded (for lifecycle commands), in their current state.
+    pub holds: HashMap<HoldId, HoldSlot>,
+    /// Holds created by this batch, in order.
+    pub new_holds: Vec<HoldId>,
+    /// Loaded holds this batch changed.
+    pub changed_holds: BTreeSet<HoldId>,
+    /// The rest of the lifecycle state (waitlists, payments, bookings, messages).
+    pub life: crate::lifecycle::LifeState,
+}
+
+/// A hold as the batch sees it.
+#[derive(Debug, Clone)]
+pub struct HoldSlot {
+    pub id: HoldId,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub request_id: RequestId,
+    pub status: HoldStatus,
+    pub seat_nos: Vec<i32>,
+    pub ga_section: Option<SectionId>,
+    pub quantity: i32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub extended: bool,
+    pub offered_from: Option<HoldId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldStatus {
+    Active,
+    Sold,
+    Cancelled,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            HoldStatus::Active => "active",
+            HoldStatus::Sold => "sold",
+            HoldStatus::Cancelled => "cancelled",
+            HoldStatus::Expired => "expired",
+        }
+    }
+
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "active" => HoldStatus::Active,
+            "sold" => HoldStatus::Sold,
+            "cancelled" => HoldStatus::Cancelled,
+            _ => HoldStatus::Expired,
+        }
+    }
 }
 
 impl Ledger {
@@ -172,13 +236,35 @@ impl Ledger {
                             return Err(Rejection::new("insufficient_seats"));
                         }
                         slot.held += quantity;
-                        *self.ga_held.entry((req.event_id, *section_id)).or_default() += quantity;
+                        self.ga_changed
+                            .entry((req.event_id, *section_id))
+                            .or_default()
+                            .0 += quantity;
                         (Vec::new(), Some(*section_id))
                     }
                 }
             }
         };
         *self.user_seats.entry(user_key).or_default() += quantity;
+        self.holds.insert(
+            hold_id,
+            HoldSlot {
+                id: hold_id,
+                event_id: req.event_id,
+                user_id: req.user_id.clone(),
+                request_id: req.request_id,
+                status: HoldStatus::Active,
+                seat_nos: seat_nos.clone(),
+                ga_section,
+                quantity,
+                created_at: now,
+                expires_at,
+                ended_at: None,
+                extended: false,
+                offered_from: None,
+            },
+        );
+        self.new_holds.push(hold_id);
         Ok(NewHold {
             hold_id,
             seat_nos,
@@ -189,7 +275,7 @@ impl Ledger {
     }
 
     /// All of `seat_nos` for `hold_id`, or none of them.
-    fn take_seats(
+    pub(crate) fn take_seats(
         &mut self,
         event_id: EventId,
         layout: &VenueLayout,
@@ -232,7 +318,7 @@ impl Ledger {
                     free.remove(&seat);
                 }
             }
-            self.changed_seats.push((event_id, seat, hold_id));
+            self.changed_seats.push((event_id, seat));
         }
         Ok(())
     }
@@ -309,6 +395,7 @@ mod tests {
             max_seats_per_user: max,
             waiting_room_enabled: false,
             kafka_partition: 0,
+            refund_cutoff_hours: 24,
         };
         (
             EventRules {

@@ -13,7 +13,8 @@ pub mod assignment;
 pub mod batch;
 pub mod best_available;
 pub mod decide;
-pub mod membership;
+pub mod lifecycle;
+pub mod lifecycle_store;
 pub mod poller;
 pub mod relay;
 pub mod worker;
@@ -29,9 +30,9 @@ use seatq_common::topics::Topics;
 
 use crate::assignment::Assignment;
 use crate::batch::BatchApplier;
-use crate::membership::{owned_partitions, Membership};
 use crate::relay::Relay;
 use crate::worker::{Control, WorkerShared};
+use seatq_common::membership::{owned_partitions, Membership};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -84,11 +85,19 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
             catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
             topic: topics.commands.clone(),
             owner: owner.clone(),
+            lifecycle: crate::lifecycle::LifecycleConfig::from_settings(&settings),
         },
         relay: Arc::new(Relay {
             pool: pool.clone(),
             producer: producer.clone(),
             topics: topics.clone(),
+            redis: match seatq_common::redis_client::connect(&settings.redis).await {
+                Ok(redis) => Some(redis),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no Redis: waitlist mirrors are left to the sweeper");
+                    None
+                }
+            },
         }),
         control: control_tx.clone(),
         batch_max: settings.consumer.batch_max.max(1),

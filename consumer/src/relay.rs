@@ -16,9 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use seatq_common::ids::EventId;
 use seatq_common::record;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
+use seatq_common::waitlist_mirror;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -31,6 +33,8 @@ pub struct Relay {
     pub pool: PgPool,
     pub producer: FutureProducer,
     pub topics: Topics,
+    /// For the waitlists' Redis mirror; without it the scheduler's sweeper catches up.
+    pub redis: Option<redis::aio::ConnectionManager>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +75,21 @@ impl Relay {
             groups[at].1.push(payload.as_bytes());
         }
         let mut deliveries = Vec::new();
+        let mut mirrors: Vec<(EventId, i32)> = Vec::new();
         for ((stream, key), messages) in &groups {
+            if *stream == "waitlist_sync" {
+                if let Ok(event_id) = key.parse::<EventId>() {
+                    mirrors.extend(messages.iter().filter_map(|m| {
+                        std::str::from_utf8(m)
+                            .ok()?
+                            .trim_matches('"')
+                            .parse()
+                            .ok()
+                            .map(|s| (event_id, s))
+                    }));
+                }
+                continue;
+            }
             let topic = match *stream {
                 "hold_timers" => &self.topics.hold_timers,
                 _ => &self.topics.seat_events,
@@ -95,12 +113,29 @@ impl Relay {
                 Err(_) => return Err(rdkafka::error::KafkaError::Canceled.into()),
             }
         }
+        self.sync_waitlists(mirrors).await;
         let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         sqlx::query(DELETE_PUBLISHED)
             .bind(&ids)
             .execute(&self.pool)
             .await?;
         Ok(rows.len())
+    }
+
+    /// Rebuild the Redis mirror of waitlists the published batches changed. Best effort:
+    /// PostgreSQL is the truth and the sweeper reconciles whatever fails here.
+    async fn sync_waitlists(&self, mut seats: Vec<(EventId, i32)>) {
+        let Some(redis) = &self.redis else { return };
+        seats.sort_unstable();
+        seats.dedup();
+        let mut redis = redis.clone();
+        for (event_id, seat_no) in seats {
+            if let Err(e) =
+                waitlist_mirror::rebuild(&self.pool, &mut redis, event_id, seat_no).await
+            {
+                tracing::warn!(%event_id, seat_no, error = %e, "waitlist mirror not rebuilt; the sweeper will");
+            }
+        }
     }
 
     /// Publish whenever woken (after each commit) and every second regardless (leftovers

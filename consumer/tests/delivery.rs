@@ -252,6 +252,7 @@ async fn two_consumers_racing_for_a_partition_commit_the_batch_once() {
         catalog: Arc::new(Catalog::new(p.env.pool.clone(), Duration::from_secs(2))),
         topic: p.env.topics.commands.clone(),
         owner: owner.into(),
+        lifecycle: Default::default(),
     };
     let (a, b) = (applier("a"), applier("b"));
     let (ra, rb) = tokio::join!(a.apply(0, 100, &messages), b.apply(0, 100, &messages));

@@ -79,6 +79,7 @@ async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {
                         *kinds.entry("seats_changed").or_default() += seats.len();
                         continue;
                     }
+                    _ => "other",
                 };
                 *kinds.entry(kind).or_default() += 1;
             }

@@ -1,0 +1,747 @@
+//! Deciding what happens to holds after they are made: cancel, expiry (or a grace period
+//! when a payment is in progress), sale on payment, refund of a payment that came too late,
+//! booking cancellation, and the seats' waitlists.
+//!
+//! Like `decide`, this is pure: it works on the [`Ledger`] the batch loaded and locked, in
+//! Kafka order. That is what makes a waitlist hand-off gapless: releasing a seat and holding
+//! it for the first person in line are two changes to the same in-memory seat inside one
+//! transaction, so no other command can ever see the seat free in between.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use seatq_common::command::{
+    CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome, WaitlistSeat,
+};
+use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
+use seatq_common::message::{HoldTimer, SeatEvent, SeatStatus};
+use serde_json::json;
+
+use crate::decide::{
+    Applied, EventRules, HoldSlot, HoldStatus, Ledger, Outcome, Rejection, SeatSlot,
+};
+
+/// The lifecycle rules' settings.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// How long a waitlist offer holds the seat for its new owner.
+    pub offer_ttl_secs: i64,
+    /// Extension of a hold whose payment is in progress at expiry (once).
+    pub payment_grace_secs: i64,
+    /// Seats one user may wait for at once, per event.
+    pub waitlist_max_per_user: i64,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        Self {
+            offer_ttl_secs: 300,
+            payment_grace_secs: 120,
+            waitlist_max_per_user: 5,
+        }
+    }
+}
+
+impl LifecycleConfig {
+    pub fn from_settings(settings: &seatq_common::config::Settings) -> Self {
+        Self {
+            offer_ttl_secs: settings.waitlist.offer_ttl_secs.max(30),
+            payment_grace_secs: settings.payments.grace_secs.max(0),
+            waitlist_max_per_user: settings.waitlist.max_per_user.max(1),
+        }
+    }
+}
+
+/// A `waiting` entry of a seat's waitlist.
+#[derive(Debug, Clone)]
+pub struct WaitEntry {
+    pub id: i64,
+    pub user_id: UserId,
+}
+
+/// A waitlist entry this batch created.
+#[derive(Debug, Clone)]
+pub struct NewWaitEntry {
+    pub id: i64,
+    pub event_id: EventId,
+    pub seat_no: i32,
+    pub user_id: UserId,
+    pub request_id: RequestId,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BookingSlot {
+    pub event_id: EventId,
+    pub hold_id: HoldId,
+    pub user_id: UserId,
+    pub payment_id: PaymentId,
+    pub amount_cents: i64,
+    pub cancelled: bool,
+    pub refund_cents: Option<i64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub id: TicketId,
+    pub booking_id: BookingId,
+    pub event_id: EventId,
+    pub seat_no: Option<i32>,
+    pub section_id: seatq_common::ids::SectionId,
+    pub holder: UserId,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRefund {
+    pub payment_id: PaymentId,
+    pub event_id: EventId,
+    pub user_id: UserId,
+    pub amount_cents: i64,
+    pub reason: &'static str,
+}
+
+/// Lifecycle state of a batch: loaded under lock, changed in order, written at the end.
+#[derive(Debug, Default)]
+pub struct LifeState {
+    /// Holds with a payment in progress (checkout started, not yet applied).
+    pub paying: HashSet<HoldId>,
+    /// `waiting` entries of the seats the batch touches, first in line first.
+    pub waitlists: HashMap<(EventId, i32), VecDeque<WaitEntry>>,
+    /// `waiting` entries per user and event (for the per-user waitlist limit).
+    pub waiting_per_user: HashMap<(EventId, UserId), i64>,
+    /// Ids for new waitlist entries, taken from the table's sequence before deciding.
+    pub spare_waitlist_ids: VecDeque<i64>,
+    pub waitlist_new: Vec<NewWaitEntry>,
+    /// Entries that stopped waiting: (id, new status, offered hold).
+    pub waitlist_ended: Vec<(i64, &'static str, Option<HoldId>)>,
+    /// Seats whose Redis waitlist mirror must be rebuilt after commit.
+    pub waitlist_sync: std::collections::BTreeSet<(EventId, i32)>,
+    /// Bookings loaded (for cancellation) or created by this batch.
+    pub bookings: BTreeMap<BookingId, BookingSlot>,
+    pub new_bookings: Vec<BookingId>,
+    pub cancelled_bookings: Vec<BookingId>,
+    pub tickets: Vec<NewTicket>,
+    pub refunds: Vec<NewRefund>,
+    /// Payment ids this batch already refunds (a refund per payment at most).
+    pub refunded: HashSet<PaymentId>,
+    /// Per-user notifications and timers, in decision order.
+    pub notices: Vec<(EventId, SeatEvent)>,
+    pub timers: Vec<HoldTimer>,
+}
+
+/// How early (clock skew between scheduler and consumer) an expiry may be applied.
+const EXPIRY_SKEW: Duration = Duration::seconds(2);
+
+impl Ledger {
+    /// Decide a lifecycle command (anything but `hold_seats`).
+    pub fn apply(
+        &mut self,
+        cmd: &CommandEnvelope,
+        rules: Option<&EventRules>,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        let Some(rules) = rules else {
+            return Outcome::Rejected(Rejection::new("event_not_found"));
+        };
+        let result = match &cmd.command {
+            Command::HoldSeats(_) => Err(Rejection::new("invalid_command")),
+            Command::CancelHold(c) => self.cancel_hold(cmd, c, rules, config, now),
+            Command::ExpireHold(c) => self.expire_hold(cmd, c, rules, config, now),
+            Command::PaymentSucceeded(p) => self.payment_succeeded(cmd, p, rules, now),
+            Command::PaymentFailed(p) => self.payment_failed(cmd, p),
+            Command::CancelBooking(c) => self.cancel_booking(cmd, c, rules, config, now),
+            Command::JoinWaitlist(w) => self.join_waitlist(cmd, w, rules, config, now),
+            Command::LeaveWaitlist(w) => self.leave_waitlist(cmd, w, rules),
+        };
+        match result {
+            Ok(applied) => Outcome::Applied(applied),
+            Err(rejection) => Outcome::Rejected(rejection),
+        }
+    }
+
+    /// The hold `hold_id` of the command's event, or `hold_not_found`.
+    fn hold_of(&self, cmd: &CommandEnvelope, hold_id: HoldId) -> Result<&HoldSlot, Rejection> {
+        self.holds
+            .get(&hold_id)
+            .filter(|h| h.event_id == cmd.event_id)
+            .ok_or(Rejection::new("hold_not_found"))
+    }
+
+    fn cancel_hold(
+        &mut self,
+        cmd: &CommandEnvelope,
+        c: &CancelHold,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        let hold = self.hold_of(cmd, c.hold_id)?;
+        if hold.user_id != cmd.user_id && !c.by_admin {
+            return Err(Rejection::new("not_hold_owner"));
+        }
+        if hold.status != HoldStatus::Active {
+            return Err(Rejection::new("hold_not_active"));
+        }
+        let offers = self.release(c.hold_id, HoldStatus::Cancelled, cmd, rules, config, now);
+        Ok(applied(
+            c.hold_id,
+            json!({"outcome": "cancelled", "offers": offers}),
+        ))
+    }
+
+    fn expire_hold(
+        &mut self,
+        cmd: &CommandEnvelope,
+        c: &ExpireHold,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        let hold = self.hold_of(cmd, c.hold_id)?;
+        // A timer that lost a race is not an error: the hold ended, or it was extended and
+        // a newer timer exists. Recorded as applied so it is never retried.
+        if hold.status != HoldStatus::Active {
+            return Ok(applied(c.hold_id, json!({"outcome": "already_ended"})));
+        }
+        if hold.expires_at > c.expires_at || hold.expires_at > now + EXPIRY_SKEW {
+            return Ok(applied(c.hold_id, json!({"outcome": "not_due"})));
+        }
+        if self.life.paying.contains(&c.hold_id) && !hold.extended {
+            let expires_at = now + Duration::seconds(config.payment_grace_secs);
+            let (event_id, user_id) = (hold.event_id, hold.user_id.clone());
+            if let Some(h) = self.holds.get_mut(&c.hold_id) {
+                h.expires_at = expires_at;
+                h.extended = true;
+            }
+            self.changed_holds.insert(c.hold_id);
+            self.life.timers.push(HoldTimer {
+                hold_id: c.hold_id,
+                event_id,
+                expires_at,
+            });
+            self.life.notices.push((
+                event_id,
+                SeatEvent::HoldExtended {
+                    hold_id: c.hold_id,
+                    user_id,
+                    expires_at,
+                },
+            ));
+            return Ok(applied(
+                c.hold_id,
+                json!({"outcome": "extended", "expires_at": expires_at}),
+            ));
+        }
+        let offers = self.release(c.hold_id, HoldStatus::Expired, cmd, rules, config, now);
+        Ok(applied(
+            c.hold_id,
+            json!({"outcome": "expired", "offers": offers}),
+        ))
+    }
+
+    fn payment_succeeded(
+        &mut self,
+        cmd: &CommandEnvelope,
+        p: &PaymentOutcome,
+        rules: &EventRules,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        let hold = self.hold_of(cmd, p.hold_id)?.clone();
+        if hold.status != HoldStatus::Active {
+            // The hold was released (expired, cancelled, handed on) or already paid: the
+            // money goes back, the seats stay with whoever has them now.
+            self.refund(p.payment_id, &hold, p.amount_cents, "hold_released");
+            return Ok(applied(
+                p.hold_id,
+                json!({"outcome": "refund", "payment_id": p.payment_id, "hold_status": hold.status.as_db()}),
+            ));
+        }
+        for &seat in &hold.seat_nos {
+            self.set_seat(hold.event_id, seat, SeatStatus::Sold, Some(p.hold_id));
+        }
+        if let Some(section) = hold.ga_section {
+            let delta = self.ga_changed.entry((hold.event_id, section)).or_default();
+            delta.0 -= hold.quantity;
+            delta.1 += hold.quantity;
+            if let Some(slot) = self.ga.get_mut(&(hold.event_id, section)) {
+                slot.held -= hold.quantity;
+                slot.sold += hold.quantity;
+            }
+        }
+        self.end_hold(p.hold_id, HoldStatus::Sold, now);
+        let booking_id = BookingId::new();
+        let mut ticket_ids = Vec::with_capacity(hold.quantity.max(0) as usize);
+        let places: Vec<(Option<i32>, Option<seatq_common::ids::SectionId>)> = match hold.ga_section
+        {
+            Some(section) => (0..hold.quantity).map(|_| (None, Some(section))).collect(),
+            None => hold
+                .seat_nos
+                .iter()
+                .map(|&s| (Some(s), rules.layout.section_of(s).map(|x| x.id)))
+                .collect(),
+        };
+        for (seat_no, section) in places {
+            let Some(section_id) = section else { continue };
+            let id = TicketId::new();
+            ticket_ids.push(id);
+            self.life.tickets.push(NewTicket {
+                id,
+                booking_id,
+                event_id: hold.event_id,
+                seat_no,
+                section_id,
+                holder: hold.user_id.clone(),
+            });
+        }
+        self.life.bookings.insert(
+            booking_id,
+            BookingSlot {
+                event_id: hold.event_id,
+                hold_id: p.hold_id,
+                user_id: hold.user_id.clone(),
+                payment_id: p.payment_id,
+                amount_cents: p.amount_cents,
+                cancelled: false,
+                refund_cents: None,
+                created_at: now,
+            },
+        );
+        self.life.new_bookings.push(booking_id);
+        self.life.notices.push((
+            hold.event_id,
+            SeatEvent::BookingConfirmed {
+                booking_id,
+                hold_id: p.hold_id,
+                user_id: hold.user_id.clone(),
+                amount_cents: p.amount_cents,
+                ticket_ids,
+            },
+        ));
+        Ok(applied(
+            p.hold_id,
+            json!({"outcome": "booked", "booking_id": booking_id}),
+        ))
+    }
+
+    fn payment_failed(
+        &mut self,
+        cmd: &CommandEnvelope,
+        p: &PaymentOutcome,
+    ) -> Result<Applied, Rejection> {
+        let (event_id, user_id) = {
+            let hold = self.hold_of(cmd, p.hold_id)?;
+            (hold.event_id, hold.user_id.clone())
+        };
+        // The hold stays until it expires, so the user can try again; it is no longer
+        // "paying", so it will not be extended for this payment.
+        self.life.paying.remove(&p.hold_id);
+        self.life.notices.push((
+            event_id,
+            SeatEvent::PaymentFailed {
+                hold_id: p.hold_id,
+                user_id,
+                payment_id: p.payment_id,
+            },
+        ));
+        Ok(applied(p.hold_id, json!({"outcome": "payment_failed"})))
+    }
+
+    fn cancel_booking(
+        &mut self,
+        cmd: &CommandEnvelope,
+        c: &CancelBooking,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        let booking = self
+            .life
+            .bookings
+            .get(&c.booking_id)
+            .filter(|b| b.event_id == cmd.event_id)
+            .ok_or(Rejection::new("booking_not_found"))?
+            .clone();
+        if booking.user_id != cmd.user_id && !c.by_admin {
+            return Err(Rejection::new("not_booking_owner"));
+        }
+        if booking.cancelled {
+            return Err(Rejection::new("booking_cancelled"));
+        }
+        if now >= rules.info.starts_at {
+            return Err(Rejection::new("event_started"));
+        }
+        let cutoff =
+            rules.info.starts_at - Duration::hours(i64::from(rules.info.refund_cutoff_hours));
+        let refund_cents = if now <= cutoff {
+            booking.amount_cents
+        } else {
+            0
+        };
+        let hold = self.hold_of(cmd, booking.hold_id)?.clone();
+        if let Some(b) = self.life.bookings.get_mut(&c.booking_id) {
+            b.cancelled = true;
+            b.refund_cents = Some(refund_cents);
+        }
+        self.life.cancelled_bookings.push(c.booking_id);
+        if refund_cents > 0 {
+            self.refund(booking.payment_id, &hold, refund_cents, "booking_cancelled");
+        }
+        // The seats go back on sale (to the waitlist first), as for a released hold.
+        if let Some(section) = hold.ga_section {
+            self.ga_changed
+                .entry((hold.event_id, section))
+                .or_default()
+                .1 -= hold.quantity;
+            if let Some(slot) = self.ga.get_mut(&(hold.event_id, section)) {
+                slot.sold -= hold.quantity;
+            }
+        }
+        if let Some(h) = self.holds.get_mut(&booking.hold_id) {
+            h.status = HoldStatus::Cancelled;
+        }
+        self.changed_holds.insert(booking.hold_id);
+        if let Some(n) = self
+            .user_seats
+            .get_mut(&(hold.event_id, hold.user_id.clone()))
+        {
+            *n -= hold.quantity;
+        }
+        let offers = self.hand_on(&hold, cmd.request_id, rules, config, now);
+        self.life.notices.push((
+            hold.event_id,
+            SeatEvent::BookingCancelled {
+                booking_id: c.booking_id,
+                user_id: hold.user_id.clone(),
+                refund_cents,
+            },
+        ));
+        Ok(applied(
+            booking.hold_id,
+            json!({"outcome": "booking_cancelled", "refund_cents": refund_cents, "offers": offers}),
+        ))
+    }
+
+    fn join_waitlist(
+        &mut self,
+        cmd: &CommandEnvelope,
+        w: &WaitlistSeat,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        if rules.layout.section_of(w.seat_no).is_none() {
+            return Err(Rejection::new("unknown_seat"));
+        }
+        let key = (cmd.event_id, w.seat_no);
+        let slot = self
+            .seats
+            .get(&key)
+            .copied()
+            .ok_or(Rejection::new("unknown_seat"))?;
+        if slot.status == SeatStatus::Available {
+            return Err(Rejection::new("seat_available"));
+        }
+        if slot
+            .hold_id
+            .and_then(|h| self.holds.get(&h))
+            .is_some_and(|h| h.user_id == cmd.user_id)
+        {
+            return Err(Rejection::new("seat_is_yours"));
+        }
+        let queue = self.life.waitlists.entry(key).or_default();
+        if queue.iter().any(|e| e.user_id == cmd.user_id) {
+            return Err(Rejection::new("already_waiting"));
+        }
+        let count = self
+            .life
+            .waiting_per_user
+            .entry((cmd.event_id, cmd.user_id.clone()))
+            .or_default();
+        if *count >= config.waitlist_max_per_user {
+            return Err(Rejection::new("waitlist_limit_exceeded"));
+        }
+        let Some(id) = self.life.spare_waitlist_ids.pop_front() else {
+            // The batch reserves an id per join before deciding; running out is a bug.
+            return Err(Rejection::new("invalid_command"));
+        };
+        *count += 1;
+        queue.push_back(WaitEntry {
+            id,
+            user_id: cmd.user_id.clone(),
+        });
+        let position = queue.len();
+        self.life.waitlist_new.push(NewWaitEntry {
+            id,
+            event_id: cmd.event_id,
+            seat_no: w.seat_no,
+            user_id: cmd.user_id.clone(),
+            request_id: cmd.request_id,
+            joined_at: now,
+        });
+        self.life.waitlist_sync.insert(key);
+        self.notify_waitlist(cmd, rules, w.seat_no, "joined");
+        Ok(Applied {
+            hold_id: None,
+            detail: json!({"outcome": "joined", "position": position}),
+        })
+    }
+
+    fn leave_waitlist(
+        &mut self,
+        cmd: &CommandEnvelope,
+        w: &WaitlistSeat,
+        rules: &EventRules,
+    ) -> Result<Applied, Rejection> {
+        let key = (cmd.event_id, w.seat_no);
+        let queue = self.life.waitlists.entry(key).or_default();
+        let at = queue
+            .iter()
+            .position(|e| e.user_id == cmd.user_id)
+            .ok_or(Rejection::new("not_waiting"))?;
+        if let Some(entry) = queue.remove(at) {
+            self.life.waitlist_ended.push((entry.id, "left", None));
+            self.life.waitlist_new.retain(|n| n.id != entry.id);
+        }
+        if let Some(n) = self
+            .life
+            .waiting_per_user
+            .get_mut(&(cmd.event_id, cmd.user_id.clone()))
+        {
+            *n -= 1;
+        }
+        self.life.waitlist_sync.insert(key);
+        self.notify_waitlist(cmd, rules, w.seat_no, "left");
+        Ok(Applied {
+            hold_id: None,
+            detail: json!({"outcome": "left"}),
+        })
+    }
+
+    fn notify_waitlist(
+        &mut self,
+        cmd: &CommandEnvelope,
+        rules: &EventRules,
+        seat: i32,
+        status: &str,
+    ) {
+        if let Some(seat_id) = rules.layout.seat_label(seat) {
+            self.life.notices.push((
+                cmd.event_id,
+                SeatEvent::WaitlistUpdated {
+                    request_id: cmd.request_id,
+                    user_id: cmd.user_id.clone(),
+                    seat_id,
+                    status: status.to_owned(),
+                },
+            ));
+        }
+    }
+
+    /// End an active hold without a sale and hand its seats on. Returns the offers made.
+    fn release(
+        &mut self,
+        hold_id: HoldId,
+        status: HoldStatus,
+        cmd: &CommandEnvelope,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Vec<serde_json::Value> {
+        let Some(hold) = self.holds.get(&hold_id).cloned() else {
+            return Vec::new();
+        };
+        if let Some(section) = hold.ga_section {
+            self.ga_changed
+                .entry((hold.event_id, section))
+                .or_default()
+                .0 -= hold.quantity;
+            if let Some(slot) = self.ga.get_mut(&(hold.event_id, section)) {
+                slot.held -= hold.quantity;
+            }
+        }
+        self.end_hold(hold_id, status, now);
+        if let Some(n) = self
+            .user_seats
+            .get_mut(&(hold.event_id, hold.user_id.clone()))
+        {
+            *n -= hold.quantity;
+        }
+        self.life.notices.push((
+            hold.event_id,
+            SeatEvent::HoldReleased {
+                hold_id,
+                user_id: hold.user_id.clone(),
+                reason: status.as_db().to_owned(),
+            },
+        ));
+        self.hand_on(&hold, cmd.request_id, rules, config, now)
+    }
+
+    /// Free the reserved seats of `hold` and, in the same step, hold each one for the first
+    /// eligible person on its waitlist (someone already at the per-user limit is skipped).
+    /// One new hold per person offered. Returns the offers made.
+    fn hand_on(
+        &mut self,
+        hold: &HoldSlot,
+        cause: RequestId,
+        rules: &EventRules,
+        config: &LifecycleConfig,
+        now: DateTime<Utc>,
+    ) -> Vec<serde_json::Value> {
+        let event_id = hold.event_id;
+        let max = rules.info.max_seats_per_user;
+        // Seats per offered user, in the order their offers were made.
+        let mut offers: Vec<(UserId, Vec<i32>, Vec<i64>)> = Vec::new();
+        for &seat in &hold.seat_nos {
+            self.set_seat(event_id, seat, SeatStatus::Available, None);
+            // A best-available request later in this batch may take it.
+            if let Some(section) = rules.layout.section_of(seat) {
+                if let Some(free) = self.section_free.get_mut(&(event_id, section.id)) {
+                    free.insert(seat);
+                }
+            }
+            let Some(queue) = self.life.waitlists.get_mut(&(event_id, seat)) else {
+                continue;
+            };
+            while let Some(entry) = queue.pop_front() {
+                self.life.waitlist_sync.insert((event_id, seat));
+                if let Some(n) = self
+                    .life
+                    .waiting_per_user
+                    .get_mut(&(event_id, entry.user_id.clone()))
+                {
+                    *n -= 1;
+                }
+                let offered_so_far = offers
+                    .iter()
+                    .find(|(u, _, _)| *u == entry.user_id)
+                    .map_or(0, |(_, seats, _)| seats.len() as i32);
+                let owned = self
+                    .user_seats
+                    .get(&(event_id, entry.user_id.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                if entry.user_id == hold.user_id || owned + offered_so_far + 1 > max {
+                    self.life.waitlist_ended.push((entry.id, "skipped", None));
+                    continue;
+                }
+                match offers.iter_mut().find(|(u, _, _)| *u == entry.user_id) {
+                    Some((_, seats, entries)) => {
+                        seats.push(seat);
+                        entries.push(entry.id);
+                    }
+                    None => offers.push((entry.user_id.clone(), vec![seat], vec![entry.id])),
+                }
+                break;
+            }
+        }
+        let mut made = Vec::with_capacity(offers.len());
+        for (user_id, seats, entries) in offers {
+            let new_hold = HoldId::new();
+            let expires_at = now + Duration::seconds(config.offer_ttl_secs);
+            if self
+                .take_seats(event_id, &rules.layout, &seats, new_hold)
+                .is_err()
+            {
+                // Cannot happen (the seats were freed just above); leave them free.
+                continue;
+            }
+            for id in entries {
+                self.life
+                    .waitlist_ended
+                    .push((id, "offered", Some(new_hold)));
+            }
+            *self
+                .user_seats
+                .entry((event_id, user_id.clone()))
+                .or_default() += seats.len() as i32;
+            self.holds.insert(
+                new_hold,
+                HoldSlot {
+                    id: new_hold,
+                    event_id,
+                    user_id: user_id.clone(),
+                    request_id: RequestId::derived(cause.0, &format!("offer:{}", user_id.0)),
+                    status: HoldStatus::Active,
+                    seat_nos: seats.clone(),
+                    ga_section: None,
+                    quantity: seats.len() as i32,
+                    created_at: now,
+                    expires_at,
+                    ended_at: None,
+                    extended: false,
+                    offered_from: Some(hold.id),
+                },
+            );
+            self.new_holds.push(new_hold);
+            self.life.timers.push(HoldTimer {
+                hold_id: new_hold,
+                event_id,
+                expires_at,
+            });
+            let seat_ids: Vec<String> = seats
+                .iter()
+                .filter_map(|s| rules.layout.seat_label(*s))
+                .collect();
+            made.push(json!({"user_id": user_id.0, "hold_id": new_hold, "seat_ids": seat_ids}));
+            self.life.notices.push((
+                event_id,
+                SeatEvent::WaitlistOffer {
+                    hold_id: new_hold,
+                    user_id,
+                    seat_ids,
+                    expires_at,
+                },
+            ));
+        }
+        made
+    }
+
+    fn set_seat(
+        &mut self,
+        event_id: EventId,
+        seat: i32,
+        status: SeatStatus,
+        hold_id: Option<HoldId>,
+    ) {
+        self.seats
+            .insert((event_id, seat), SeatSlot { status, hold_id });
+        self.changed_seats.push((event_id, seat));
+    }
+
+    fn end_hold(&mut self, hold_id: HoldId, status: HoldStatus, now: DateTime<Utc>) {
+        if let Some(h) = self.holds.get_mut(&hold_id) {
+            h.status = status;
+            h.ended_at = Some(now);
+        }
+        self.life.paying.remove(&hold_id);
+        self.changed_holds.insert(hold_id);
+    }
+
+    fn refund(
+        &mut self,
+        payment_id: PaymentId,
+        hold: &HoldSlot,
+        amount_cents: i64,
+        reason: &'static str,
+    ) {
+        if self.life.refunded.insert(payment_id) {
+            self.life.refunds.push(NewRefund {
+                payment_id,
+                event_id: hold.event_id,
+                user_id: hold.user_id.clone(),
+                amount_cents,
+                reason,
+            });
+        }
+    }
+}
+
+fn applied(hold_id: HoldId, detail: serde_json::Value) -> Applied {
+    Applied {
+        hold_id: Some(hold_id),
+        detail,
+    }
+}

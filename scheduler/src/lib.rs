@@ -1,0 +1,136 @@
+//! seatq scheduler: delayed messages and the jobs that keep holds honest.
+//!
+//! ```text
+//! seatq.hold-timers ──► delay queue per partition ──due──► expire_hold ──► seatq.commands
+//!                                     └──reminder──► reservation_expiring ──► seatq.seat-events
+//! sweeper (every 30 s): overdue active holds ──► expire_hold; waitlist mirrors ◄── PostgreSQL
+//! refund worker: refunds (pending) ──► payment provider ──► refund_issued
+//! ```
+//! Nothing here writes seat state: expiries are commands, decided by the consumer in
+//! order with everything else on the event's partition (including the waitlist hand-off
+//! and the payment grace period).
+
+pub mod delay_queue;
+pub mod refunds;
+pub mod sweeper;
+pub mod timers;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::StreamConsumer;
+use seatq_common::catalog::Catalog;
+use seatq_common::command_producer::CommandProducer;
+use seatq_common::config::Settings;
+use seatq_common::membership::Membership;
+use seatq_common::payment_provider::PaymentProvider;
+use seatq_common::shutdown::Shutdown;
+use seatq_common::topics::Topics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Run the timers, the sweeper and the refund worker until `shutdown`.
+pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), SchedulerError> {
+    let pool = seatq_common::db::connect(&settings.database).await?;
+    seatq_common::db::migrate(&pool).await?;
+    let topics = Topics::new(&settings.kafka.topic_prefix);
+    loop {
+        match seatq_common::kafka::ensure_topics(
+            &settings.kafka,
+            &topics.all(),
+            settings.kafka.partitions,
+        )
+        .await
+        {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the broker to ensure topics; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    let producer = seatq_common::kafka::producer(&settings.kafka)?;
+    let commands = CommandProducer::new(
+        producer.clone(),
+        topics.commands.clone(),
+        settings.kafka.batch_limits(),
+    );
+    let catalog = Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2)));
+    let redis = match seatq_common::redis_client::connect(&settings.redis).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Redis: waitlist mirrors are not reconciled");
+            None
+        }
+    };
+    let partitions = {
+        let (producer, topic) = (producer.clone(), topics.hold_timers.clone());
+        tokio::task::spawn_blocking(move || {
+            seatq_common::kafka::partition_count(&producer, &topic, Duration::from_secs(5))
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(settings.kafka.partitions)
+    };
+    let member = instance_name();
+    let consumer: StreamConsumer =
+        seatq_common::kafka::consumer_config(&settings.kafka, &settings.scheduler.group_id)
+            .create()?;
+    let timers = timers::TimerService {
+        pool: pool.clone(),
+        catalog: catalog.clone(),
+        commands: commands.clone(),
+        producer: producer.clone(),
+        timers_topic: topics.hold_timers.clone(),
+        seat_events_topic: topics.seat_events.clone(),
+        membership: Membership {
+            pool: pool.clone(),
+            topic: topics.hold_timers.clone(),
+            member: member.clone(),
+            ttl: Duration::from_millis(settings.scheduler.member_ttl_ms),
+        },
+        partitions,
+        remind_before: chrono::Duration::seconds(settings.scheduler.reminder_secs.max(0)),
+        heartbeat: Duration::from_millis(settings.scheduler.heartbeat_ms.max(100)),
+    };
+    let sweeper = sweeper::Sweeper {
+        pool: pool.clone(),
+        catalog,
+        commands,
+        redis,
+        interval: Duration::from_millis(settings.scheduler.sweep_interval_ms.max(100)),
+        grace_secs: settings.scheduler.sweep_grace_secs.max(0),
+    };
+    let refunds = refunds::RefundWorker {
+        pool,
+        provider: PaymentProvider::new(&settings.payments),
+        producer,
+        seat_events_topic: topics.seat_events.clone(),
+        interval: Duration::from_millis(settings.scheduler.refund_interval_ms.max(100)),
+    };
+    tracing::info!(%member, partitions, "scheduler started");
+    let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
+    let refunding = tokio::spawn(refunds.run(shutdown.clone()));
+    timers.run(consumer, shutdown).await;
+    let _ = sweeping.await;
+    let _ = refunding.await;
+    tracing::info!("scheduler stopped");
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Reading `seatq.hold-timers` and firing what is due.
+//!
+//! Scheduler instances share the topic's partitions the way consumers share the commands
+//! topic (PostgreSQL membership with heartbeats, rendezvous hashing; see
+//! `seatq_common::membership`), because Tansu's group coordinator can leave a restarted
+//! member without partitions for a long time. Each owned partition has a [`DelayQueue`];
+//! its safe offset is saved in `consumer_offsets` so a restart (or the instance taking the
+//! partition over) resumes there.
+//!
+//! A due expiry becomes an `expire_hold` command on the event's partition of the commands
+//! topic, with a request id derived from (hold, expiry): a timer read twice, or fired by
+//! two instances during a hand-over, is decided once. Holds already ended, or extended
+//! past this timer, are skipped without a command. A due reminder is published straight
+//! to `seatq.seat-events` as `reservation_expiring` (a notification, not a state change).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use seatq_common::catalog::Catalog;
+use seatq_common::command::{Command, CommandEnvelope, ExpireHold};
+use seatq_common::command_producer::CommandProducer;
+use seatq_common::ids::{HoldId, RequestId, UserId};
+use seatq_common::membership::{owned_partitions, Membership};
+use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
+use seatq_common::record;
+use seatq_common::shutdown::Shutdown;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::delay_queue::{DelayQueue, Due, Firing};
+
+/// Who sends the scheduler's commands (`requests.user_id`).
+pub const SCHEDULER_USER: &str = "system:scheduler";
+
+const SAVE_OFFSET: &str =
+    "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (topic, kafka_partition) \
+     DO UPDATE SET next_offset = EXCLUDED.next_offset, owner = EXCLUDED.owner, updated_at = now()";
+const ACTIVE_HOLDS: &str =
+    "SELECT id, user_id, expires_at FROM holds WHERE id = ANY($1) AND status = 'active'";
+
+/// The request id of the expiry of `hold_id` set for `expires_at`.
+pub fn expiry_request_id(hold_id: HoldId, expires_at: DateTime<Utc>) -> RequestId {
+    RequestId::derived(
+        hold_id.0,
+        &format!("expire:{}", expires_at.timestamp_micros()),
+    )
+}
+
+pub struct TimerService {
+    pub pool: PgPool,
+    pub catalog: Arc<Catalog>,
+    pub commands: Arc<CommandProducer>,
+    pub producer: FutureProducer,
+    pub timers_topic: String,
+    pub seat_events_topic: String,
+    pub membership: Membership,
+    pub partitions: i32,
+    pub remind_before: Duration,
+    pub heartbeat: StdDuration,
+}
+
+impl TimerService {
+    /// Run until `shutdown`: own partitions, read timers, fire them, save safe offsets.
+    pub async fn run(self, consumer: StreamConsumer, shutdown: Shutdown) {
+        let mut queues: HashMap<i32, DelayQueue> = HashMap::new();
+        let mut saved: HashMap<i32, i64> = HashMap::new();
+        let mut owned: Vec<i32> = Vec::new();
+        let mut beat = tokio::time::interval(self.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let now = Utc::now();
+            let next = queues.values().filter_map(DelayQueue::next_due).min();
+            let nap = next
+                .map(|d| (d - now).to_std().unwrap_or_default())
+                .unwrap_or(StdDuration::from_secs(1))
+                .min(StdDuration::from_secs(1));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = beat.tick() => {
+                    self.save_offsets(&queues, &mut saved).await;
+                    match self.membership.heartbeat().await {
+                        Ok(members) => {
+                            let mine = owned_partitions(&members, &self.membership.member, self.partitions);
+                            if mine != owned {
+                                tracing::info!(partitions = ?mine, "hold-timer partitions changed");
+                                match self.assign(&consumer, &mine).await {
+                                    Ok(starts) => {
+                                        queues = starts.into_iter()
+                                            .map(|(p, o)| (p, DelayQueue::starting_at(o)))
+                                            .collect();
+                                        saved.clear();
+                                        owned = mine;
+                                    }
+                                    Err(e) => tracing::warn!(error = %e, "cannot assign hold-timer partitions"),
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "scheduler heartbeat failed"),
+                    }
+                }
+                received = consumer.recv(), if !owned.is_empty() => match received {
+                    Ok(m) => {
+                        let partition = m.partition();
+                        if let Some(queue) = queues.get_mut(&partition) {
+                            let timers = m.payload()
+                                .map(record::decode_all::<HoldTimer>)
+                                .transpose()
+                                .unwrap_or_else(|e| {
+                                    tracing::warn!(partition, offset = m.offset(), error = %e,
+                                        "skipping an unreadable hold timer");
+                                    None
+                                })
+                                .unwrap_or_default();
+                            queue.push(m.offset(), timers, self.remind_before, Utc::now());
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "hold-timer consumer error"),
+                },
+                _ = tokio::time::sleep(nap) => {}
+            }
+            self.fire_due(&mut queues).await;
+        }
+        self.save_offsets(&queues, &mut saved).await;
+        if let Err(e) = self.membership.leave().await {
+            tracing::warn!(error = %e, "could not leave the scheduler membership");
+        }
+    }
+
+    /// Assign `partitions` from their saved offsets; returns where each starts.
+    async fn assign(
+        &self,
+        consumer: &StreamConsumer,
+        partitions: &[i32],
+    ) -> Result<Vec<(i32, i64)>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut list = TopicPartitionList::new();
+        let mut starts = Vec::with_capacity(partitions.len());
+        for &p in partitions {
+            let start = seatq_common::db::next_offset(&self.pool, &self.timers_topic, p)
+                .await?
+                .unwrap_or(0);
+            list.add_partition_offset(&self.timers_topic, p, Offset::Offset(start))?;
+            starts.push((p, start));
+        }
+        consumer.assign(&list)?;
+        Ok(starts)
+    }
+
+    async fn save_offsets(&self, queues: &HashMap<i32, DelayQueue>, saved: &mut HashMap<i32, i64>) {
+        for (&partition, queue) in queues {
+            let safe = queue.safe_offset();
+            if saved.get(&partition) == Some(&safe) {
+                continue;
+            }
+            let result = sqlx::query(SAVE_OFFSET)
+                .bind(&self.timers_topic)
+                .bind(partition)
+                .bind(safe)
+                .bind(&self.membership.member)
+                .execute(&self.pool)
+                .await;
+            match result {
+                Ok(_) => {
+                    saved.insert(partition, safe);
+                }
+                Err(e) => tracing::warn!(partition, error = %e, "cannot save the timers offset"),
+            }
+        }
+    }
+
+    async fn fire_due(&self, queues: &mut HashMap<i32, DelayQueue>) {
+        let now = Utc::now();
+        for (&partition, queue) in queues.iter_mut() {
+            let due = queue.take_due(now);
+            if due.is_empty() {
+                continue;
+            }
+            let ids: Vec<Uuid> = due.iter().map(|d| d.timer.hold_id.0).collect();
+            let active: HashMap<Uuid, (UserId, DateTime<Utc>)> =
+                match sqlx::query_as::<_, (Uuid, UserId, DateTime<Utc>)>(ACTIVE_HOLDS)
+                    .bind(&ids)
+                    .fetch_all(&self.pool)
+                    .await
+                {
+                    Ok(rows) => rows.into_iter().map(|(id, u, e)| (id, (u, e))).collect(),
+                    Err(e) => {
+                        tracing::warn!(partition, error = %e, "cannot look up due holds; retrying");
+                        let later = now + Duration::seconds(1);
+                        for d in due {
+                            queue.retry(d, later);
+                        }
+                        continue;
+                    }
+                };
+            for d in due {
+                // Ended, or extended past this timer (a newer timer exists): nothing to do.
+                let live = active
+                    .get(&d.timer.hold_id.0)
+                    .filter(|(_, expires_at)| *expires_at <= d.timer.expires_at);
+                let Some((user_id, _)) = live else {
+                    if d.firing == Firing::Expire {
+                        queue.fired(d.offset);
+                    }
+                    continue;
+                };
+                let result = match d.firing {
+                    Firing::Reminder => self.remind(&d, user_id).await,
+                    Firing::Expire => self.expire(&d).await,
+                };
+                match result {
+                    Ok(()) => {
+                        if d.firing == Firing::Expire {
+                            queue.fired(d.offset);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition, hold_id = %d.timer.hold_id, error = %e,
+                            "cannot fire a hold timer; retrying");
+                        if d.firing == Firing::Expire {
+                            queue.retry(d, now + Duration::seconds(1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn expire(&self, due: &Due) -> Result<(), String> {
+        let timer = &due.timer;
+        let entry = self
+            .catalog
+            .event(timer.event_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("event {} not found", timer.event_id))?;
+        let envelope = CommandEnvelope {
+            request_id: expiry_request_id(timer.hold_id, timer.expires_at),
+            event_id: timer.event_id,
+            user_id: UserId(SCHEDULER_USER.into()),
+            issued_at: Utc::now(),
+            command: Command::ExpireHold(ExpireHold {
+                hold_id: timer.hold_id,
+                expires_at: timer.expires_at,
+            }),
+            reply: false,
+        };
+        let payload = envelope.encode().map_err(|e| e.to_string())?;
+        let placed = self
+            .commands
+            .send(entry.info.kafka_partition, payload)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(hold_id = %timer.hold_id, event_id = %timer.event_id,
+            request_id = %envelope.request_id, partition = placed.partition, offset = placed.offset,
+            "hold timer fired");
+        Ok(())
+    }
+
+    async fn remind(&self, due: &Due, user_id: &UserId) -> Result<(), String> {
+        let timer = &due.timer;
+        let envelope = SeatEventEnvelope {
+            event_id: timer.event_id,
+            occurred_at: Utc::now(),
+            payload: SeatEvent::ReservationExpiring {
+                hold_id: timer.hold_id,
+                user_id: user_id.clone(),
+                expires_at: timer.expires_at,
+            },
+        };
+        let payload = serde_json::to_vec(&envelope).map_err(|e| e.to_string())?;
+        seatq_common::kafka::send(
+            &self.producer,
+            &self.seat_events_topic,
+            None,
+            &timer.event_id.to_string(),
+            &payload,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
