@@ -16,10 +16,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
-use crate::routes::{admin, dev, events, health, holds};
+use crate::routes::{admin, dev, events, health, holds, payments, waitlist};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    // The sandbox payment provider (local stack and tests): a separate service in spirit,
+    // with its own state, merged in only when enabled.
+    let sandbox = crate::sandbox::router(state.pool.clone(), state.settings.clone());
     let settings = &state.settings;
     let mut api = Router::new()
         .route("/v1/admin/venues", post(admin::create_venue))
@@ -29,7 +32,45 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/{event_id}/seats", get(events::seat_map))
         .route("/v1/events/{event_id}/holds", post(holds::request_hold))
         .route("/v1/hold-requests/{request_id}", get(holds::request_status))
-        .route("/v1/holds/{hold_id}", get(holds::get_hold))
+        .route(
+            "/v1/holds/{hold_id}",
+            get(holds::get_hold).delete(holds::cancel_hold),
+        )
+        .route("/v1/holds/{hold_id}/checkout", post(payments::checkout))
+        .route("/v1/payments/webhook", post(payments::webhook))
+        .route(
+            "/v1/events/{event_id}/seats/{seat_id}/waitlist",
+            post(waitlist::join)
+                .get(waitlist::place)
+                .delete(waitlist::leave),
+        )
+        // bookings and tickets
+        .route(
+            "/v1/bookings/{booking_id}",
+            get(crate::routes::bookings::get_booking),
+        )
+        .route(
+            "/v1/bookings/{booking_id}/cancel",
+            post(crate::routes::bookings::cancel_booking),
+        )
+        .route("/v1/me/bookings", get(crate::routes::bookings::my_bookings))
+        .route(
+            "/v1/tickets/{ticket_id}",
+            get(crate::routes::bookings::get_ticket),
+        )
+        .route(
+            "/v1/tickets/{ticket_id}/qr.svg",
+            get(crate::routes::bookings::ticket_qr),
+        )
+        .route(
+            "/v1/tickets/{ticket_id}/transfer",
+            post(crate::routes::bookings::transfer_ticket),
+        )
+        .route(
+            "/v1/admin/checkins",
+            post(crate::routes::bookings::check_in),
+        )
+        // end bookings and tickets
         .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
@@ -61,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+        .merge(sandbox)
 }
 
 async fn not_found() -> AppError {

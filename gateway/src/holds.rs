@@ -493,3 +493,40 @@ pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResu
         ended_at,
     })
 }
+
+/// Cancel a hold: its owner, or an admin. Returns the command's request id and whether
+/// it was decided within a few seconds.
+pub async fn cancel(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<(RequestId, bool)> {
+    let row: Option<HoldRow> = sqlx::query_as(SELECT_HOLD)
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await?;
+    let (event_id, owner, status, ..) = row
+        .filter(|r| user.may_see(&r.1))
+        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
+    if status != "active" {
+        return Err(AppError::conflict(
+            "hold_not_active",
+            format!("the hold is {status}"),
+        ));
+    }
+    let entry = crate::routes::events::event_entry(state, event_id).await?;
+    let request_id = RequestId::new();
+    let command = Command::CancelHold(seatq_common::command::CancelHold {
+        hold_id: id,
+        by_admin: owner != user.user_id,
+    });
+    let decision = crate::commands::send(
+        state,
+        &entry,
+        &user.user_id,
+        request_id,
+        command,
+        Some(Duration::from_secs(5)),
+    )
+    .await?;
+    if let Some(err) = decision.as_ref().and_then(crate::commands::rejection_error) {
+        return Err(err);
+    }
+    Ok((request_id, decision.is_some()))
+}

@@ -6,6 +6,8 @@
 
 pub mod app;
 pub mod auth;
+pub mod bookings;
+pub mod commands;
 pub mod decisions;
 pub mod demo;
 pub mod error;
@@ -13,8 +15,11 @@ pub mod extract;
 pub mod holds;
 pub mod inventory;
 pub mod openapi;
+pub mod payments;
 pub mod request_registry;
 pub mod routes;
+pub mod sandbox;
 pub mod seat_map;
 pub mod state;
 pub mod views;
+pub mod waitlist;

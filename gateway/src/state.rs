@@ -29,6 +29,8 @@ pub struct AppState {
     pub seat_maps: Arc<SeatMapCache>,
     pub jwt: Arc<JwtKeys>,
     pub decisions: Arc<DecisionWaiters>,
+    /// The payment provider's API (checkout sessions).
+    pub provider: Arc<seatq_common::payment_provider::PaymentProvider>,
     /// Partitions of the commands topic; a new event is pinned to one of them.
     pub command_partitions: i32,
 }
@@ -74,6 +76,7 @@ impl AppState {
             topics.commands.clone(),
             settings.kafka.batch_limits(),
         );
+        let settings_payments = settings.payments.clone();
         Ok(Self {
             catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
             seat_maps: Arc::new(SeatMapCache::new(Duration::from_millis(
@@ -87,6 +90,9 @@ impl AppState {
             producer,
             commands,
             decisions,
+            provider: Arc::new(seatq_common::payment_provider::PaymentProvider::new(
+                &settings_payments,
+            )),
             command_partitions,
         })
     }

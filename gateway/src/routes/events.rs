@@ -64,6 +64,18 @@ pub async fn event_detail(state: &AppState, id: EventId) -> AppResult<EventDetai
     Ok(EventDetail::new(&entry, venue))
 }
 
+/// The event with its layout (cached), or 404 `event_not_found`.
+pub async fn event_entry(
+    state: &AppState,
+    id: EventId,
+) -> Result<std::sync::Arc<seatq_common::catalog::EventEntry>, AppError> {
+    state
+        .catalog
+        .event(id)
+        .await?
+        .ok_or_else(|| event_not_found(id))
+}
+
 pub fn event_not_found(id: EventId) -> AppError {
     AppError::not_found("event_not_found", format!("no event {id}"))
 }

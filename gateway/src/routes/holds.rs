@@ -125,3 +125,42 @@ pub async fn get_hold(
 ) -> AppResult<Json<HoldView>> {
     Ok(Json(holds::hold_view(&state, &user, id).await?))
 }
+
+/// The answer to a cancel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Cancelled {
+    pub hold_id: HoldId,
+    /// `cancelled`, or `pending` when not decided within the wait (poll the hold).
+    pub status: String,
+    pub request_id: RequestId,
+}
+
+#[utoipa::path(delete, path = "/v1/holds/{hold_id}", tag = "holds",
+    params(("hold_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = Cancelled, description = "Released (to the seat's waitlist first)"),
+        (status = 202, body = Cancelled, description = "Accepted, not decided yet"),
+        (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem, description = "hold_not_found"),
+        (status = 409, body = crate::error::Problem, description = "hold_not_active")))]
+pub async fn cancel_hold(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<HoldId>,
+) -> AppResult<Response> {
+    let (request_id, decided) = holds::cancel(&state, &user, id).await?;
+    let status = if decided { "cancelled" } else { "pending" };
+    let code = if decided {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        code,
+        Json(Cancelled {
+            hold_id: id,
+            status: status.into(),
+            request_id,
+        }),
+    )
+        .into_response())
+}

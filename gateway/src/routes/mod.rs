@@ -2,7 +2,10 @@
 //! function, shape the response.
 
 pub mod admin;
+pub mod bookings;
 pub mod dev;
 pub mod events;
 pub mod health;
 pub mod holds;
+pub mod payments;
+pub mod waitlist;

@@ -1,0 +1,79 @@
+//! `/v1/events/{event_id}/seats/{seat_id}/waitlist`: join, place, leave.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use seatq_common::ids::EventId;
+
+use crate::auth::AuthUser;
+use crate::error::AppResult;
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+use crate::waitlist::{self, Joined, WaitlistPending, WaitlistPlace};
+
+#[utoipa::path(post, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+    params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path, example = "A-1-1")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = WaitlistPlace, description = "On the waitlist"),
+        (status = 202, body = WaitlistPending, description = "Accepted, not decided yet: GET shows the place"),
+        (status = 404, body = crate::error::Problem, description = "seat_not_found"),
+        (status = 409, body = crate::error::Problem,
+            description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded"),
+        (status = 503, body = crate::error::Problem)))]
+pub async fn join(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, seat_id)): Path<(EventId, String)>,
+) -> AppResult<Response> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(
+        match waitlist::join(&state, &user, &entry, &seat_id).await? {
+            Joined::Place(place) => (StatusCode::CREATED, Json(place)).into_response(),
+            Joined::Pending(pending) => (StatusCode::ACCEPTED, Json(pending)).into_response(),
+        },
+    )
+}
+
+#[utoipa::path(get, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+    params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = WaitlistPlace),
+        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found")))]
+pub async fn place(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, seat_id)): Path<(EventId, String)>,
+) -> AppResult<Json<WaitlistPlace>> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(Json(
+        waitlist::position(&state, &user, &entry, &seat_id).await?,
+    ))
+}
+
+#[utoipa::path(delete, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+    params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Left the waitlist"),
+        (status = 202, body = WaitlistPending),
+        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found")))]
+pub async fn leave(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, seat_id)): Path<(EventId, String)>,
+) -> AppResult<Response> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(
+        match waitlist::leave(&state, &user, &entry, &seat_id).await? {
+            (_, Some(_)) => StatusCode::NO_CONTENT.into_response(),
+            (request_id, None) => (
+                StatusCode::ACCEPTED,
+                Json(WaitlistPending {
+                    request_id,
+                    status: "pending".into(),
+                }),
+            )
+                .into_response(),
+        },
+    )
+}
