@@ -78,6 +78,9 @@ pub struct GatewaySettings {
     pub max_seats_per_request: usize,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// The shortest `hold_ttl_secs` an organiser may set (tests lower it to see expiry
+    /// happen in seconds).
+    pub min_hold_ttl_secs: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,7 +45,7 @@ impl Default for LifecycleConfig {
 impl LifecycleConfig {
     pub fn from_settings(settings: &seatq_common::config::Settings) -> Self {
         Self {
-            offer_ttl_secs: settings.waitlist.offer_ttl_secs.max(30),
+            offer_ttl_secs: settings.waitlist.offer_ttl_secs.max(1),
             payment_grace_secs: settings.payments.grace_secs.max(0),
             waitlist_max_per_user: settings.waitlist.max_per_user.max(1),
         }

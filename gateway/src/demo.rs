@@ -82,7 +82,7 @@ async fn ensure(
     venue: NewVenue,
     title: &str,
     performer: &str,
-    partitions: i32,
+    limits: inventory::EventLimits,
 ) -> AppResult<EventId> {
     if let Some(id) = sqlx::query_scalar::<_, EventId>(FIND_DEMO_EVENT)
         .bind(&venue.name)
@@ -101,27 +101,21 @@ async fn ensure(
         hold_ttl_secs: None,
         max_seats_per_user: None,
         waiting_room_enabled: false,
+        refund_cutoff_hours: None,
     };
-    inventory::create_event(pool, &event, partitions).await
+    inventory::create_event(pool, &event, limits).await
 }
 
-pub async fn seed(pool: &PgPool, partitions: i32) -> AppResult<DemoEvents> {
+pub async fn seed(pool: &PgPool, limits: inventory::EventLimits) -> AppResult<DemoEvents> {
     Ok(DemoEvents {
         stadium_event_id: ensure(
             pool,
             stadium(),
             "Stadium Night",
             "The Queue Jumpers",
-            partitions,
+            limits,
         )
         .await?,
-        hall_event_id: ensure(
-            pool,
-            hall(),
-            "Chamber Evening",
-            "The FIFO Quartet",
-            partitions,
-        )
-        .await?,
+        hall_event_id: ensure(pool, hall(), "Chamber Evening", "The FIFO Quartet", limits).await?,
     })
 }

@@ -69,6 +69,9 @@ pub struct NewEvent {
     pub max_seats_per_user: Option<i32>,
     #[serde(default)]
     pub waiting_room_enabled: bool,
+    /// Refund policy: a cancelled booking is refunded in full until this many hours
+    /// before `starts_at`, not at all after. Defaults to 24.
+    pub refund_cutoff_hours: Option<i32>,
 }
 
 fn check_text(field: &str, value: &str, min: usize, max: usize) -> AppResult<()> {
@@ -256,8 +259,8 @@ pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueVie
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, starts_at, \
-     on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
+     refund_cutoff_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 const INSERT_EVENT_SEATS: &str =
     "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_number) \
@@ -273,14 +276,38 @@ const INSERT_EVENT_GA: &str = "INSERT INTO ga_inventory (event_id, section_id, c
 
 const VENUE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM venues WHERE id = $1)";
 
+/// What the deployment allows organisers to set.
+#[derive(Debug, Clone, Copy)]
+pub struct EventLimits {
+    /// Partitions of the commands topic; a new event is pinned to one of them.
+    pub partitions: i32,
+    pub min_hold_ttl_secs: i32,
+}
+
 /// Create an event and put all its seats on sale; returns its id.
-pub async fn create_event(pool: &PgPool, event: &NewEvent, partitions: i32) -> AppResult<EventId> {
+pub async fn create_event(
+    pool: &PgPool,
+    event: &NewEvent,
+    limits: EventLimits,
+) -> AppResult<EventId> {
     check_text("title", &event.title, 1, 200)?;
     check_text("performer", &event.performer, 0, 200)?;
     let hold_ttl_secs = event.hold_ttl_secs.unwrap_or(600);
     let max_seats = event.max_seats_per_user.unwrap_or(8);
-    check_range("hold_ttl_secs", i64::from(hold_ttl_secs), 30, 86_400)?;
+    let refund_cutoff_hours = event.refund_cutoff_hours.unwrap_or(24);
+    check_range(
+        "hold_ttl_secs",
+        i64::from(hold_ttl_secs),
+        i64::from(limits.min_hold_ttl_secs.clamp(1, 86_400)),
+        86_400,
+    )?;
     check_range("max_seats_per_user", i64::from(max_seats), 1, 100)?;
+    check_range(
+        "refund_cutoff_hours",
+        i64::from(refund_cutoff_hours),
+        0,
+        8_760,
+    )?;
     let on_sale_at = event.on_sale_at.unwrap_or_else(Utc::now);
     if on_sale_at > event.starts_at {
         return Err(AppError::unprocessable(
@@ -301,7 +328,7 @@ pub async fn create_event(pool: &PgPool, event: &NewEvent, partitions: i32) -> A
     }
     let id = EventId::new();
     let partition =
-        seatq_common::kafka::partition_for_key(id.to_string().as_bytes(), partitions.max(1));
+        seatq_common::kafka::partition_for_key(id.to_string().as_bytes(), limits.partitions.max(1));
     let mut tx = pool.begin().await?;
     sqlx::query(INSERT_EVENT)
         .bind(id)
@@ -314,6 +341,7 @@ pub async fn create_event(pool: &PgPool, event: &NewEvent, partitions: i32) -> A
         .bind(max_seats)
         .bind(event.waiting_room_enabled)
         .bind(partition)
+        .bind(refund_cutoff_hours)
         .execute(&mut *tx)
         .await?;
     sqlx::query(INSERT_EVENT_SEATS)

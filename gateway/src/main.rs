@@ -49,7 +49,7 @@ async fn seed_demo(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::connect(settings, shutdown.clone())
         .await
         .context("connecting to dependencies")?;
-    let events = demo::seed(&state.pool, state.command_partitions)
+    let events = demo::seed(&state.pool, state.event_limits())
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.detail))?;
     shutdown.cancel();

@@ -96,4 +96,12 @@ impl AppState {
             command_partitions,
         })
     }
+
+    /// What organisers may set when creating events on this deployment.
+    pub fn event_limits(&self) -> crate::inventory::EventLimits {
+        crate::inventory::EventLimits {
+            partitions: self.command_partitions,
+            min_hold_ttl_secs: self.settings.gateway.min_hold_ttl_secs,
+        }
+    }
 }

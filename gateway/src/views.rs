@@ -70,6 +70,8 @@ pub struct EventDetail {
     pub hold_ttl_secs: i32,
     pub max_seats_per_user: i32,
     pub waiting_room_enabled: bool,
+    /// Cancelled bookings are refunded in full until this many hours before the start.
+    pub refund_cutoff_hours: i32,
     pub sections: Vec<SectionView>,
 }
 
@@ -104,6 +106,7 @@ impl EventDetail {
             hold_ttl_secs: info.hold_ttl_secs,
             max_seats_per_user: info.max_seats_per_user,
             waiting_room_enabled: info.waiting_room_enabled,
+            refund_cutoff_hours: info.refund_cutoff_hours,
             sections: entry
                 .layout
                 .sections()

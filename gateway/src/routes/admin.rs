@@ -32,7 +32,7 @@ pub async fn create_event(
     _admin: AdminUser,
     Json(event): Json<NewEvent>,
 ) -> AppResult<(StatusCode, Json<EventDetail>)> {
-    let id = inventory::create_event(&state.pool, &event, state.command_partitions).await?;
+    let id = inventory::create_event(&state.pool, &event, state.event_limits()).await?;
     let detail = super::events::event_detail(&state, id).await?;
     Ok((StatusCode::CREATED, Json(detail)))
 }
