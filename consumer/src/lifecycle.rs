@@ -106,6 +106,8 @@ pub struct NewRefund {
 pub struct LifeState {
     /// Holds with a payment in progress (checkout started, not yet applied).
     pub paying: HashSet<HoldId>,
+    /// Who holds the seats of the batch's waitlist joins, as stored before the batch.
+    pub holders: HashMap<HoldId, UserId>,
     /// `waiting` entries of the seats the batch touches, first in line first.
     pub waitlists: HashMap<(EventId, i32), VecDeque<WaitEntry>>,
     /// `waiting` entries per user and event (for the per-user waitlist limit).
@@ -443,11 +445,13 @@ impl Ledger {
         if slot.status == SeatStatus::Available {
             return Err(Rejection::new("seat_available"));
         }
-        if slot
-            .hold_id
-            .and_then(|h| self.holds.get(&h))
-            .is_some_and(|h| h.user_id == cmd.user_id)
-        {
+        let holder = slot.hold_id.and_then(|h| {
+            self.holds
+                .get(&h)
+                .map(|h| &h.user_id)
+                .or_else(|| self.life.holders.get(&h))
+        });
+        if holder == Some(&cmd.user_id) {
             return Err(Rejection::new("seat_is_yours"));
         }
         let queue = self.life.waitlists.entry(key).or_default();

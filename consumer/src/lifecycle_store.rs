@@ -24,6 +24,12 @@ const LOCK_HOLDS: &str =
     "SELECT id, event_id, user_id, request_id, status, seat_nos, ga_section_id, \
        quantity, created_at, expires_at, ended_at, extended, offered_from \
      FROM holds WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+// Who holds the seats people ask to wait for (you cannot wait for your own seat). A
+// holder never changes, so these are read without locking.
+const SEAT_HOLDERS: &str = "SELECT h.id, h.user_id FROM seats s \
+     JOIN unnest($1::uuid[], $2::int[]) AS k(event_id, seat_no) \
+       ON s.event_id = k.event_id AND s.seat_no = k.seat_no \
+     JOIN holds h ON h.id = s.hold_id";
 const PAYING_HOLDS: &str = "SELECT DISTINCT hold_id FROM payments \
      WHERE hold_id = ANY($1) AND status IN ('pending', 'processing', 'paid')";
 const LOCK_WAITLISTS: &str =
@@ -129,6 +135,7 @@ pub async fn load_holds(
     let mut hold_ids: BTreeSet<Uuid> = BTreeSet::new();
     let mut booking_ids: BTreeSet<Uuid> = BTreeSet::new();
     let mut expiring: Vec<Uuid> = Vec::new();
+    let mut joined: BTreeSet<(Uuid, i32)> = BTreeSet::new();
     for (_, c) in commands {
         match &c.command {
             Command::CancelBooking(b) => {
@@ -137,6 +144,9 @@ pub async fn load_holds(
             Command::JoinWaitlist(w) | Command::LeaveWaitlist(w) => {
                 keys.seats.insert((c.event_id.0, w.seat_no));
                 keys.users.insert((c.event_id.0, c.user_id.0.clone()));
+                if matches!(c.command, Command::JoinWaitlist(_)) {
+                    joined.insert((c.event_id.0, w.seat_no));
+                }
             }
             Command::ExpireHold(e) => {
                 hold_ids.insert(e.hold_id.0);
@@ -182,6 +192,15 @@ pub async fn load_holds(
                 },
             );
         }
+    }
+    if !joined.is_empty() {
+        let (events, seats): (Vec<Uuid>, Vec<i32>) = joined.into_iter().unzip();
+        let holders: Vec<(HoldId, UserId)> = sqlx::query_as(SEAT_HOLDERS)
+            .bind(&events)
+            .bind(&seats)
+            .fetch_all(&mut **tx)
+            .await?;
+        ledger.life.holders.extend(holders);
     }
     if hold_ids.is_empty() {
         return Ok(keys);

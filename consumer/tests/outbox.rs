@@ -4,49 +4,13 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
 use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
+use seatq_common::testkit::read_topic;
 use support::*;
-
-/// Every record of `topic` from the beginning, until `done` says enough or the deadline.
-fn read_topic(
-    env: &seatq_common::testkit::TestEnv,
-    topic: &str,
-    partitions: i32,
-    done: impl Fn(&[Vec<u8>]) -> bool,
-) -> Vec<Vec<u8>> {
-    let reader: BaseConsumer = seatq_common::kafka::consumer_config(
-        &env.settings.kafka,
-        &format!("{}-reader", env.database),
-    )
-    .create()
-    .expect("reader");
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .expect("partition");
-    }
-    reader.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut records = Vec::new();
-    while !done(&records) {
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: only {} records",
-            records.len()
-        );
-        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
-            records.push(m.payload().unwrap_or_default().to_vec());
-        }
-    }
-    records
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {

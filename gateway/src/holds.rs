@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
-use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
+use seatq_common::ids::{BookingId, EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::VenueLayout;
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,13 @@ pub struct HoldView {
     pub expires_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The expiry was pushed back once because a payment was in progress.
+    pub extended: bool,
+    /// This hold is a waitlist offer: the seat was released and handed to you.
+    pub from_waitlist: bool,
+    /// The booking this hold became once paid (`status` = `sold`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<BookingId>,
 }
 
 /// Check a request against the event and turn it into a command body.
@@ -450,60 +457,72 @@ fn commands_ahead(accepted: &AcceptedRequest, next_offset: i64) -> i64 {
         + i64::from(accepted.seq)
 }
 
-type HoldRow = (
-    EventId,
-    UserId,
-    String,
-    Vec<i32>,
-    Option<SectionId>,
-    i32,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
+/// A hold as stored, with its booking once paid.
+#[derive(Debug, sqlx::FromRow)]
+struct HoldRow {
+    event_id: EventId,
+    user_id: UserId,
+    status: String,
+    seat_nos: Vec<i32>,
+    ga_section_id: Option<SectionId>,
+    quantity: i32,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    extended: bool,
+    offered_from: Option<HoldId>,
+    booking_id: Option<BookingId>,
+}
 
-const SELECT_HOLD: &str = "SELECT event_id, user_id, status, seat_nos, ga_section_id, quantity, \
-       created_at, expires_at, ended_at FROM holds WHERE id = $1";
+const SELECT_HOLD: &str = "SELECT h.event_id, h.user_id, h.status, h.seat_nos, h.ga_section_id, \
+       h.quantity, h.created_at, h.expires_at, h.ended_at, h.extended, h.offered_from, \
+       b.id AS booking_id \
+     FROM holds h LEFT JOIN bookings b ON b.hold_id = h.id WHERE h.id = $1";
 
-pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<HoldView> {
+/// The hold `id` if `user` may see it (its owner or an admin), else 404.
+async fn visible_hold(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<HoldRow> {
     let row: Option<HoldRow> = sqlx::query_as(SELECT_HOLD)
         .bind(id)
         .fetch_optional(&state.pool)
         .await?;
-    let (event_id, _owner, status, seat_nos, ga, quantity, created_at, expires_at, ended_at) = row
-        .filter(|r| user.may_see(&r.1))
-        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
-    let entry = state
-        .catalog
-        .event(event_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
+    row.filter(|r| user.may_see(&r.user_id))
+        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))
+}
+
+pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<HoldView> {
+    let hold = visible_hold(state, user, id).await?;
+    let entry = crate::routes::events::event_entry(state, hold.event_id).await?;
     Ok(HoldView {
         hold_id: id,
-        event_id,
-        status,
-        seat_ids: seat_nos
+        event_id: hold.event_id,
+        status: hold.status,
+        seat_ids: hold
+            .seat_nos
             .iter()
             .filter_map(|n| entry.layout.seat_label(*n))
             .collect(),
-        section: ga.and_then(|g| entry.layout.section_by_id(g).map(|s| s.code.clone())),
-        quantity,
-        created_at,
-        expires_at,
-        ended_at,
+        section: hold
+            .ga_section_id
+            .and_then(|g| entry.layout.section_by_id(g).map(|s| s.code.clone())),
+        quantity: hold.quantity,
+        created_at: hold.created_at,
+        expires_at: hold.expires_at,
+        ended_at: hold.ended_at,
+        extended: hold.extended,
+        from_waitlist: hold.offered_from.is_some(),
+        booking_id: hold.booking_id,
     })
 }
 
 /// Cancel a hold: its owner, or an admin. Returns the command's request id and whether
 /// it was decided within a few seconds.
 pub async fn cancel(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<(RequestId, bool)> {
-    let row: Option<HoldRow> = sqlx::query_as(SELECT_HOLD)
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await?;
-    let (event_id, owner, status, ..) = row
-        .filter(|r| user.may_see(&r.1))
-        .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))?;
+    let HoldRow {
+        event_id,
+        user_id: owner,
+        status,
+        ..
+    } = visible_hold(state, user, id).await?;
     if status != "active" {
         return Err(AppError::conflict(
             "hold_not_active",

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, WaitlistSeat};
-use seatq_common::ids::{EventId, RequestId};
+use seatq_common::ids::{EventId, HoldId, RequestId};
 use serde::Serialize;
 
 use crate::auth::AuthUser;
@@ -29,7 +29,12 @@ use crate::state::AppState;
 pub struct WaitlistPlace {
     pub event_id: EventId,
     pub seat_id: String,
-    /// 1 = next in line.
+    /// `waiting`, or `offered`: the seat was released and is now held for you
+    /// (`hold_id`); pay for it before the hold expires, or cancel it.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<HoldId>,
+    /// 1 = next in line (0 once offered).
     pub position: i64,
     /// People on this seat's waitlist.
     pub length: i64,
@@ -56,6 +61,12 @@ const OFFER_LIFE: &str = "SELECT avg(extract(epoch FROM ended_at - created_at)):
        SELECT ended_at, created_at FROM holds \
        WHERE event_id = $1 AND offered_from IS NOT NULL AND status IN ('expired', 'cancelled') \
        ORDER BY ended_at DESC LIMIT 200) recent";
+
+/// The user's live offer for the seat, if the waitlist handed it to them.
+const LIVE_OFFER: &str = "SELECT w.offered_hold_id FROM waitlist_entries w \
+     JOIN holds h ON h.id = w.offered_hold_id \
+     WHERE w.event_id = $1 AND w.seat_no = $2 AND w.user_id = $3 AND w.status = 'offered' \
+       AND h.status = 'active' ORDER BY w.id DESC LIMIT 1";
 
 const DECISION_WAIT: Duration = Duration::from_secs(5);
 
@@ -141,13 +152,30 @@ pub async fn position(
     )
     .await
     .map_err(|e| AppError::unavailable("waitlist_unavailable", e.to_string(), 1))?;
-    let at = at.ok_or_else(|| {
-        AppError::not_found(
+    if let Some(at) = at {
+        return place(state, entry, seat_id, seat, at, Some(length)).await;
+    }
+    let offer: Option<HoldId> = sqlx::query_scalar(LIVE_OFFER)
+        .bind(entry.info.id)
+        .bind(seat)
+        .bind(&user.user_id)
+        .fetch_optional(&state.pool)
+        .await?;
+    match offer {
+        Some(hold_id) => Ok(WaitlistPlace {
+            event_id: entry.info.id,
+            seat_id: seat_id.to_owned(),
+            status: "offered".into(),
+            hold_id: Some(hold_id),
+            position: 0,
+            length,
+            estimated_wait_secs: Some(0),
+        }),
+        None => Err(AppError::not_found(
             "not_waiting",
             format!("you are not on the waitlist of {seat_id}"),
-        )
-    })?;
-    place(state, entry, seat_id, seat, at, Some(length)).await
+        )),
+    }
 }
 
 async fn place(
@@ -178,6 +206,8 @@ async fn place(
     Ok(WaitlistPlace {
         event_id: entry.info.id,
         seat_id: seat_id.to_owned(),
+        status: "waiting".into(),
+        hold_id: None,
         position,
         length: length.unwrap_or(position),
         estimated_wait_secs,

@@ -79,53 +79,8 @@ pub fn seat_id(seat_no: i32, per_row: i32) -> String {
     format!("A-{}-{}", seat_no / per_row + 1, seat_no % per_row + 1)
 }
 
-/// Everything the invariants forbid, counted; all zero on a correct run.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Violations {
-    /// Seats held/sold whose hold does not exist, is not live, or does not list them.
-    pub orphan_seats: i64,
-    /// Active holds not holding every one of their seats.
-    pub broken_holds: i64,
-    /// sold + held + available != capacity, per event (reserved + GA).
-    pub capacity_mismatch: i64,
-    /// GA counters that disagree with the GA holds.
-    pub ga_mismatch: i64,
-    /// Held decisions without exactly one hold, or holds without a held decision.
-    pub decision_mismatch: i64,
-}
-
-pub async fn violations(pool: &PgPool) -> Violations {
-    let q = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    };
-    Violations {
-        orphan_seats: q("SELECT count(*) FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
-             WHERE s.status <> 'available' AND (h.id IS NULL OR NOT (s.seat_no = ANY (h.seat_nos)) \
-               OR (s.status = 'held' AND h.status <> 'active') OR (s.status = 'sold' AND h.status <> 'sold'))")
-        .await,
-        broken_holds: q("SELECT count(*) FROM holds h WHERE h.status = 'active' AND h.ga_section_id IS NULL \
-             AND (SELECT count(*) FROM seats s WHERE s.event_id = h.event_id AND s.seat_no = ANY (h.seat_nos) \
-                  AND s.hold_id = h.id AND s.status = 'held') <> h.quantity")
-        .await,
-        capacity_mismatch: q("SELECT count(*) FROM events e WHERE \
-             (SELECT count(*) FROM seats s WHERE s.event_id = e.id) + \
-             (SELECT coalesce(sum(capacity), 0) FROM ga_inventory g WHERE g.event_id = e.id) <> \
-             (SELECT coalesce(sum(capacity), 0) FROM sections x WHERE x.venue_id = e.venue_id)")
-        .await,
-        ga_mismatch: q("SELECT count(*) FROM ga_inventory g WHERE g.held <> \
-             (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.event_id = g.event_id \
-              AND h.ga_section_id = g.section_id AND h.status = 'active')")
-        .await,
-        decision_mismatch: q("SELECT (SELECT count(*) FROM requests r WHERE r.status = 'held' AND NOT EXISTS \
-               (SELECT 1 FROM holds h WHERE h.id = r.hold_id AND h.request_id = r.request_id)) + \
-             (SELECT count(*) FROM holds h WHERE NOT EXISTS \
-               (SELECT 1 FROM requests r WHERE r.hold_id = h.id AND r.status = 'held'))")
-        .await,
-    }
-}
+#[allow(unused_imports)]
+pub use seatq_common::testkit::invariants::{violations, Violations};
 
 /// Kafka order of a decided command: record offset, place in the record.
 pub type Position = (i64, i32);

@@ -7,12 +7,16 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::Settings;
 use crate::topics::Topics;
+
+pub mod invariants;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -372,4 +376,37 @@ impl Api {
         })
         .await
     }
+}
+
+/// Every record of `topic` from the beginning, until `done` says enough or the deadline.
+pub fn read_topic(
+    env: &TestEnv,
+    topic: &str,
+    partitions: i32,
+    done: impl Fn(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let reader: BaseConsumer =
+        crate::kafka::consumer_config(&env.settings.kafka, &format!("{}-reader", env.database))
+            .create()
+            .expect("reader");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    reader.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::new();
+    while !done(&records) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: only {} records",
+            records.len()
+        );
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            records.push(m.payload().unwrap_or_default().to_vec());
+        }
+    }
+    records
 }

@@ -1,0 +1,101 @@
+//! The invariants every test checks at the end, counted in SQL: each count is a kind of
+//! violation and must be zero.
+//!
+//! They read the database as the consumer left it, so they hold for any mix of hold
+//! requests, expiries, cancels, waitlist offers, payments and booking cancellations.
+
+use sqlx::PgPool;
+
+/// Everything the invariants forbid, counted; all zero on a correct run.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Violations {
+    /// Seats held/sold whose hold does not exist, is not live, or does not list them.
+    pub orphan_seats: i64,
+    /// Active holds not holding every one of their seats.
+    pub broken_holds: i64,
+    /// sold + held + available != capacity, per event (reserved + GA).
+    pub capacity_mismatch: i64,
+    /// GA counters that disagree with the GA holds (held = active, sold = sold).
+    pub ga_mismatch: i64,
+    /// Held decisions without exactly one hold, or holds (other than waitlist offers)
+    /// without a held decision.
+    pub decision_mismatch: i64,
+    /// Waitlist offers whose original hold did not end.
+    pub offers_from_live_holds: i64,
+    /// Sold holds without exactly one confirmed-or-cancelled booking, or bookings of holds
+    /// that are not sold (a cancelled booking's hold is cancelled).
+    pub booking_mismatch: i64,
+    /// Holds with more than one captured payment that was not refunded or pending refund.
+    pub captured_twice: i64,
+    /// Refunds for the payment that bought a confirmed booking.
+    pub refunded_sales: i64,
+}
+
+const ORPHAN_SEATS: &str = "SELECT count(*) FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
+     WHERE s.status <> 'available' AND (h.id IS NULL OR NOT (s.seat_no = ANY (h.seat_nos)) \
+       OR (s.status = 'held' AND h.status <> 'active') OR (s.status = 'sold' AND h.status <> 'sold'))";
+const BROKEN_HOLDS: &str = "SELECT count(*) FROM holds h \
+     WHERE h.status IN ('active', 'sold') AND h.ga_section_id IS NULL \
+     AND (SELECT count(*) FROM seats s WHERE s.event_id = h.event_id AND s.seat_no = ANY (h.seat_nos) \
+          AND s.hold_id = h.id AND s.status = CASE h.status WHEN 'active' THEN 'held' ELSE 'sold' END) \
+         <> h.quantity";
+const CAPACITY_MISMATCH: &str = "SELECT count(*) FROM events e WHERE \
+     (SELECT count(*) FROM seats s WHERE s.event_id = e.id) + \
+     (SELECT coalesce(sum(capacity), 0) FROM ga_inventory g WHERE g.event_id = e.id) <> \
+     (SELECT coalesce(sum(capacity), 0) FROM sections x WHERE x.venue_id = e.venue_id)";
+const GA_MISMATCH: &str = "SELECT count(*) FROM ga_inventory g WHERE \
+     g.held <> (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.event_id = g.event_id \
+                AND h.ga_section_id = g.section_id AND h.status = 'active') \
+     OR g.sold <> (SELECT coalesce(sum(quantity), 0) FROM holds h WHERE h.event_id = g.event_id \
+                AND h.ga_section_id = g.section_id AND h.status = 'sold') \
+     OR g.held + g.sold > g.capacity";
+const DECISION_MISMATCH: &str = "SELECT \
+     (SELECT count(*) FROM requests r WHERE r.status = 'held' AND NOT EXISTS \
+       (SELECT 1 FROM holds h WHERE h.id = r.hold_id AND h.request_id = r.request_id)) + \
+     (SELECT count(*) FROM holds h WHERE h.offered_from IS NULL AND NOT EXISTS \
+       (SELECT 1 FROM requests r WHERE r.hold_id = h.id AND r.status = 'held'))";
+const OFFERS_FROM_LIVE_HOLDS: &str =
+    "SELECT count(*) FROM holds o JOIN holds h ON h.id = o.offered_from \
+     WHERE h.status IN ('active', 'sold') OR h.ended_at > o.created_at";
+const BOOKING_MISMATCH: &str = "SELECT \
+     (SELECT count(*) FROM holds h WHERE h.status = 'sold' AND \
+       (SELECT count(*) FROM bookings b WHERE b.hold_id = h.id AND b.status = 'confirmed') <> 1) + \
+     (SELECT count(*) FROM bookings b JOIN holds h ON h.id = b.hold_id WHERE \
+       (b.status = 'confirmed' AND h.status <> 'sold') OR (b.status = 'cancelled' AND h.status <> 'cancelled'))";
+const CAPTURED_TWICE: &str = "SELECT count(*) FROM (SELECT p.hold_id FROM payments p \
+     WHERE p.status = 'paid' AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id) \
+     GROUP BY p.hold_id HAVING count(*) > 1) twice";
+const REFUNDED_SALES: &str = "SELECT count(*) FROM bookings b \
+     JOIN refunds r ON r.payment_id = b.payment_id WHERE b.status = 'confirmed'";
+
+pub async fn violations(pool: &PgPool) -> Violations {
+    let q = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    };
+    Violations {
+        orphan_seats: q(ORPHAN_SEATS).await,
+        broken_holds: q(BROKEN_HOLDS).await,
+        capacity_mismatch: q(CAPACITY_MISMATCH).await,
+        ga_mismatch: q(GA_MISMATCH).await,
+        decision_mismatch: q(DECISION_MISMATCH).await,
+        offers_from_live_holds: q(OFFERS_FROM_LIVE_HOLDS).await,
+        booking_mismatch: q(BOOKING_MISMATCH).await,
+        captured_twice: q(CAPTURED_TWICE).await,
+        refunded_sales: q(REFUNDED_SALES).await,
+    }
+}
+
+/// Active holds more than `grace_secs` past their expiry: a hold that never ended.
+pub async fn overdue_holds(pool: &PgPool, grace_secs: i64) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM holds WHERE status = 'active' \
+         AND expires_at < now() - make_interval(secs => $1)",
+    )
+    .bind(grace_secs as f64)
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("overdue holds: {e}"))
+}
