@@ -25,6 +25,9 @@ pub struct CreateSession {
     pub currency: String,
     /// Shown to the buyer on the payment page.
     pub description: String,
+    /// Where the payment page sends the buyer when done (the provider's default if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

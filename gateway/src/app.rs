@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
     let sandbox = crate::sandbox::router(state.pool.clone(), state.settings.clone());
     let settings = &state.settings;
     let mut api = Router::new()
+        .merge(crate::web::router())
         .route("/v1/admin/venues", post(admin::create_venue))
         .route("/v1/admin/events", post(admin::create_event))
         .route("/v1/events", get(events::list))
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/holds/{hold_id}",
             get(holds::get_hold).delete(holds::cancel_hold),
         )
+        .route("/v1/me/holds", get(holds::my_holds))
         .route("/v1/holds/{hold_id}/checkout", post(payments::checkout))
         .route("/v1/payments/webhook", post(payments::webhook))
         .route(

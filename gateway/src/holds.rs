@@ -489,10 +489,44 @@ async fn visible_hold(state: &AppState, user: &AuthUser, id: HoldId) -> AppResul
         .ok_or_else(|| AppError::not_found("hold_not_found", format!("no hold {id}")))
 }
 
+const SELECT_MY_ACTIVE_HOLDS: &str = "SELECT h.id, h.event_id, h.user_id, h.status, h.seat_nos, \
+       h.ga_section_id, h.quantity, h.created_at, h.expires_at, h.ended_at, h.extended, \
+       h.offered_from, NULL::uuid AS booking_id \
+     FROM holds h WHERE h.user_id = $1 AND h.status = 'active' \
+     ORDER BY h.created_at DESC LIMIT 100";
+
 pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<HoldView> {
     let hold = visible_hold(state, user, id).await?;
     let entry = crate::routes::events::event_entry(state, hold.event_id).await?;
-    Ok(HoldView {
+    Ok(view_of(id, hold, &entry))
+}
+
+/// The caller's active holds (waitlist offers included), newest first.
+pub async fn my_active_holds(state: &AppState, user: &AuthUser) -> AppResult<Vec<HoldView>> {
+    let rows: Vec<(HoldId, HoldRow)> = sqlx::query_as::<_, ListedHold>(SELECT_MY_ACTIVE_HOLDS)
+        .bind(&user.user_id)
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|l| (l.id, l.hold))
+        .collect();
+    let mut views = Vec::with_capacity(rows.len());
+    for (id, hold) in rows {
+        let entry = crate::routes::events::event_entry(state, hold.event_id).await?;
+        views.push(view_of(id, hold, &entry));
+    }
+    Ok(views)
+}
+
+#[derive(sqlx::FromRow)]
+struct ListedHold {
+    id: HoldId,
+    #[sqlx(flatten)]
+    hold: HoldRow,
+}
+
+fn view_of(id: HoldId, hold: HoldRow, entry: &EventEntry) -> HoldView {
+    HoldView {
         hold_id: id,
         event_id: hold.event_id,
         status: hold.status,
@@ -511,7 +545,7 @@ pub async fn hold_view(state: &AppState, user: &AuthUser, id: HoldId) -> AppResu
         extended: hold.extended,
         from_waitlist: hold.offered_from.is_some(),
         booking_id: hold.booking_id,
-    })
+    }
 }
 
 /// Cancel a hold: its owner, or an admin. Returns the command's request id and whether

@@ -23,3 +23,4 @@ pub mod seat_map;
 pub mod state;
 pub mod views;
 pub mod waitlist;
+pub mod web;

@@ -27,6 +27,7 @@ stable `code`."
         routes::holds::request_status,
         routes::holds::get_hold,
         routes::holds::cancel_hold,
+        routes::holds::my_holds,
         routes::payments::checkout,
         routes::payments::webhook,
         routes::waitlist::join,

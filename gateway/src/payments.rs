@@ -146,6 +146,11 @@ pub async fn checkout(state: &AppState, user: &AuthUser, hold_id: HoldId) -> App
                     amount_cents,
                     currency: CURRENCY.into(),
                     description: format!("{} ({} seats)", entry.info.title, quantity),
+                    // Back to the hold in the browser app, which shows the booking.
+                    return_url: Some(format!(
+                        "{}/#/holds/{hold_id}",
+                        state.settings.gateway.public_url.trim_end_matches('/')
+                    )),
                 })
                 .await;
             match session {

@@ -205,6 +205,7 @@ impl Sandbox {
                 amount_cents,
                 currency: "EUR".into(),
                 description: "2 seats, Test Night".into(),
+                return_url: Some("http://tickets.example/#/holds/h1".into()),
             })
             .await
             .expect("create session");
@@ -274,6 +275,7 @@ async fn sessions_are_idempotent_by_payment_id() {
         amount_cents: 12_345,
         currency: "EUR".into(),
         description: "Row <A> & friends".into(),
+        return_url: None,
     };
     let first = sandbox.provider.create_session(&req).await.expect("first");
     let again = sandbox.provider.create_session(&req).await.expect("again");
@@ -349,7 +351,10 @@ async fn the_payment_page_pays_once_and_links_back() {
     assert_eq!(paid.status(), 200);
     let html = paid.text().await.expect("html");
     assert!(html.contains("Payment succeeded"), "{html}");
-    assert!(html.contains("href=\"http://tickets.example/\""), "{html}");
+    assert!(
+        html.contains("href=\"http://tickets.example/#/holds/h1\""),
+        "the page links back to the return URL: {html}"
+    );
 
     wait_until("processing and succeeded webhooks", || {
         sandbox.receiver.events_of(payment_id).len() == 2
@@ -677,6 +682,7 @@ async fn the_api_requires_the_api_key() {
                 amount_cents: 1,
                 currency: "EUR".into(),
                 description: "x".into(),
+                return_url: None,
             })
             .await,
         401,

@@ -62,7 +62,10 @@ async fn a_released_seat_goes_to_the_first_in_line_with_no_gap() {
 
     // Only its owner (or an admin) can give a hold up; to anyone else it does not exist.
     let (status, problem) = stack.cancel_hold(&bob, &hold).await;
-    assert_eq!((status.as_u16(), problem["code"].as_str()), (404, Some("hold_not_found")));
+    assert_eq!(
+        (status.as_u16(), problem["code"].as_str()),
+        (404, Some("hold_not_found"))
+    );
 
     // A storm of people requesting the seat while alice lets it go.
     let stop = Arc::new(AtomicBool::new(false));

@@ -126,6 +126,21 @@ pub async fn get_hold(
     Ok(Json(holds::hold_view(&state, &user, id).await?))
 }
 
+/// The caller's active holds.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MyHolds {
+    /// Active holds (waitlist offers included), newest first.
+    pub holds: Vec<HoldView>,
+}
+
+#[utoipa::path(get, path = "/v1/me/holds", tag = "holds", security(("bearer" = [])),
+    responses((status = 200, body = MyHolds), (status = 401, body = crate::error::Problem)))]
+pub async fn my_holds(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<MyHolds>> {
+    Ok(Json(MyHolds {
+        holds: holds::my_active_holds(&state, &user).await?,
+    }))
+}
+
 /// The answer to a cancel.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Cancelled {

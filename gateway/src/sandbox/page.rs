@@ -158,10 +158,12 @@ fn result(state: &SandboxState, session: &SessionRow, earlier: bool) -> Doc {
     } else {
         ""
     };
-    let back = escape(&format!(
-        "{}/",
-        state.settings.gateway.public_url.trim_end_matches('/')
-    ));
+    let back = escape(&session.return_url.clone().unwrap_or_else(|| {
+        format!(
+            "{}/",
+            state.settings.gateway.public_url.trim_end_matches('/')
+        )
+    }));
     Doc {
         title: title.into(),
         body: format!(

@@ -20,6 +20,8 @@ pub(super) struct SessionRow {
     /// `open`, `succeeded` or `failed`.
     pub status: String,
     pub captured_cents: i64,
+    /// Where the payment page sends the buyer back to.
+    pub return_url: Option<String>,
 }
 
 impl SessionRow {
@@ -35,24 +37,25 @@ pub(super) struct RefundRow {
 }
 
 const INSERT_SESSION: &str = "INSERT INTO sandbox_sessions \
-    (id, payment_id, amount_cents, currency, description, status) \
-    VALUES ($1, $2, $3, $4, $5, 'open') ON CONFLICT (payment_id) DO NOTHING";
+    (id, payment_id, amount_cents, currency, description, status, return_url) \
+    VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT (payment_id) DO NOTHING";
 
 const SELECT_SESSION_BY_PAYMENT: &str = "SELECT id, payment_id, amount_cents, currency, \
-    description, status, captured_cents FROM sandbox_sessions WHERE payment_id = $1";
+    description, status, captured_cents, return_url FROM sandbox_sessions WHERE payment_id = $1";
 
 const SELECT_SESSION: &str = "SELECT id, payment_id, amount_cents, currency, description, \
-    status, captured_cents FROM sandbox_sessions WHERE id = $1";
+    status, captured_cents, return_url FROM sandbox_sessions WHERE id = $1";
 
 /// Completes an open session only: the `status = 'open'` guard makes completion happen
 /// once even when two completions race.
 const COMPLETE_SESSION: &str = "UPDATE sandbox_sessions SET status = $2, \
     captured_cents = CASE WHEN $2 = 'succeeded' THEN amount_cents ELSE 0 END, \
     completed_at = now() WHERE id = $1 AND status = 'open' \
-    RETURNING id, payment_id, amount_cents, currency, description, status, captured_cents";
+    RETURNING id, payment_id, amount_cents, currency, description, status, captured_cents, \
+    return_url";
 
 const LOCK_SESSION_BY_PAYMENT: &str = "SELECT id, payment_id, amount_cents, currency, \
-    description, status, captured_cents FROM sandbox_sessions WHERE payment_id = $1 FOR UPDATE";
+    description, status, captured_cents, return_url FROM sandbox_sessions WHERE payment_id = $1 FOR UPDATE";
 
 const SELECT_REFUND_BY_KEY: &str =
     "SELECT id, session_id, amount_cents FROM sandbox_refunds WHERE idempotency_key = $1";
@@ -79,6 +82,7 @@ pub(super) async fn create_or_get_session(
         .bind(req.amount_cents)
         .bind(&req.currency)
         .bind(&req.description)
+        .bind(&req.return_url)
         .execute(pool)
         .await?;
     sqlx::query_as(SELECT_SESSION_BY_PAYMENT)

@@ -1,0 +1,1 @@
+// The seatq browser app.
