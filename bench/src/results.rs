@@ -299,3 +299,9 @@ pub struct Stages {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broker: Option<BrokerResult>,
 }
+
+/// The value at index `i` of a `percentile_disc(ARRAY[...])` result, 0 when there was
+/// nothing to measure (SQL gives NULL for an empty set), rounded to the microsecond.
+pub fn nth_quantile(quantiles: Option<&[f64]>, i: usize) -> f64 {
+    round(quantiles.and_then(|q| q.get(i).copied()).unwrap_or(0.0), 3)
+}

@@ -14,12 +14,24 @@ use uuid::Uuid;
 use crate::error::BenchError;
 use crate::workload::{holder, Stadium};
 
-/// Long enough for any run; the gateway allows at most 86,400 s.
-const HOLD_TTL_SECS: i32 = 86_400;
-/// The schema's maximum: the naive designs have no per-user limit, and ~10 attempts per
-/// user must not be cut short by one here.
-const MAX_SEATS_PER_USER: i32 = 100;
 const TOKEN_TTL_SECS: i64 = 6 * 3600;
+
+/// The rules of an event the bench creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRules {
+    pub hold_ttl_secs: i32,
+    pub max_seats_per_user: i32,
+}
+
+impl EventRules {
+    /// The flash-sale runs: holds outlive any run (the gateway allows at most 86,400 s),
+    /// and the schema's maximum per user, because the naive designs have no per-user limit
+    /// and ~10 attempts per user must not be cut short by one here.
+    pub const FLASH_SALE: EventRules = EventRules {
+        hold_ttl_secs: 86_400,
+        max_seats_per_user: 100,
+    };
+}
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -96,13 +108,14 @@ async fn post_admin(
 }
 
 /// Create a venue shaped like `stadium` (reserved sections only, codes and numbering as
-/// the demo stadium's) and an event on sale now; returns the event id.
+/// the demo stadium's) and an event on sale now with `rules`; returns the event id.
 pub async fn create_event(
     http: &reqwest::Client,
     gateway: &str,
     tokens: &Tokens,
     stadium: &Stadium,
     title: &str,
+    rules: EventRules,
 ) -> Result<Uuid, BenchError> {
     let sections: Vec<serde_json::Value> = stadium
         .sections
@@ -137,8 +150,8 @@ pub async fn create_event(
             "performer": "seatq bench",
             "starts_at": now + Duration::days(30),
             "on_sale_at": now - Duration::minutes(1),
-            "hold_ttl_secs": HOLD_TTL_SECS,
-            "max_seats_per_user": MAX_SEATS_PER_USER,
+            "hold_ttl_secs": rules.hold_ttl_secs,
+            "max_seats_per_user": rules.max_seats_per_user,
         }),
         "create event",
     )

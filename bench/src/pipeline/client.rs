@@ -72,34 +72,47 @@ impl HttpClient {
     }
 }
 
+/// POST `body` (JSON) to `url` as the user of `token`; while the gateway answers `503`
+/// (it could not queue the command), wait a moment and send it again, counting each
+/// retry in `retries`. Any other answer is returned as it is.
+pub async fn post_retrying(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &[u8],
+    retries: &AtomicU64,
+) -> Result<reqwest::Response, BenchError> {
+    let started = Instant::now();
+    loop {
+        let response = http
+            .post(url)
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await?;
+        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Ok(response);
+        }
+        if started.elapsed() > RETRY_PATIENCE {
+            return Err(BenchError::BrokerUnavailable(RETRY_PATIENCE));
+        }
+        retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(RETRY_PAUSE).await;
+    }
+}
+
 impl Client for HttpClient {
     async fn attempt(&mut self, attempt: &Attempt) -> Result<Decision, BenchError> {
         let body = serde_json::to_vec(&hold_body(&self.stadium, attempt))?;
         let token = &self.tokens.users[attempt.user as usize % self.tokens.users.len()];
-        let started = Instant::now();
-        loop {
-            let response = self
-                .http
-                .post(&*self.holds_url)
-                .bearer_auth(token)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
+        let response =
+            post_retrying(&self.http, &self.holds_url, token, &body, &self.retries).await?;
+        let accepted: Accepted =
+            api::expect(response, reqwest::StatusCode::ACCEPTED, "hold request")
+                .await?
+                .json()
                 .await?;
-            if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                if started.elapsed() > RETRY_PATIENCE {
-                    return Err(BenchError::BrokerUnavailable(RETRY_PATIENCE));
-                }
-                self.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(RETRY_PAUSE).await;
-                continue;
-            }
-            let accepted: Accepted =
-                api::expect(response, reqwest::StatusCode::ACCEPTED, "hold request")
-                    .await?
-                    .json()
-                    .await?;
-            return Ok(Decision::Accepted(accepted.request_id));
-        }
+        Ok(Decision::Accepted(accepted.request_id))
     }
 }

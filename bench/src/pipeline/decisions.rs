@@ -15,7 +15,7 @@ use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::error::BenchError;
-use crate::results::round;
+use crate::results::{nth_quantile, round};
 use crate::runner;
 use crate::stack::Stack;
 
@@ -157,15 +157,7 @@ pub async fn stats(stack: &Stack, accepted: &[Uuid]) -> Result<DecisionStats, Be
         None => 0,
     };
     tx.commit().await?;
-    let q = |i: usize| {
-        round(
-            quantiles
-                .as_ref()
-                .and_then(|q| q.get(i).copied())
-                .unwrap_or(0.0),
-            3,
-        )
-    };
+    let q = |i: usize| nth_quantile(quantiles.as_deref(), i);
     Ok(DecisionStats {
         decided: decided.max(0) as u64,
         held: held.max(0) as u64,

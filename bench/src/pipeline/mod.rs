@@ -26,7 +26,7 @@ use crate::runner::{self, Pace, RunOutcome};
 use crate::stack::Stack;
 use crate::workload::{Attempt, Stadium};
 
-use api::Tokens;
+use api::{EventRules, Tokens};
 use client::HttpClient;
 
 const EVENT_PARTITION: &str = "SELECT kafka_partition FROM events WHERE id = $1";
@@ -40,6 +40,38 @@ pub struct Event {
     pub partition: i32,
     /// The partition's log end before the run: every command of the run is at or after it.
     pub from_offset: i64,
+}
+
+/// The HTTP client every run uses: one pool, connections kept, no Nagle delay.
+pub fn http_client() -> Result<reqwest::Client, BenchError> {
+    Ok(reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(usize::MAX)
+        .build()?)
+}
+
+/// Create an event shaped like `venue` with `rules` through the admin API, and note its
+/// partition and that partition's log end (every command of the run comes after it).
+pub async fn new_event(
+    stack: &Stack,
+    http: &reqwest::Client,
+    tokens: &Tokens,
+    venue: &Stadium,
+    title: &str,
+    rules: EventRules,
+) -> Result<Event, BenchError> {
+    let id = api::create_event(http, &stack.gateway, tokens, venue, title, rules).await?;
+    let partition: i32 = sqlx::query_scalar(EVENT_PARTITION)
+        .bind(id)
+        .fetch_one(&stack.pool)
+        .await?;
+    let from_offset = stack.log_end(partition).await?;
+    Ok(Event {
+        id,
+        partition,
+        from_offset,
+    })
 }
 
 /// What every pipeline run shares: the stack, tokens, the workload.
@@ -64,11 +96,7 @@ impl Pipeline {
         stall: Duration,
     ) -> Result<Self, BenchError> {
         let tokens = Tokens::mint(&stack.settings.auth.jwt_secret, users)?;
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(usize::MAX)
-            .build()?;
+        let http = http_client()?;
         Ok(Self {
             stack,
             http,
@@ -82,24 +110,15 @@ impl Pipeline {
 
     /// A fresh 50,000-seat event, on sale now.
     pub async fn event(&self, title: &str) -> Result<Event, BenchError> {
-        let id = api::create_event(
+        new_event(
+            &self.stack,
             &self.http,
-            &self.stack.gateway,
             &self.tokens,
             &self.stadium,
             title,
+            EventRules::FLASH_SALE,
         )
-        .await?;
-        let partition: i32 = sqlx::query_scalar(EVENT_PARTITION)
-            .bind(id)
-            .fetch_one(&self.stack.pool)
-            .await?;
-        let from_offset = self.stack.log_end(partition).await?;
-        Ok(Event {
-            id,
-            partition,
-            from_offset,
-        })
+        .await
     }
 
     /// Send `attempts` as hold requests for `event` from `connections` clients.
