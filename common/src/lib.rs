@@ -7,6 +7,7 @@ pub mod command;
 pub mod command_producer;
 pub mod config;
 pub mod db;
+pub mod http;
 pub mod ids;
 pub mod kafka;
 pub mod layout;

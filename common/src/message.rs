@@ -27,6 +27,11 @@ pub enum SeatEvent {
         seats: Vec<SeatChange>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         sections: Vec<SectionAvailability>,
+        /// The commands-partition offset the event's seats reflect after this change (the
+        /// consumer's next offset once the batch committed). A seat map says which offset
+        /// it reflects too (`position.next_offset`): a client applies only deltas past it.
+        #[serde(default)]
+        next_offset: i64,
     },
     HoldCreated {
         request_id: RequestId,

@@ -327,7 +327,7 @@ impl BatchApplier {
                 .execute(&mut *tx)
                 .await?;
         }
-        collect_messages(&mut outbox, &decided, &ledger, &rules, now)?;
+        collect_messages(&mut outbox, &decided, &ledger, &rules, next_offset, now)?;
         if !outbox.streams.is_empty() {
             sqlx::query(INSERT_OUTBOX)
                 .bind(partition)
@@ -740,6 +740,7 @@ fn collect_messages(
     decided: &[Decided],
     ledger: &Ledger,
     rules: &HashMap<EventId, EventRules>,
+    next_offset: i64,
     now: DateTime<Utc>,
 ) -> Result<(), serde_json::Error> {
     let label = |event: EventId, n: i32| rules.get(&event).and_then(|r| r.layout.seat_label(n));
@@ -830,7 +831,11 @@ fn collect_messages(
         publish(
             outbox,
             event_id,
-            SeatEvent::SeatStatusChanged { seats, sections },
+            SeatEvent::SeatStatusChanged {
+                seats,
+                sections,
+                next_offset,
+            },
         )?;
     }
     for (event_id, seat_no) in &ledger.life.waitlist_sync {

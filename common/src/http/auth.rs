@@ -1,0 +1,166 @@
+//! Authentication: HS256 JWTs whose `sub` is the user id and `role` is `user` or `admin`.
+//!
+//! Handlers take [`AuthUser`] or [`AdminUser`] as an argument; the extractor verifies the
+//! bearer token (or `?access_token=`, which EventSource needs because it cannot set
+//! headers) and rejects with a 401/403 problem before the handler runs.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use chrono::Utc;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::error::AppError;
+use crate::ids::UserId;
+
+/// State that can verify tokens: what the [`AuthUser`] extractor needs from a service.
+pub trait HasJwt {
+    fn jwt(&self) -> &JwtKeys;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signing and verification keys derived from the configured secret.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// A token for `user_id` valid for `ttl_secs`; returns it with its expiry (unix secs).
+    pub fn issue(
+        &self,
+        user_id: &str,
+        role: Role,
+        ttl_secs: u64,
+    ) -> Result<(String, i64), AppError> {
+        let iat = Utc::now().timestamp();
+        let exp = iat + i64::try_from(ttl_secs).unwrap_or(i64::MAX / 2);
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            role,
+            iat,
+            exp,
+        };
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+            .map(|t| (t, exp))
+            .map_err(|e| AppError::internal("jwt encode", e))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AppError::unauthorized(format!("invalid token: {e}")))?;
+        validate_user_id(&data.claims.sub)
+            .map_err(|_| AppError::unauthorized("invalid token: bad subject"))?;
+        Ok(data.claims)
+    }
+}
+
+/// A user id is 1..=128 printable characters without whitespace.
+pub fn validate_user_id(id: &str) -> Result<(), AppError> {
+    let ok = !id.is_empty()
+        && id.chars().count() <= UserId::MAX_LEN
+        && id.chars().all(|c| !c.is_control() && !c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::unprocessable(
+            "invalid_user_id",
+            "user_id must be 1 to 128 printable characters without spaces",
+        ))
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Owners and admins may see a resource.
+    pub fn may_see(&self, owner: &UserId) -> bool {
+        self.is_admin() || &self.user_id == owner
+    }
+}
+
+/// An authenticated caller with the admin role.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+fn bearer_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim().to_owned());
+    }
+    // EventSource cannot set headers: streams accept the token in the query string.
+    parts.uri.query().and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "access_token")
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+impl<S: HasJwt + Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let token =
+            bearer_token(parts).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
+        let claims = state.jwt().verify(&token)?;
+        Ok(AuthUser {
+            user_id: UserId(claims.sub),
+            role: claims.role,
+        })
+    }
+}
+
+impl<S: HasJwt + Send + Sync> FromRequestParts<S> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.is_admin() {
+            return Err(AppError::forbidden(
+                "admin_only",
+                "this route needs the admin role",
+            ));
+        }
+        Ok(AdminUser(user))
+    }
+}
