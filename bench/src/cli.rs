@@ -1,4 +1,4 @@
-//! Command-line interface: `bench all|naive|pipeline|latency|crash|stage [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|stage [options]`.
 //!
 //! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
 //! check. Options shared by several subcommands live in flattened groups so each means
@@ -27,6 +27,8 @@ pub enum Command {
         naive: NaiveArgs,
         #[command(flatten)]
         pipeline: PipelineArgs,
+        #[command(flatten)]
+        lifecycle: LifecycleArgs,
     },
     /// The naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
     /// PostgreSQL and a private Redis.
@@ -57,6 +59,18 @@ pub enum Command {
         run: RunArgs,
         #[command(flatten)]
         pipeline: PipelineArgs,
+    },
+    /// The hold lifecycle on a fresh event: holds paid through the sandbox provider,
+    /// holds left to expire with users on the seats' waitlists, then offer, expiry and
+    /// booking latencies and the lifecycle invariants in SQL. At full size (not
+    /// --smoke, >= 3,000 seats) it also replaces its section of latest.json and the README.
+    Lifecycle {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        lifecycle: LifecycleArgs,
     },
     /// One stage on its own. gateway-accept and consumer-drain are measured together:
     /// the drain empties the topic the accept stage filled with the consumer stopped.
@@ -182,4 +196,39 @@ pub struct PipelineArgs {
     /// can have waiting together under this closed loop].
     #[arg(long)]
     pub pack: Option<usize>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LifecycleArgs {
+    /// Seats of the lifecycle event, rounded up to rows of 50 [default: 3000, or 400 with
+    /// --smoke].
+    #[arg(long)]
+    pub lifecycle_seats: Option<i32>,
+    /// Hold window of the lifecycle event in seconds [default: the gateway's minimum,
+    /// `gateway.min_hold_ttl_secs`, 30 on the local stack].
+    #[arg(long)]
+    pub hold_ttl_secs: Option<i32>,
+    /// Share of the two-seat holds that are paid for; the rest expire.
+    #[arg(long, default_value_t = 0.4)]
+    pub pay_share: f64,
+    /// Share of the expiring seats that other users wait for.
+    #[arg(long, default_value_t = 0.8)]
+    pub waitlist_share: f64,
+    /// Eligible users per waitlist: 1 to this many.
+    #[arg(long, default_value_t = 3)]
+    pub max_waiters: u32,
+    /// Share of the waitlists led by a buyer already at the per-user seat limit (to be
+    /// passed over when the seat is released).
+    #[arg(long, default_value_t = 0.2)]
+    pub at_limit_share: f64,
+}
+
+impl LifecycleArgs {
+    /// The size whose results go to latest.json and the README.
+    pub const FULL_SEATS: i32 = 3_000;
+
+    pub fn seats(&self, smoke: bool) -> i32 {
+        self.lifecycle_seats
+            .unwrap_or(if smoke { 400 } else { Self::FULL_SEATS })
+    }
 }

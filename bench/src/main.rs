@@ -5,12 +5,15 @@
 //! PostgreSQL written behind (crashed mid-run) — and through seatq itself over HTTP
 //! against the running local stack: the flash sale, a latency run at half its measured
 //! maximum, the same storm through kill -9 of the consumer and the broker, and each
-//! stage on its own. `bench all` does everything and writes `results/latest.json`, a
+//! stage on its own; and the hold lifecycle after the sale (payments, expiry, waitlist
+//! offers, bookings). `bench all` does everything and writes `results/latest.json`, a
 //! dated copy and `results/README.md`; the other subcommands run one part (a dated
-//! `-partial` copy only).
+//! `-partial` copy only, except that a full-size `bench lifecycle` also replaces its own
+//! section of latest.json and the README).
 
 mod cli;
 mod error;
+mod lifecycle;
 mod machine;
 mod pg;
 mod pipeline;
@@ -31,7 +34,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, Design, NaiveArgs, PipelineArgs, RunArgs, Stage, ALL_DESIGNS};
+use cli::{
+    Cli, Command, Design, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, Stage, ALL_DESIGNS,
+};
 use pg::BenchDatabase;
 use pipeline::runs::{self, CrashPlan};
 use pipeline::Pipeline;
@@ -50,6 +55,7 @@ struct Parts {
     crash: bool,
     accept_drain: bool,
     broker: bool,
+    lifecycle: bool,
 }
 
 impl Parts {
@@ -60,10 +66,22 @@ impl Parts {
         crash: true,
         accept_drain: true,
         broker: true,
+        lifecycle: true,
     };
 
-    fn needs_stack(self) -> bool {
+    /// The parts that send the flash-sale workload through seatq.
+    fn needs_pipeline(self) -> bool {
         self.pipeline || self.latency || self.crash || self.accept_drain || self.broker
+    }
+
+    /// The lifecycle has its own venue and users: the flash-sale workload is generated
+    /// only for the parts that use it.
+    fn needs_workload(self) -> bool {
+        self.naive || self.needs_pipeline()
+    }
+
+    fn needs_stack(self) -> bool {
+        self.needs_pipeline() || self.lifecycle
     }
 }
 
@@ -76,20 +94,30 @@ async fn main() -> anyhow::Result<()> {
             run,
             naive,
             pipeline,
-        } => execute(run, Some(naive), Some(pipeline), Parts::ALL).await,
+            lifecycle,
+        } => {
+            execute(
+                run,
+                Some(naive),
+                Some(pipeline),
+                Some(lifecycle),
+                Parts::ALL,
+            )
+            .await
+        }
         Command::Naive { run, naive } => {
             let parts = Parts {
                 naive: true,
                 ..none
             };
-            execute(run, Some(naive), None, parts).await
+            execute(run, Some(naive), None, None, parts).await
         }
         Command::Pipeline { run, pipeline } => {
             let parts = Parts {
                 pipeline: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), parts).await
+            execute(run, None, Some(pipeline), None, parts).await
         }
         Command::Latency { run, pipeline } => {
             let parts = Parts {
@@ -97,14 +125,25 @@ async fn main() -> anyhow::Result<()> {
                 latency: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), parts).await
+            execute(run, None, Some(pipeline), None, parts).await
         }
         Command::Crash { run, pipeline } => {
             let parts = Parts {
                 crash: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), parts).await
+            execute(run, None, Some(pipeline), None, parts).await
+        }
+        Command::Lifecycle {
+            run,
+            pipeline,
+            lifecycle,
+        } => {
+            let parts = Parts {
+                lifecycle: true,
+                ..none
+            };
+            execute(run, None, Some(pipeline), Some(lifecycle), parts).await
         }
         Command::Stage {
             which,
@@ -119,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 broker: matches!(which, Stage::Broker | Stage::All),
                 ..none
             };
-            execute(run, None, Some(pipeline), parts).await
+            execute(run, None, Some(pipeline), None, parts).await
         }
     }
 }
@@ -128,6 +167,7 @@ async fn execute(
     run: RunArgs,
     naive: Option<NaiveArgs>,
     pipeline: Option<PipelineArgs>,
+    lifecycle: Option<LifecycleArgs>,
     parts: Parts,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(run.concurrency > 0, "--concurrency must be at least 1");
@@ -137,15 +177,20 @@ async fn execute(
     let stadium = Stadium::new();
     let (attempts, users) = (run.attempts(), run.users());
 
-    let generated = Instant::now();
-    let workload = Arc::new(workload::generate(&stadium, attempts, users, run.seed));
-    println!(
-        "workload: {} seats, {attempts} attempts from {users} users (seed {}), generated in {:.1?}; concurrency {}",
-        stadium.seat_count(),
-        run.seed,
-        generated.elapsed(),
-        run.concurrency,
-    );
+    let workload = if parts.needs_workload() {
+        let generated = Instant::now();
+        let workload = workload::generate(&stadium, attempts, users, run.seed);
+        println!(
+            "workload: {} seats, {attempts} attempts from {users} users (seed {}), generated in {:.1?}; concurrency {}",
+            stadium.seat_count(),
+            run.seed,
+            generated.elapsed(),
+            run.concurrency,
+        );
+        Arc::new(workload)
+    } else {
+        Arc::new(Vec::new())
+    };
     let mut report = Report::new(&run, machine, &stadium, workload.len());
 
     // Connect to the stack first: a stack that is down should fail the run at once, not
@@ -164,7 +209,13 @@ async fn execute(
         naive_part(naive, &run, &stadium, Arc::clone(&workload), &mut report).await?;
     }
     if let Some((stack, opts)) = stack {
-        pipeline_part(opts, &run, parts, stack, &stadium, workload, &mut report).await?;
+        if parts.needs_pipeline() {
+            let s = stack.clone();
+            pipeline_part(opts, &run, parts, s, &stadium, workload, &mut report).await?;
+        }
+        if let (true, Some(args)) = (parts.lifecycle, &lifecycle) {
+            lifecycle_part(args, &run, &stack, &mut report).await?;
+        }
     }
 
     report.compute_ratios();
@@ -185,9 +236,67 @@ async fn execute(
     let full_size = attempts >= 500_000 && users >= 50_000;
     let full = !run.smoke && full_size && parts == Parts::ALL && all_designs;
     let stamp = started_at.format("%Y%m%dT%H%M%SZ").to_string();
-    for path in report::save(&report, &dir, full, &stamp)? {
+    let mut written = report::save(&report, &dir, full, &stamp)?;
+    // A full-size lifecycle run on its own updates its own section.
+    let lifecycle_full = !run.smoke
+        && parts
+            == (Parts {
+                lifecycle: true,
+                ..Parts::default()
+            })
+        && lifecycle
+            .as_ref()
+            .is_some_and(|l| l.seats(false) >= LifecycleArgs::FULL_SEATS);
+    if lifecycle_full {
+        written.extend(report::save_lifecycle(&report, &dir)?);
+    }
+    for path in written {
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// The hold lifecycle on a fresh event of its own (no service is stopped or killed).
+async fn lifecycle_part(
+    args: &LifecycleArgs,
+    run: &RunArgs,
+    stack: &Stack,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let share = 0.0..=1.0;
+    for (name, value) in [
+        ("--pay-share", args.pay_share),
+        ("--waitlist-share", args.waitlist_share),
+        ("--at-limit-share", args.at_limit_share),
+    ] {
+        anyhow::ensure!(share.contains(&value), "{name} is a share in [0, 1]");
+    }
+    anyhow::ensure!(args.max_waiters >= 1, "--max-waiters must be at least 1");
+    let seats = args.seats(run.smoke);
+    anyhow::ensure!(seats >= 2, "--lifecycle-seats must be at least 2");
+    let min_ttl = stack.settings.gateway.min_hold_ttl_secs;
+    let hold_ttl_secs = args.hold_ttl_secs.unwrap_or(min_ttl);
+    anyhow::ensure!(
+        hold_ttl_secs >= min_ttl,
+        "--hold-ttl-secs {hold_ttl_secs} is below the gateway's minimum ({min_ttl}, gateway.min_hold_ttl_secs)"
+    );
+    let options = lifecycle::Options {
+        plan: lifecycle::plan::PlanConfig {
+            seats,
+            pay_share: args.pay_share,
+            waitlist_share: args.waitlist_share,
+            max_waiters: args.max_waiters,
+            at_limit_share: args.at_limit_share,
+            seed: run.seed,
+        },
+        hold_ttl_secs,
+        concurrency: run.concurrency,
+    };
+    let result = tokio::select! {
+        result = lifecycle::run(stack, &options) => result.context("hold lifecycle")?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    report.lifecycle = Some(result);
     Ok(())
 }
 

@@ -305,3 +305,180 @@ pub struct Stages {
 pub fn nth_quantile(quantiles: Option<&[f64]>, i: usize) -> f64 {
     round(quantiles.and_then(|q| q.get(i).copied()).unwrap_or(0.0), 3)
 }
+
+/// A latency measured in SQL over many rows: how many, median, 99th percentile, worst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// From `count(ms), percentile_disc(ARRAY[0.5, 0.99]) ..., max(ms)`.
+    pub fn from_sql(count: i64, quantiles: Option<&[f64]>, max: Option<f64>) -> Self {
+        Self {
+            count: count.max(0) as u64,
+            p50_ms: nth_quantile(quantiles, 0),
+            p99_ms: nth_quantile(quantiles, 1),
+            max_ms: round(max.unwrap_or(0.0), 3),
+        }
+    }
+}
+
+/// Request (`issued_at`) to decision (`decided_at`) of one kind of command.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandLatency {
+    pub kind: String,
+    #[serde(flatten)]
+    pub latency: Latency,
+}
+
+/// What the lifecycle left in the database (columns of the same names).
+#[derive(Debug, Clone, Copy, Default, Serialize, sqlx::FromRow)]
+pub struct LifecycleCounts {
+    /// Confirmed bookings, and their tickets.
+    #[sqlx(try_from = "i64")]
+    pub bookings: u64,
+    #[sqlx(try_from = "i64")]
+    pub tickets: u64,
+    #[sqlx(try_from = "i64")]
+    pub expired: u64,
+    #[sqlx(try_from = "i64")]
+    pub refunds: u64,
+    /// Holds created by waitlist hand-offs, and their seats.
+    #[sqlx(try_from = "i64")]
+    pub offers: u64,
+    #[sqlx(try_from = "i64")]
+    pub offered_seats: u64,
+    /// Waitlist entries passed over at a hand-off.
+    #[sqlx(try_from = "i64")]
+    pub skipped: u64,
+}
+
+/// The hold lifecycle's invariants, in SQL on the scenario's event (all 0 when right).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LifecycleInvariants {
+    /// A seat in two live holds, or the seats table and the live holds disagreeing.
+    pub oversold: u64,
+    /// Seats held by a hold that is not active, or sold by one that is not sold.
+    pub non_live_holder: u64,
+    /// |sold + held + available − capacity| plus any difference between the seats
+    /// table's sold / held counts and the seats of sold / active holds.
+    pub capacity_mismatch: u64,
+    pub sold_seats: u64,
+    pub held_seats: u64,
+    pub available_seats: u64,
+    pub capacity: u64,
+    /// Holds sold or paid (payment kept) without exactly one confirmed booking, holds
+    /// not sold with a booking, and paid payments with both or neither of a booking
+    /// and a refund.
+    pub paid_not_one_booking: u64,
+    /// Bookings whose tickets are not one per seat of the hold.
+    pub ticket_mismatches: u64,
+    /// Holds still active although `expires_at + grace_secs` has passed.
+    pub overdue_active: u64,
+    /// Holds that expired, but later than `expires_at + grace_secs`.
+    pub ended_late: u64,
+    /// The sweeper's promise: its grace plus one sweep interval.
+    pub grace_secs: i64,
+    /// Waitlist offers made to someone other than the first eligible waiting user (an
+    /// earlier entry passed over, or skipped while under the per-user limit), or offers
+    /// whose hold does not match the entry.
+    pub offers_not_first: u64,
+    /// Seats released while someone was waiting for them, with no offer made.
+    pub offers_missed: u64,
+}
+
+impl LifecycleInvariants {
+    /// Every count that must be 0.
+    pub fn violations(&self) -> u64 {
+        self.oversold
+            + self.non_live_holder
+            + self.capacity_mismatch
+            + self.paid_not_one_booking
+            + self.ticket_mismatches
+            + self.overdue_active
+            + self.ended_late
+            + self.offers_not_first
+            + self.offers_missed
+    }
+}
+
+/// The full hold lifecycle on a fresh event: holds, payments through the sandbox provider,
+/// expiry through the scheduler, waitlist offers, bookings.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleResult {
+    pub event_id: uuid::Uuid,
+    pub seats: i32,
+    pub hold_ttl_secs: i32,
+    pub max_seats_per_user: i32,
+    pub offer_ttl_secs: i64,
+    /// Simulated users (holders and waiting users).
+    pub users: u32,
+    /// Two-seat holds granted / refused.
+    pub holds: u64,
+    pub holds_rejected: u64,
+    /// Holds the plan pays for, and payments completed at the sandbox provider.
+    pub paid_planned: u64,
+    pub payments_completed: u64,
+    /// Holds the plan leaves to expire.
+    pub expiring_planned: u64,
+    /// Waitlist joins accepted; of them, by users at the per-user seat limit (they must
+    /// be passed over when the seat is released).
+    pub waitlist_joins: u64,
+    pub joins_at_limit: u64,
+    #[serde(flatten)]
+    pub counts: LifecycleCounts,
+    /// Seats with at least one eligible waiting user in the plan.
+    pub expected_offered_seats: u64,
+    /// Waiting users at the seat limit in the plan: each must be skipped once.
+    pub expected_skipped: u64,
+    /// Old hold `ended_at` to the offer hold's `created_at`.
+    pub release_to_offer: Latency,
+    /// Old hold `expires_at` to the offer hold's `created_at`: what the waiting user sees.
+    pub due_to_offer: Latency,
+    /// `ended_at - expires_at` of the expired holds.
+    pub expiry_lateness: Latency,
+    /// First `payment.succeeded` webhook received to the booking's `created_at`.
+    pub payment_to_booking: Latency,
+    /// Request to decision per command kind, this event only.
+    pub commands: Vec<CommandLatency>,
+    /// The users' HTTP part (holds, checkouts, payments, waitlist joins).
+    pub users_s: f64,
+    /// From the users' last request until every hold had ended and every payment had
+    /// its booking.
+    pub settle_s: f64,
+    /// False if the wait gave up at its deadline.
+    pub settled: bool,
+    pub wall_s: f64,
+    /// `503` answers waited out and sent again.
+    pub broker_retries: u64,
+    pub errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    pub invariants: LifecycleInvariants,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_from_sql_rounds_and_reads_nothing_as_zero() {
+        let l = Latency::from_sql(3, Some(&[1.23456, 99.00049]), Some(120.0004));
+        assert_eq!(
+            l,
+            Latency {
+                count: 3,
+                p50_ms: 1.235,
+                p99_ms: 99.0,
+                max_ms: 120.0,
+            }
+        );
+        assert_eq!(Latency::from_sql(0, None, None), Latency::default());
+        // A quantile array shorter than asked for (never from our queries).
+        assert_eq!(nth_quantile(Some(&[5.0]), 1), 0.0);
+    }
+}
