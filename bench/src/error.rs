@@ -47,6 +47,8 @@ pub enum BenchError {
     },
     #[error("{0}")]
     Stack(String),
+    #[error("results file: {0}")]
+    ResultsFile(String),
 }
 
 impl BenchError {

@@ -753,6 +753,66 @@ fn splice_lifecycle(text: &str, section: &str) -> String {
     }
 }
 
+/// When and where a lifecycle result merged into `latest.json` was measured (the rest of
+/// the file comes from another run).
+#[derive(Serialize)]
+struct LifecycleRun<'a> {
+    git_sha: &'a str,
+    git_dirty: bool,
+    started_at: &'a str,
+    finished_at: &'a str,
+    machine: &'a Machine,
+}
+
+/// `json`, an object pretty-printed by this tool, with the top-level members `fields`
+/// (pretty-printed values) replaced where present and added at the end otherwise; everything else stays as it
+/// is, in its order. (`serde_json::Value` would sort every object's keys and turn a
+/// small change into a diff of the whole file.) Pretty-printed JSON puts each top-level
+/// member on lines of its own, starting at an indent of exactly two spaces; nothing
+/// else can start a line that way, because strings hold no raw line breaks.
+fn set_top_level(json: &str, fields: &[(&str, String)]) -> Result<String, BenchError> {
+    let not_ours = || BenchError::ResultsFile("not a pretty-printed JSON object".into());
+    let lines: Vec<&str> = json.trim_end().lines().collect();
+    let body = match lines.as_slice() {
+        ["{", body @ .., "}"] => body,
+        _ => return Err(not_ours()),
+    };
+    // (key, its lines) of each top-level member, trailing comma dropped.
+    let mut members: Vec<(String, String)> = Vec::new();
+    for line in body {
+        let starts_member = line.starts_with("  \"") && !line.starts_with("   ");
+        match members.last_mut() {
+            Some((_, text)) if !starts_member => {
+                text.push('\n');
+                text.push_str(line);
+            }
+            _ if starts_member => {
+                let key = line[3..].split('"').next().unwrap_or_default().to_string();
+                members.push((key, (*line).to_string()));
+            }
+            _ => return Err(not_ours()),
+        }
+    }
+    for (_, text) in &mut members {
+        if text.ends_with(',') {
+            text.pop();
+        }
+    }
+    for (key, value) in fields {
+        let pretty = value.replace('\n', "\n  ");
+        let text = format!("  \"{key}\": {pretty}");
+        match members.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) => *old = text,
+            None => members.push(((*key).to_string(), text)),
+        }
+    }
+    let texts: Vec<&str> = members.iter().map(|(_, t)| t.as_str()).collect();
+    let out = format!("{{\n{}\n}}\n", texts.join(",\n"));
+    // Whatever went wrong above must not be written.
+    serde_json::from_str::<serde_json::Value>(&out)?;
+    Ok(out)
+}
+
 /// After a full-size lifecycle run on its own: put its result into `latest.json` (as
 /// `lifecycle`, with `lifecycle_run` saying when and on which commit it ran, since the
 /// rest of the file comes from another run) and replace the README's lifecycle section.
@@ -765,21 +825,21 @@ pub fn save_lifecycle(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, Bench
     let latest = dir.join("latest.json");
     match std::fs::read_to_string(&latest) {
         Ok(text) => {
-            let mut value: serde_json::Value = serde_json::from_str(&text)?;
-            if let Some(fields) = value.as_object_mut() {
-                fields.insert("lifecycle".into(), serde_json::to_value(&report.lifecycle)?);
-                fields.insert(
-                    "lifecycle_run".into(),
-                    serde_json::json!({
-                        "git_sha": report.git_sha,
-                        "git_dirty": report.git_dirty,
-                        "started_at": report.started_at,
-                        "finished_at": report.finished_at,
-                        "machine": report.machine,
-                    }),
-                );
-            }
-            write(&latest, &(serde_json::to_string_pretty(&value)? + "\n"))?;
+            let run = LifecycleRun {
+                git_sha: &report.git_sha,
+                git_dirty: report.git_dirty,
+                started_at: &report.started_at,
+                finished_at: &report.finished_at,
+                machine: &report.machine,
+            };
+            let fields = [
+                (
+                    "lifecycle",
+                    serde_json::to_string_pretty(&report.lifecycle)?,
+                ),
+                ("lifecycle_run", serde_json::to_string_pretty(&run)?),
+            ];
+            write(&latest, &set_top_level(&text, &fields)?)?;
             written.push(latest);
         }
         // No full run yet: there is nothing to add the section to.
@@ -816,6 +876,40 @@ mod tests {
         let second = splice_lifecycle(&first, &section("run 2"));
         assert_eq!(second, first.replace("run 1", "run 2"));
         assert_eq!(second.matches(LIFECYCLE_BEGIN).count(), 1);
+    }
+
+    #[test]
+    fn top_level_members_are_replaced_or_added_in_place() {
+        let original = serde_json::json!({
+            "b": {"nested": [1, 2], "z": "a \"quoted\" line\nbreak"},
+            "a": 1,
+            "lifecycle": {"old": true},
+        });
+        let text = serde_json::to_string_pretty(&original).expect("serializes") + "\n";
+        let fields = [
+            (
+                "lifecycle",
+                "{\n  \"new\": {\n    \"deep\": 2\n  }\n}".to_string(),
+            ),
+            ("lifecycle_run", "\"now\"".to_string()),
+        ];
+        let out = set_top_level(&text, &fields).expect("our own format");
+        let value: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+        assert_eq!(value["b"], original["b"]);
+        assert_eq!(value["lifecycle"]["new"]["deep"], 2);
+        assert_eq!(value["lifecycle_run"], "now");
+        // serde_json sorts keys (a, b, lifecycle): that order is kept, the new key last,
+        // and what was not replaced is byte for byte what it was.
+        let keys: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("  \"") && !l.starts_with("   "))
+            .map(|l| l[3..].split('"').next().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["a", "b", "lifecycle", "lifecycle_run"]);
+        let unchanged = text.split("  \"lifecycle\"").next().expect("prefix");
+        assert!(out.starts_with(unchanged));
+        assert_eq!(set_top_level(&out, &fields).expect("again"), out);
+        assert!(set_top_level("[1, 2]", &fields).is_err());
     }
 
     #[test]
