@@ -22,6 +22,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/app.js"),
     ),
     (
+        "/api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/api.js"),
+    ),
+    (
+        "/seatmap.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/seatmap.js"),
+    ),
+    (
+        "/util.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/util.js"),
+    ),
+    (
         "/app.css",
         "text/css; charset=utf-8",
         include_str!("../web/app.css"),

@@ -1,0 +1,683 @@
+// The seat map: one <canvas> per reserved section (one status square per seat, drawn in a
+// single pass, single seats redrawn on live changes), a tile with a places meter per
+// general-admission section. Pointer: hover shows the seat and price, click/tap selects (on
+// a section drawn too small to aim at, the first click enlarges it). Keyboard: each
+// section canvas is a tab stop; arrows move a seat cursor (Shift = 10 seats), Home/End go
+// to the row's ends, Enter/Space acts on the seat, Escape shrinks the section back.
+
+import { h, fill, money } from './util.js';
+
+const STATUS_CODES = { A: 0, H: 1, S: 2 };
+export const STATUS_NAMES = ['available', 'held', 'sold'];
+const SELECTED = 1;
+const MINE = 2;
+
+/** `"L110-1-30"` → `{code: "L110", row: 1, seat: 30}`; section codes may contain `-`. */
+export function parseSeatId(id) {
+  const parts = String(id || '')
+    .trim()
+    .toUpperCase()
+    .split('-');
+  if (parts.length < 3) return null;
+  const seat = Number(parts.pop());
+  const row = Number(parts.pop());
+  const code = parts.join('-');
+  if (!code || !Number.isInteger(row) || !Number.isInteger(seat) || row < 1 || seat < 1) {
+    return null;
+  }
+  return { code, row, seat };
+}
+
+export const seatId = (code, row, seat) => `${code}-${row}-${seat}`;
+
+function palette() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+  return {
+    status: [v('--seat-available', '#16a34a'), v('--seat-held', '#f59e0b'), v('--seat-sold', '#9ca3af')],
+    selected: v('--seat-selected', '#1d4ed8'),
+    mine: v('--seat-mine', '#7c3aed'),
+    mark: v('--seat-mark', '#ffffff'),
+  };
+}
+
+export class SeatMap {
+  /**
+   * `root`: the element to draw into. Callbacks: `onActivate(info)` when a seat is clicked
+   * or Enter'd (info: `{id, code, name, row, seat, status, selected, mine, price_cents}`),
+   * `onGaHold(code, quantity)`, `announce(text)` for screen readers, `maxQuantity()`.
+   */
+  constructor(root, { onActivate, onGaHold, announce, maxQuantity }) {
+    this.root = root;
+    this.onActivate = onActivate;
+    this.onGaHold = onGaHold;
+    this.announce = announce;
+    this.maxQuantity = maxQuantity || (() => 8);
+    this.sections = new Map();
+    this.order = [];
+    this.signature = null;
+    this.colors = palette();
+    this.tooltip = h('div', {
+      class: 'seat-tooltip',
+      'data-testid': 'seat-tooltip',
+      'aria-hidden': 'true',
+      hidden: true,
+    });
+    document.body.appendChild(this.tooltip);
+    this.resizeObserver = new ResizeObserver(() => this.scheduleLayout());
+    this.resizeObserver.observe(root);
+    this.scheme = matchMedia('(prefers-color-scheme: dark)');
+    this.onScheme = () => {
+      this.colors = palette();
+      this.redrawAll();
+    };
+    this.scheme.addEventListener('change', this.onScheme);
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+    this.scheme.removeEventListener('change', this.onScheme);
+    this.tooltip.remove();
+    cancelAnimationFrame(this.layoutFrame);
+  }
+
+  /** Show a seat-map snapshot (`GET /v1/events/{id}/seats`). */
+  setData(map) {
+    const signature = map.sections
+      .map((s) => `${s.code}:${s.kind}:${s.rows || 0}x${s.seats_per_row || 0}`)
+      .join('|');
+    if (signature !== this.signature) {
+      this.build(map);
+      this.signature = signature;
+    }
+    for (const s of map.sections) {
+      const sec = this.sections.get(s.code);
+      sec.capacity = s.capacity;
+      sec.available = s.available;
+      sec.price = s.price_cents;
+      if (sec.kind === 'reserved') {
+        const text = s.status || '';
+        const st = sec.status;
+        for (let i = 0; i < st.length; i++) st[i] = STATUS_CODES[text[i]] ?? 0;
+        this.recount(sec);
+      }
+    }
+    this.layout();
+    this.redrawAll();
+  }
+
+  recount(sec) {
+    let a = 0;
+    for (let i = 0; i < sec.status.length; i++) if (sec.status[i] === 0) a++;
+    sec.available = a;
+    this.renderAvailability(sec);
+  }
+
+  /** Totals over all sections: `{available, held, sold}`. */
+  counts() {
+    const c = { available: 0, held: 0, sold: 0, capacity: 0 };
+    for (const sec of this.sections.values()) {
+      c.capacity += sec.capacity;
+      if (sec.kind === 'reserved') {
+        for (let i = 0; i < sec.status.length; i++) c[STATUS_NAMES[sec.status[i]]]++;
+      } else {
+        c.available += sec.available;
+        c.held += sec.capacity - sec.available; // held or sold: GA does not say which
+      }
+    }
+    return c;
+  }
+
+  /**
+   * Apply absolute seat statuses (`[{seat_id, status}]`) and GA availability
+   * (`[{section, available}]`). Returns the ids of seats whose status changed.
+   */
+  applyChanges(seats = [], gaSections = []) {
+    const changed = [];
+    const touched = new Set();
+    for (const { seat_id: id, status } of seats) {
+      const loc = this.locate(id);
+      if (!loc) continue;
+      const code = STATUS_NAMES.indexOf(status);
+      if (code < 0 || loc.sec.status[loc.i] === code) continue;
+      const before = loc.sec.status[loc.i];
+      loc.sec.status[loc.i] = code;
+      if (before === 0) loc.sec.available--;
+      if (code === 0) loc.sec.available++;
+      this.drawSeat(loc.sec, loc.i);
+      touched.add(loc.sec);
+      changed.push(id);
+    }
+    for (const { section, available } of gaSections) {
+      const sec = this.sections.get(section);
+      if (sec && sec.kind === 'general_admission') {
+        sec.available = available;
+        touched.add(sec);
+      }
+    }
+    for (const sec of touched) this.renderAvailability(sec);
+    return changed;
+  }
+
+  /** `{sec, i, row, seat}` for a seat id of this map, or null. */
+  locate(id) {
+    const p = parseSeatId(id);
+    if (!p) return null;
+    const sec = this.sections.get(p.code);
+    if (!sec || sec.kind !== 'reserved' || p.row > sec.rows || p.seat > sec.cols) return null;
+    return { sec, i: (p.row - 1) * sec.cols + (p.seat - 1), row: p.row, seat: p.seat };
+  }
+
+  /** What the map knows about a seat (see `onActivate`), or null if it has no such seat. */
+  info(id) {
+    const loc = this.locate(id);
+    return loc ? this.infoAt(loc.sec, loc.i) : null;
+  }
+
+  infoAt(sec, i) {
+    const row = Math.floor(i / sec.cols) + 1;
+    const seat = (i % sec.cols) + 1;
+    return {
+      id: seatId(sec.code, row, seat),
+      code: sec.code,
+      name: sec.name,
+      row,
+      seat,
+      status: STATUS_NAMES[sec.status[i]],
+      selected: (sec.flags[i] & SELECTED) !== 0,
+      mine: (sec.flags[i] & MINE) !== 0,
+      price_cents: sec.price,
+    };
+  }
+
+  section(code) {
+    return this.sections.get(code);
+  }
+
+  /** Seats drawn as selected (ids); others lose the mark. */
+  setSelected(ids) {
+    this.setFlag(SELECTED, ids);
+  }
+
+  /** Seats drawn as yours (held by you). */
+  setMine(ids) {
+    this.setFlag(MINE, ids);
+  }
+
+  setFlag(flag, ids) {
+    const want = new Set();
+    for (const id of ids) {
+      const loc = this.locate(id);
+      if (loc) want.add(loc);
+    }
+    for (const sec of this.sections.values()) {
+      if (sec.kind !== 'reserved') continue;
+      for (const i of sec.flagged[flag]) {
+        sec.flags[i] &= ~flag;
+        this.drawSeat(sec, i);
+      }
+      sec.flagged[flag] = [];
+    }
+    for (const { sec, i } of want) {
+      sec.flags[i] |= flag;
+      sec.flagged[flag].push(i);
+      this.drawSeat(sec, i);
+    }
+  }
+
+  /** Enlarge the seat's section, put the keyboard cursor on it and focus the canvas. */
+  focusSeat(id) {
+    const loc = this.locate(id);
+    if (!loc) return false;
+    this.zoom(loc.sec, true);
+    loc.sec.cursor = loc.i;
+    loc.sec.canvas.focus({ preventScroll: true });
+    this.showCursor(loc.sec);
+    loc.sec.tile.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    return true;
+  }
+
+  // ----- building -----
+
+  build(map) {
+    this.sections.clear();
+    this.order = [];
+    const ga = map.sections.filter((s) => s.kind === 'general_admission');
+    const reserved = map.sections.filter((s) => s.kind !== 'general_admission');
+    const grid = [];
+    // Stage (or field) first, then standing areas, then seated sections grouped by the
+    // first word of their names ("Lower", "Upper") when that gives a few real groups.
+    grid.push(h('div', { class: 'stage', 'aria-hidden': 'true' }, 'Stage'));
+    if (ga.length) {
+      grid.push(h('div', { class: 'map-group ga-group' }, ga.map((s) => this.buildGa(s))));
+    }
+    const groups = new Map();
+    for (const s of reserved) {
+      const key = s.name.split(/\s+/)[0];
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(s);
+    }
+    const useGroups =
+      groups.size >= 2 && groups.size <= 6 && [...groups.values()].every((g) => g.length >= 2);
+    const list = useGroups ? [...groups.entries()] : [[null, reserved]];
+    for (const [name, secs] of list) {
+      grid.push(
+        h(
+          'div',
+          { class: 'map-group', role: name ? 'group' : null, 'aria-label': name ? `${name} sections` : null },
+          name ? h('h3', { class: 'group-title' }, `${name} · ${secs.length} sections`) : null,
+          h('div', { class: 'map-grid' }, secs.map((s) => this.buildReserved(s))),
+        ),
+      );
+    }
+    fill(this.root, grid);
+  }
+
+  buildReserved(s) {
+    const sec = {
+      code: s.code,
+      name: s.name,
+      kind: 'reserved',
+      price: s.price_cents,
+      rows: s.rows,
+      cols: s.seats_per_row,
+      capacity: s.capacity,
+      available: s.available,
+      status: new Uint8Array(s.rows * s.seats_per_row),
+      flags: new Uint8Array(s.rows * s.seats_per_row),
+      flagged: { [SELECTED]: [], [MINE]: [] },
+      zoomed: false,
+      cursor: 0,
+      P: 0,
+      dpr: 1,
+    };
+    sec.availEl = h('span', { class: 'avail', 'data-testid': `section-available-${s.code}` });
+    sec.zoomBtn = h(
+      'button',
+      {
+        type: 'button',
+        class: 'zoom',
+        'data-testid': `zoom-${s.code}`,
+        'aria-pressed': 'false',
+        'aria-label': `Enlarge section ${s.code}`,
+        on: { click: () => this.zoom(sec, !sec.zoomed) },
+      },
+      'Enlarge',
+    );
+    sec.canvas = h('canvas', {
+      tabindex: '0',
+      role: 'application',
+      'aria-roledescription': 'seat map',
+      'aria-label': `Section ${s.code}, ${s.name}, ${money(s.price_cents)} a seat: ${s.rows} rows of ${s.seats_per_row} seats, row 1 nearest the stage. Arrow keys move between seats, Enter selects.`,
+      'data-testid': `seat-canvas-${s.code}`,
+      'data-section': s.code,
+      'data-rows': s.rows,
+      'data-cols': s.seats_per_row,
+    });
+    sec.cursorEl = h('div', { class: 'seat-cursor', hidden: true });
+    sec.wrap = h('div', { class: 'canvas-wrap' }, sec.canvas, sec.cursorEl);
+    sec.tile = h(
+      'section',
+      { class: 'tile', 'data-testid': `section-${s.code}`, 'data-section': s.code },
+      h(
+        'header',
+        { class: 'tile-head' },
+        h('h4', {}, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
+        h('span', { class: 'price' }, money(s.price_cents)),
+        sec.availEl,
+        sec.zoomBtn,
+      ),
+      sec.wrap,
+    );
+    sec.ctx = sec.canvas.getContext('2d', { alpha: true });
+    this.bindCanvas(sec);
+    this.sections.set(s.code, sec);
+    this.order.push(sec);
+    return sec.tile;
+  }
+
+  buildGa(s) {
+    const sec = {
+      code: s.code,
+      name: s.name,
+      kind: 'general_admission',
+      price: s.price_cents,
+      capacity: s.capacity,
+      available: s.available,
+    };
+    sec.availEl = h('span', { class: 'avail', 'data-testid': `section-available-${s.code}` });
+    sec.meter = h('meter', { min: '0', max: String(s.capacity), value: String(s.available), 'aria-hidden': 'true' });
+    const qtyId = `ga-qty-${s.code}`;
+    sec.qty = h('select', { id: qtyId, 'data-testid': `ga-quantity-${s.code}` });
+    this.fillQuantity(sec.qty);
+    sec.holdBtn = h(
+      'button',
+      {
+        type: 'button',
+        class: 'primary',
+        'data-testid': `ga-hold-${s.code}`,
+        on: { click: () => this.onGaHold(s.code, Number(sec.qty.value)) },
+      },
+      'Get places',
+    );
+    sec.tile = h(
+      'section',
+      { class: 'tile ga', 'data-testid': `section-${s.code}`, 'data-section': s.code },
+      h(
+        'header',
+        { class: 'tile-head' },
+        h('h4', {}, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
+        h('span', { class: 'price' }, money(s.price_cents)),
+        sec.availEl,
+      ),
+      h(
+        'div',
+        { class: 'ga-body' },
+        sec.meter,
+        h('p', { class: 'hint' }, 'Standing: no seat numbers, first come first in.'),
+        h(
+          'div',
+          { class: 'inline-form' },
+          h('label', { for: qtyId }, 'Places'),
+          sec.qty,
+          sec.holdBtn,
+        ),
+      ),
+    );
+    this.sections.set(s.code, sec);
+    this.order.push(sec);
+    return sec.tile;
+  }
+
+  fillQuantity(select) {
+    const max = Math.max(1, this.maxQuantity());
+    const keep = Number(select.value) || 2;
+    fill(
+      select,
+      Array.from({ length: max }, (_, k) => h('option', { value: String(k + 1) }, String(k + 1))),
+    );
+    select.value = String(Math.min(keep, max));
+  }
+
+  renderAvailability(sec) {
+    if (sec.kind === 'reserved') {
+      sec.availEl.textContent = `${sec.available.toLocaleString()} left`;
+    } else {
+      sec.availEl.textContent = `${sec.available.toLocaleString()} of ${sec.capacity.toLocaleString()} places left`;
+      sec.meter.value = sec.available;
+      sec.meter.max = sec.capacity;
+      sec.holdBtn.disabled = sec.available < 1 || this.disabled;
+    }
+    sec.tile.classList.toggle('sold-out', sec.available < 1);
+  }
+
+  /** Turn the GA buttons off (not on sale, not signed in is handled by the app). */
+  setDisabled(disabled) {
+    this.disabled = disabled;
+    for (const sec of this.sections.values()) {
+      if (sec.kind !== 'reserved') sec.holdBtn.disabled = disabled || sec.available < 1;
+    }
+  }
+
+  // ----- geometry and drawing -----
+
+  scheduleLayout() {
+    cancelAnimationFrame(this.layoutFrame);
+    this.layoutFrame = requestAnimationFrame(() => {
+      if (this.layout()) this.redrawAll();
+    });
+  }
+
+  /** Size every canvas to its tile; returns whether any size changed. */
+  layout() {
+    const dpr = Math.max(1, Math.round((window.devicePixelRatio || 1) * 2) / 2);
+    let changed = false;
+    for (const sec of this.sections.values()) {
+      if (sec.kind !== 'reserved') continue;
+      const width = sec.wrap.clientWidth || 240;
+      // Pitch in device pixels: whole pixels so seats stay crisp.
+      let P = Math.floor((width * dpr) / sec.cols);
+      if (sec.zoomed) P = Math.min(Math.max(P, Math.round(14 * dpr)), Math.round(26 * dpr));
+      else P = Math.min(Math.max(P, 2), Math.round(16 * dpr));
+      if (P !== sec.P || dpr !== sec.dpr) {
+        sec.P = P;
+        sec.dpr = dpr;
+        sec.canvas.width = sec.cols * P;
+        sec.canvas.height = sec.rows * P;
+        sec.canvas.style.width = `${(sec.cols * P) / dpr}px`;
+        sec.canvas.style.height = `${(sec.rows * P) / dpr}px`;
+        sec.canvas.dataset.pitch = String(P / dpr);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  redrawAll() {
+    for (const sec of this.sections.values()) if (sec.kind === 'reserved') this.drawSection(sec);
+  }
+
+  seatColor(sec, i) {
+    const f = sec.flags[i];
+    if (f & SELECTED) return this.colors.selected;
+    if (f & MINE) return this.colors.mine;
+    return this.colors.status[sec.status[i]];
+  }
+
+  geometry(sec) {
+    const P = sec.P;
+    const gap = P >= 6 ? Math.max(1, Math.round(P * 0.18)) : P >= 3 ? 1 : 0;
+    return { P, S: P - gap, o: Math.floor(gap / 2) };
+  }
+
+  drawSection(sec) {
+    const ctx = sec.ctx;
+    const { P, S, o } = this.geometry(sec);
+    ctx.clearRect(0, 0, sec.canvas.width, sec.canvas.height);
+    let last = null;
+    const n = sec.status.length;
+    for (let i = 0; i < n; i++) {
+      const color = this.seatColor(sec, i);
+      if (color !== last) {
+        ctx.fillStyle = color;
+        last = color;
+      }
+      ctx.fillRect((i % sec.cols) * P + o, Math.floor(i / sec.cols) * P + o, S, S);
+    }
+    for (const i of sec.flagged[SELECTED]) this.drawMark(sec, i);
+    for (const i of sec.flagged[MINE]) this.drawMark(sec, i);
+    if (sec.cursorShown) this.showCursor(sec);
+  }
+
+  drawSeat(sec, i) {
+    if (!sec.P) return;
+    const { P, S, o } = this.geometry(sec);
+    const x = (i % sec.cols) * P;
+    const y = Math.floor(i / sec.cols) * P;
+    sec.ctx.clearRect(x, y, P, P);
+    sec.ctx.fillStyle = this.seatColor(sec, i);
+    sec.ctx.fillRect(x + o, y + o, S, S);
+    this.drawMark(sec, i);
+  }
+
+  /** A white centre on selected and own seats, so they differ by more than colour. */
+  drawMark(sec, i) {
+    if (!sec.flags[i]) return;
+    const { P, S, o } = this.geometry(sec);
+    if (S < 5) return;
+    const m = Math.max(1, Math.round(S / 3));
+    const x = (i % sec.cols) * P + o;
+    const y = Math.floor(i / sec.cols) * P + o;
+    sec.ctx.fillStyle = this.colors.mark;
+    if (sec.flags[i] & SELECTED) sec.ctx.fillRect(x + m, y + m, S - 2 * m, S - 2 * m);
+    else sec.ctx.fillRect(x + m, y + Math.round(S / 2) - 1, S - 2 * m, Math.max(1, Math.round(S / 6)));
+  }
+
+  // ----- interaction -----
+
+  zoom(sec, on) {
+    if (on) {
+      for (const other of this.sections.values()) {
+        if (other !== sec && other.zoomed) this.zoom(other, false);
+      }
+    }
+    sec.zoomed = on;
+    sec.tile.classList.toggle('zoomed', on);
+    sec.zoomBtn.setAttribute('aria-pressed', String(on));
+    sec.zoomBtn.textContent = on ? 'Shrink' : 'Enlarge';
+    sec.zoomBtn.setAttribute('aria-label', `${on ? 'Shrink' : 'Enlarge'} section ${sec.code}`);
+    if (this.layout()) this.redrawAll();
+    if (on) sec.tile.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
+  hit(sec, ev) {
+    const rect = sec.canvas.getBoundingClientRect();
+    const x = ((ev.clientX - rect.left) * sec.canvas.width) / rect.width;
+    const y = ((ev.clientY - rect.top) * sec.canvas.height) / rect.height;
+    const c = Math.floor(x / sec.P);
+    const r = Math.floor(y / sec.P);
+    if (c < 0 || r < 0 || c >= sec.cols || r >= sec.rows) return -1;
+    return r * sec.cols + c;
+  }
+
+  bindCanvas(sec) {
+    const canvas = sec.canvas;
+    canvas.addEventListener('pointermove', (ev) => {
+      const i = this.hit(sec, ev);
+      if (i < 0) {
+        this.hideTooltip();
+        return;
+      }
+      this.showTooltip(sec, i, ev.clientX, ev.clientY);
+    });
+    canvas.addEventListener('pointerleave', () => this.hideTooltip());
+    canvas.addEventListener('click', (ev) => {
+      const i = this.hit(sec, ev);
+      if (i < 0) return;
+      const pitch = sec.P / sec.dpr;
+      const aimable = pitch >= (this.lastPointer === 'touch' ? 14 : 9);
+      sec.cursor = i;
+      if (!aimable && !sec.zoomed) {
+        this.zoom(sec, true);
+        this.announce(`Section ${sec.code} enlarged. Now pick your seat.`);
+        this.showCursor(sec);
+        return;
+      }
+      this.showCursor(sec);
+      this.onActivate(this.infoAt(sec, i));
+      this.showTooltip(sec, i, ev.clientX, ev.clientY);
+    });
+    canvas.addEventListener('pointerdown', (ev) => {
+      this.lastPointer = ev.pointerType;
+    });
+    canvas.addEventListener('focus', () => {
+      this.showCursor(sec);
+      this.announce(this.describe(sec, sec.cursor));
+    });
+    canvas.addEventListener('blur', () => {
+      sec.cursorShown = false;
+      sec.cursorEl.hidden = true;
+    });
+    canvas.addEventListener('keydown', (ev) => {
+      const { cols, rows } = sec;
+      let r = Math.floor(sec.cursor / cols);
+      let c = sec.cursor % cols;
+      const step = ev.shiftKey ? 10 : 1;
+      switch (ev.key) {
+        case 'ArrowLeft':
+          c = Math.max(0, c - step);
+          break;
+        case 'ArrowRight':
+          c = Math.min(cols - 1, c + step);
+          break;
+        case 'ArrowUp':
+          r = Math.max(0, r - step);
+          break;
+        case 'ArrowDown':
+          r = Math.min(rows - 1, r + step);
+          break;
+        case 'Home':
+          c = 0;
+          break;
+        case 'End':
+          c = cols - 1;
+          break;
+        case 'PageUp':
+          r = 0;
+          break;
+        case 'PageDown':
+          r = rows - 1;
+          break;
+        case 'Enter':
+        case ' ':
+          ev.preventDefault();
+          this.onActivate(this.infoAt(sec, sec.cursor));
+          return;
+        case 'Escape':
+          if (sec.zoomed) {
+            ev.preventDefault();
+            this.zoom(sec, false);
+          }
+          return;
+        default:
+          return;
+      }
+      ev.preventDefault();
+      sec.cursor = r * cols + c;
+      this.showCursor(sec);
+      this.announce(this.describe(sec, sec.cursor));
+    });
+  }
+
+  describe(sec, i) {
+    const info = this.infoAt(sec, i);
+    const state = info.selected ? 'selected' : info.mine ? 'held by you' : info.status;
+    return `${info.id}: row ${info.row}, seat ${info.seat}, ${state}, ${money(info.price_cents)}`;
+  }
+
+  showCursor(sec) {
+    if (!sec.P) return;
+    const pitch = sec.P / sec.dpr;
+    const size = Math.max(pitch, 10);
+    const x = (sec.cursor % sec.cols) * pitch + pitch / 2 - size / 2;
+    const y = Math.floor(sec.cursor / sec.cols) * pitch + pitch / 2 - size / 2;
+    Object.assign(sec.cursorEl.style, {
+      left: `${x + sec.canvas.offsetLeft}px`,
+      top: `${y + sec.canvas.offsetTop}px`,
+      width: `${size}px`,
+      height: `${size}px`,
+    });
+    sec.cursorEl.hidden = false;
+    sec.cursorShown = true;
+    // Keep the cursor in view when the enlarged section scrolls sideways.
+    const wrap = sec.wrap;
+    if (x < wrap.scrollLeft) wrap.scrollLeft = x - 20;
+    else if (x + size > wrap.scrollLeft + wrap.clientWidth) wrap.scrollLeft = x + size - wrap.clientWidth + 20;
+  }
+
+  showTooltip(sec, i, clientX, clientY) {
+    const info = this.infoAt(sec, i);
+    const state = info.selected ? 'selected' : info.mine ? 'held by you' : info.status;
+    const tip = this.tooltip;
+    fill(
+      tip,
+      h('strong', {}, info.id),
+      h('span', {}, `Row ${info.row}, seat ${info.seat}`),
+      h('span', {}, `${money(info.price_cents)} · ${state}`),
+    );
+    tip.dataset.seatId = info.id;
+    tip.dataset.status = state;
+    tip.hidden = false;
+    const { offsetWidth: w, offsetHeight: hgt } = tip;
+    let left = clientX + 14;
+    let top = clientY + 14;
+    if (left + w > window.innerWidth - 8) left = clientX - w - 14;
+    if (top + hgt > window.innerHeight - 8) top = clientY - hgt - 14;
+    tip.style.left = `${Math.max(4, left)}px`;
+    tip.style.top = `${Math.max(4, top)}px`;
+  }
+
+  hideTooltip() {
+    this.tooltip.hidden = true;
+  }
+}
