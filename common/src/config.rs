@@ -22,6 +22,7 @@ pub struct Settings {
     pub waitlist: WaitlistSettings,
     pub payments: PaymentSettings,
     pub tickets: TicketSettings,
+    pub notifier: NotifierSettings,
     pub log: LogSettings,
 }
 
@@ -148,6 +149,32 @@ pub struct PaymentSettings {
 pub struct TicketSettings {
     /// Key that signs ticket codes: a code cannot be guessed or forged without it.
     pub code_secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotifierSettings {
+    /// Where a standalone notifier listens.
+    pub listen: String,
+    /// The gateway also serves the notifier's routes (one process for the local stack).
+    pub embedded: bool,
+    /// Seat-map deltas of one event are merged over this interval into one message.
+    pub coalesce_ms: u64,
+    /// Seat-event messages kept per partition for `Last-Event-ID` resumes of user streams.
+    pub retain_per_partition: usize,
+    /// Seat-map deltas kept per event for resumes of event streams.
+    pub retain_deltas_per_event: usize,
+    /// Records read back from each partition at start, to serve resumes at once.
+    pub warm_records: i64,
+    /// Messages queued for one client; a client this far behind is disconnected.
+    pub client_buffer: usize,
+    pub heartbeat_secs: u64,
+    /// The `retry:` hint sent to EventSource clients.
+    pub retry_ms: u64,
+    /// Streams one notifier serves at most (503 beyond).
+    pub max_clients: usize,
+    /// Kernel send buffer per stream connection (bytes): bounds memory per stream and how
+    /// much a stalled client can absorb before it counts as behind.
+    pub socket_send_buffer: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -107,6 +107,24 @@ pub enum SeatEvent {
 }
 
 impl SeatEvent {
+    /// The `kind` tag as serialized (also the SSE event name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SeatEvent::SeatStatusChanged { .. } => "seat_status_changed",
+            SeatEvent::HoldCreated { .. } => "hold_created",
+            SeatEvent::HoldRejected { .. } => "hold_rejected",
+            SeatEvent::HoldReleased { .. } => "hold_released",
+            SeatEvent::HoldExtended { .. } => "hold_extended",
+            SeatEvent::ReservationExpiring { .. } => "reservation_expiring",
+            SeatEvent::WaitlistOffer { .. } => "waitlist_offer",
+            SeatEvent::WaitlistUpdated { .. } => "waitlist_updated",
+            SeatEvent::PaymentFailed { .. } => "payment_failed",
+            SeatEvent::BookingConfirmed { .. } => "booking_confirmed",
+            SeatEvent::BookingCancelled { .. } => "booking_cancelled",
+            SeatEvent::RefundIssued { .. } => "refund_issued",
+        }
+    }
+
     /// The user a notification is for (none for seat-map deltas).
     pub fn user_id(&self) -> Option<&UserId> {
         match self {
@@ -172,4 +190,42 @@ pub struct HoldTimer {
     pub hold_id: HoldId,
     pub event_id: EventId,
     pub expires_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_is_the_serialized_tag() {
+        let hold = crate::ids::HoldId::new();
+        let user = UserId("u".into());
+        let now = Utc::now();
+        for event in [
+            SeatEvent::SeatStatusChanged {
+                seats: vec![],
+                sections: vec![],
+                next_offset: 3,
+            },
+            SeatEvent::HoldReleased {
+                hold_id: hold,
+                user_id: user.clone(),
+                reason: "expired".into(),
+            },
+            SeatEvent::ReservationExpiring {
+                hold_id: hold,
+                user_id: user.clone(),
+                expires_at: now,
+            },
+            SeatEvent::WaitlistOffer {
+                hold_id: hold,
+                user_id: user,
+                seat_ids: vec!["A-1-1".into()],
+                expires_at: now,
+            },
+        ] {
+            let json = serde_json::to_value(&event).expect("json");
+            assert_eq!(json["kind"], event.kind());
+        }
+    }
 }

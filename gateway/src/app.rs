@@ -130,17 +130,22 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
-/// Serve until `shutdown` is cancelled, then finish in-flight requests.
+/// Serve until `shutdown` is cancelled, then finish in-flight requests. With
+/// `notifier.embedded` the gateway also runs a notifier and serves its streams (outside the
+/// API's compression and timeout layers, which do not suit endless responses).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "gateway listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    let mut app = router(state.clone());
+    if state.settings.notifier.embedded {
+        let notifier = seatq_notifier::Notifier::start(&state.settings, shutdown.clone())?;
+        app = app.merge(notifier.routes());
+    }
+    tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
+    seatq_common::http::serve::serve(listener, app, shutdown).await
 }
 
 /// Bind `settings.gateway.listen`, connect, and serve in the background until `shutdown`.

@@ -119,7 +119,8 @@ impl AuthUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
-fn bearer_token(parts: &Parts) -> Option<String> {
+/// The bearer token of a request: the Authorization header, or `?access_token=`.
+pub fn bearer_token(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;

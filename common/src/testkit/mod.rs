@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::topics::Topics;
 
 pub mod invariants;
+pub mod sse;
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())

@@ -1,0 +1,118 @@
+//! The HTTP server loop every seatq service uses: axum on hyper, with graceful shutdown and
+//! a kill switch per connection.
+//!
+//! The kill switch exists for long-lived streams. A browser that stops reading an SSE
+//! stream leaves its response blocked in the socket; the stream's handler cannot end it,
+//! because nothing polls a response that cannot be written. Each connection's requests
+//! carry a [`ConnectionKill`]: cancelling it drops the connection (the socket is closed),
+//! so a client that fell behind can be cut off at once and reconnect later.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::shutdown::Shutdown;
+
+/// Cancel to drop the connection this request came on (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ConnectionKill(pub CancellationToken);
+
+/// How long in-flight requests get to finish once `shutdown` is cancelled.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Per-connection socket settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServeOptions {
+    /// Cap the kernel's send buffer per connection. Linux grows it up to 4 MiB by default,
+    /// which for tens of thousands of mostly idle streams is memory the notifier does not
+    /// control, and it hides a client that stopped reading for megabytes.
+    pub send_buffer: Option<usize>,
+}
+
+/// Serve `router` on `listener` until `shutdown`; then stop accepting, let in-flight
+/// requests finish (streams are expected to end themselves on shutdown) for up to 10 s.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    serve_with(listener, router, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with socket options.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    let builder = Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        if let Some(size) = options.send_buffer {
+            if let Err(e) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
+                tracing::debug!(error = %e, "cannot cap the send buffer");
+            }
+        }
+        let kill = CancellationToken::new();
+        let router = router.clone();
+        let tag = ConnectionKill(kill.clone());
+        let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(tag.clone());
+            let router = router.clone();
+            async move {
+                Ok::<_, Infallible>(
+                    router
+                        .oneshot(request.map(axum::body::Body::new))
+                        .await
+                        .unwrap_or_else(|never| match never {}),
+                )
+            }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = kill.cancelled() => tracing::debug!("connection dropped by its handler"),
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain period; closing them");
+    }
+    Ok(())
+}

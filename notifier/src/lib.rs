@@ -1,0 +1,148 @@
+//! seatq notifier: seat updates and user notifications, live, to browsers.
+//!
+//! ```text
+//! seatq.seat-events ──► ingest thread ──► hub ──► SSE  /v1/events/{id}/stream (seat-map deltas, coalesced)
+//!  (every partition,        (per event deltas,     ├─► SSE  /v1/me/stream (holds, offers, bookings, refunds)
+//!   no consumer group)       per user messages)    └─► WS   /v1/ws (both, subscribe by message)
+//! ```
+//! Kafka is the backplane: each instance reads every partition and can serve any client,
+//! so notifiers scale behind a plain load balancer and a client may reconnect to any of
+//! them (stream ids are Kafka positions). The gateway can embed the notifier's routes for
+//! a one-process local stack (`notifier.embedded`); in production it runs on its own.
+
+pub mod frame;
+pub mod hub;
+pub mod ingest;
+pub mod position;
+pub mod sse;
+pub mod state;
+pub mod ws;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use seatq_common::config::Settings;
+use seatq_common::http::auth::JwtKeys;
+use seatq_common::http::error::AppError;
+use seatq_common::shutdown::Shutdown;
+use seatq_common::topics::Topics;
+
+use crate::hub::{Hub, HubConfig};
+use crate::state::NotifierState;
+
+/// A running notifier: its routes can be served by any server.
+#[derive(Clone)]
+pub struct Notifier {
+    pub state: NotifierState,
+}
+
+impl Notifier {
+    /// Start reading seat events and merging deltas; stop (telling clients to reconnect)
+    /// when `shutdown` is cancelled.
+    pub fn start(settings: &Settings, shutdown: Shutdown) -> std::io::Result<Self> {
+        let n = &settings.notifier;
+        let hub = Hub::new(HubConfig {
+            retain_per_partition: n.retain_per_partition.max(1),
+            retain_deltas_per_event: n.retain_deltas_per_event.max(1),
+            client_buffer: n.client_buffer.max(1),
+            max_clients: n.max_clients.max(1),
+        });
+        let ready = Arc::new(AtomicBool::new(false));
+        let topic = Topics::new(&settings.kafka.topic_prefix).seat_events;
+        ingest::spawn(
+            settings,
+            topic,
+            hub.clone(),
+            ready.clone(),
+            shutdown.clone(),
+        )?;
+        let coalesce = Duration::from_millis(n.coalesce_ms.max(10));
+        {
+            let (hub, shutdown) = (hub.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(coalesce);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tick.tick() => hub.flush(),
+                    }
+                }
+                hub.flush();
+                hub.close();
+            });
+        }
+        Ok(Self {
+            state: NotifierState {
+                hub,
+                jwt: Arc::new(JwtKeys::new(&settings.auth.jwt_secret)),
+                settings: Arc::new(n.clone()),
+                ready,
+            },
+        })
+    }
+
+    /// The stream routes, for the notifier's own server or for embedding in the gateway.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route("/v1/events/{event_id}/stream", get(sse::event_stream))
+            .route("/v1/me/stream", get(sse::user_stream))
+            .route("/v1/ws", get(ws::upgrade))
+            .with_state(self.state.clone())
+    }
+
+    /// The standalone service: the streams, health, readiness and stats.
+    pub fn app(&self) -> Router {
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/v1/notifier/stats", get(stats))
+            .with_state(self.state.clone())
+            .merge(self.routes())
+            .fallback(|| async { AppError::not_found("route_not_found", "no such route") })
+    }
+}
+
+async fn readyz(State(state): State<NotifierState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching up with the seat events",
+        )
+    }
+}
+
+async fn stats(State(state): State<NotifierState>) -> Json<hub::HubStats> {
+    Json(state.hub.stats())
+}
+
+impl Notifier {
+    /// Serve the standalone app on `listener` until `shutdown`.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: Shutdown,
+    ) -> std::io::Result<()> {
+        let options = seatq_common::http::serve::ServeOptions {
+            send_buffer: Some(self.state.settings.socket_send_buffer.max(4096)),
+        };
+        seatq_common::http::serve::serve_with(listener, self.app(), shutdown, options).await
+    }
+}
+
+/// Run a standalone notifier on `notifier.listen` until `shutdown`.
+pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let notifier = Notifier::start(&settings, shutdown.clone())?;
+    let listener = tokio::net::TcpListener::bind(&settings.notifier.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "notifier listening");
+    notifier.serve(listener, shutdown).await?;
+    Ok(())
+}
