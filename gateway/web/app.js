@@ -387,14 +387,26 @@ async function adoptHold(holdId) {
   }
 }
 
-const offersAnnounced = new Set();
+/** Offers already announced (kept for the tab's life: the payment page round trip reloads). */
+const offersAnnounced = {
+  ids: new Set(JSON.parse(sessionStorage.getItem('seatq.offers') || '[]')),
+  has(id) {
+    return this.ids.has(id);
+  },
+  add(id) {
+    this.ids.add(id);
+    sessionStorage.setItem('seatq.offers', JSON.stringify([...this.ids].slice(-50)));
+  },
+};
 const offersEl = document.getElementById('offers');
 
 function renderOffers() {
+  const onItsPage = (location.hash.match(/^#\/holds\/([^/?]+)$/) || [])[1];
   const offers = [...myHolds.values()].filter(
     (hold) =>
       hold.from_waitlist &&
       hold.status === 'active' &&
+      hold.hold_id !== onItsPage &&
       !declinedOffers.has(hold.hold_id) &&
       Date.parse(hold.expires_at) > Date.now(),
   );
@@ -765,6 +777,7 @@ function route() {
     else a.removeAttribute('aria-current');
   });
   main.replaceChildren();
+  renderOffers();
   for (const [re, view] of routes) {
     const m = hash.match(re);
     if (m) {
@@ -998,7 +1011,8 @@ function viewEvent(scope, eventId) {
   let event = null;
   let seatMap = null;
   const selected = new Map(); // seat id -> info
-  let maxSel = 8;
+  let maxSel = 8; // seats one request may still ask for
+  let maxSelRaw = 8; // seats this user may still hold at this event
   // What the map shows: the position of the last snapshot or delta applied.
   let pos = -1;
   let etag = null;
@@ -1015,6 +1029,7 @@ function viewEvent(scope, eventId) {
   const mapRoot = h('div', { class: 'seat-map', 'data-testid': 'seat-map' });
   const holdStatus = h('div', { class: 'hold-status', 'data-testid': 'hold-status', 'data-status': 'idle', hidden: true });
   const holdsBox = h('div', { class: 'holds-box' });
+  const holdArea = h('div', { class: 'hold-area' }, holdStatus, holdsBox);
   const selectionList = h('ul', { class: 'chips' });
   const selectionCount = h('span', { 'data-testid': 'selection-count' }, '0');
   const selectionTotal = h('strong', { 'data-testid': 'selection-total' }, money(0));
@@ -1116,9 +1131,14 @@ function viewEvent(scope, eventId) {
         : 'Hold seats';
       holdButton.disabled = !open || selected.size === 0 || busy;
     }
-    selectionHint.textContent = open
-      ? `Up to ${maxSel} seat${maxSel === 1 ? '' : 's'} per request.`
-      : 'Not on sale yet.';
+    const heldHere = event ? event.max_seats_per_user - Math.min(event.max_seats_per_user, maxSelRaw) : 0;
+    selectionHint.textContent = !open
+      ? 'Not on sale yet.'
+      : maxSel < 1
+        ? `You hold the most seats one person may have for this event (${event.max_seats_per_user}).`
+        : heldHere > 0
+          ? `You can pick ${maxSel} more seat${maxSel === 1 ? '' : 's'} (you hold ${heldHere}).`
+          : `Pick up to ${maxSel} seat${maxSel === 1 ? '' : 's'}.`;
     if (seatMap) seatMap.setSelected(selected.keys());
   }
 
@@ -1340,9 +1360,11 @@ function viewEvent(scope, eventId) {
   const pendingRequests = new Map(); // request_id -> resolve(view)
 
   function setHoldStatus(status, ...content) {
+    const first = holdStatus.hidden || holdStatus.dataset.status !== status;
     holdStatus.hidden = false;
     holdStatus.dataset.status = status;
     fill(holdStatus, content);
+    if (first) holdStatus.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
   }
 
   async function requestHold(body, label) {
@@ -1526,9 +1548,16 @@ function viewEvent(scope, eventId) {
     const mine = [...myHolds.values()].filter((hd) => hd.event_id === eventId);
     fill(holdsBox, mine.map((hd) => holdCard(hd, { event })));
     if (seatMap) seatMap.setMine(mine.flatMap((hd) => hd.seat_ids));
+    if (seatMap && !seatInfo.hidden && seatInfo.dataset.seatId) {
+      const info = seatMap.info(seatInfo.dataset.seatId);
+      if (info) showSeatInfo(info);
+    }
     const held = mine.reduce((n, hd) => n + (hd.seat_ids.length || hd.quantity || 0), 0);
     if (event) {
-      maxSel = Math.max(0, Math.min(event.max_seats_per_user - held, MAX_SEATS_PER_REQUEST));
+      const before = maxSel;
+      maxSelRaw = Math.max(0, event.max_seats_per_user - held);
+      maxSel = Math.min(maxSelRaw, MAX_SEATS_PER_REQUEST);
+      if (maxSel !== before && loaded) refreshQuantities();
       renderSelection();
     }
   }
@@ -1664,6 +1693,15 @@ function viewEvent(scope, eventId) {
     );
   }
 
+  /** Quantity pickers offer 1 .. what this user may still hold. */
+  function refreshQuantities() {
+    const keep = Number(bestQty.value) || 2;
+    fill(bestQty, Array.from({ length: Math.max(1, maxSel) }, (_, k) => h('option', { value: String(k + 1) }, String(k + 1))));
+    bestQty.value = String(Math.min(keep, Math.max(1, maxSel)));
+    for (const sel of mapRoot.querySelectorAll('select[data-testid^="ga-quantity-"]')) seatMap.fillQuantity(sel);
+    renderSectionList();
+  }
+
   function addSeatById(e) {
     e.preventDefault();
     seatError.hidden = true;
@@ -1710,7 +1748,8 @@ function viewEvent(scope, eventId) {
     document.title = `${event.title} · seatq`;
     heading.textContent = event.title;
     subtitle.textContent = `${event.performer} · ${event.venue.name}, ${event.venue.city} · ${when(event.starts_at)}`;
-    maxSel = Math.min(event.max_seats_per_user, MAX_SEATS_PER_REQUEST);
+    maxSelRaw = event.max_seats_per_user;
+    maxSel = Math.min(maxSelRaw, MAX_SEATS_PER_REQUEST);
     renderSaleStatus();
     const legend = h(
       'ul',
@@ -1722,6 +1761,21 @@ function viewEvent(scope, eventId) {
         ['selected', 'Selected'],
         ['mine', 'Yours'],
       ].map(([k, label]) => h('li', {}, h('span', { class: `swatch swatch-${k}`, 'aria-hidden': 'true' }), label)),
+    );
+    const mapCol = h(
+      'div',
+      { class: 'map-col' },
+      h('div', { class: 'map-toolbar' }, legend, h('span', { class: 'toolbar-right' }, countsEl, liveIndicator)),
+      mapRoot,
+    );
+    const aside = h(
+      'aside',
+      { class: 'side-col', 'aria-label': 'Seats and holds' },
+      selectionPanel,
+      seatInfo,
+      waitlistPanel,
+      seatForm,
+      bestPanel,
     );
     fill(
       main,
@@ -1736,19 +1790,18 @@ function viewEvent(scope, eventId) {
           subtitle,
           saleStatus,
         ),
-        h(
-          'div',
-          { class: 'event-layout' },
-          h(
-            'div',
-            { class: 'map-col' },
-            h('div', { class: 'map-toolbar' }, legend, h('span', { class: 'toolbar-right' }, countsEl, liveIndicator)),
-            mapRoot,
-          ),
-          h('aside', { class: 'side-col', 'aria-label': 'Seats and holds' }, holdStatus, holdsBox, selectionPanel, seatInfo, waitlistPanel, seatForm, bestPanel),
-        ),
+        h('div', { class: 'event-layout' }, mapCol, aside),
       ),
     );
+    // Holds go beside the map on wide screens, above it on phones (where the side column
+    // comes after 40 sections of seats).
+    const narrow = matchMedia('(max-width: 62rem)');
+    const placeHoldArea = () => {
+      if (narrow.matches) mapCol.before(holdArea);
+      else aside.prepend(holdArea);
+    };
+    placeHoldArea();
+    scope.listen(narrow, 'change', placeHoldArea);
     focusHeading(heading);
     seatMap = new SeatMap(mapRoot, {
       onActivate,
@@ -1760,9 +1813,7 @@ function viewEvent(scope, eventId) {
     applySnapshot(map);
     seatMap.setDisabled(!event.sale_open);
     loaded = true;
-    fill(bestQty, Array.from({ length: Math.max(1, maxSel) }, (_, k) => h('option', { value: String(k + 1) }, String(k + 1))));
-    bestQty.value = String(Math.min(2, Math.max(1, maxSel)));
-    renderSectionList();
+    refreshQuantities();
     renderHolds();
     renderSelection();
     refreshWaitlists();
@@ -1819,10 +1870,7 @@ function viewEvent(scope, eventId) {
     announce('Selection cleared.');
   });
   seatForm.addEventListener('submit', addSeatById);
-  bestQty.addEventListener('change', () => {
-    renderSectionList();
-    if (seatMap) for (const sel of mapRoot.querySelectorAll('select[data-testid^="ga-quantity-"]')) seatMap.fillQuantity(sel);
-  });
+  bestQty.addEventListener('change', () => renderSectionList());
   scope.on(onHoldsChange(() => event && renderHolds()));
   scope.onUser('waitlist_updated', () => refreshWaitlists());
   scope.onUser('waitlist_offer', () => refreshWaitlists());

@@ -72,11 +72,15 @@ export class SeatMap {
       this.redrawAll();
     };
     this.scheme.addEventListener('change', this.onScheme);
+    this.onScroll = () => this.hideTooltip();
+    window.addEventListener('scroll', this.onScroll, { passive: true });
   }
 
   destroy() {
     this.resizeObserver.disconnect();
     this.scheme.removeEventListener('change', this.onScheme);
+    window.removeEventListener('scroll', this.onScroll);
+    clearTimeout(this.tipTimer);
     this.tooltip.remove();
     cancelAnimationFrame(this.layoutFrame);
   }
@@ -266,7 +270,11 @@ export class SeatMap {
           'div',
           { class: 'map-group', role: name ? 'group' : null, 'aria-label': name ? `${name} sections` : null },
           name ? h('h3', { class: 'group-title' }, `${name} · ${secs.length} sections`) : null,
-          h('div', { class: 'map-grid' }, secs.map((s) => this.buildReserved(s))),
+          h(
+            'div',
+            { class: `map-grid${reserved.length <= 4 ? ' few' : ''}` },
+            secs.map((s) => this.buildReserved(s)),
+          ),
         ),
       );
     }
@@ -566,6 +574,9 @@ export class SeatMap {
       this.showCursor(sec);
       this.onActivate(this.infoAt(sec, i));
       this.showTooltip(sec, i, ev.clientX, ev.clientY);
+      // No hover on touch screens: the tip shows what was tapped, then goes.
+      clearTimeout(this.tipTimer);
+      if (this.lastPointer === 'touch') this.tipTimer = setTimeout(() => this.hideTooltip(), 1800);
     });
     canvas.addEventListener('pointerdown', (ev) => {
       this.lastPointer = ev.pointerType;
