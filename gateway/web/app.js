@@ -20,7 +20,8 @@
 //                      offer-pay, offer-decline
 //   events list        event-search, events-summary, event-list, event-card (data-event-id),
 //                      event-link (data-event-id), events-prev, events-next, events-empty
-//   event page         event-title, sale-status, live-indicator (data-mode = live |
+//   event page         event-title, sale-status, sale-countdown (until on sale),
+//                      live-indicator (data-mode = live |
 //                      polling | connecting), map-counts, seat-map, section-{CODE},
 //                      section-available-{CODE}, zoom-{CODE},
 //                      seat-canvas-{CODE} (data-rows, data-cols, data-pitch: CSS px per
@@ -29,7 +30,7 @@
 //                      data-status), ga-quantity-{CODE}, ga-hold-{CODE}
 //   selection          selection, selection-count, selected-seat (data-seat-id),
 //                      selection-remove (data-seat-id), selection-clear, selection-total,
-//                      hold-button, login-to-hold
+//                      hold-button (reads "Log in to hold seats" when signed out)
 //   seat by id / best  seat-id-input, seat-add, seat-id-error, best-quantity,
 //                      section-list, best-{CODE}
 //   hold request       hold-status (data-status = pending | retrying | held | rejected |
@@ -1123,7 +1124,6 @@ function viewEvent(scope, eventId) {
     const open = event && event.sale_open;
     if (!session) {
       holdButton.textContent = 'Log in to hold seats';
-      holdButton.dataset.testid = 'hold-button';
       holdButton.disabled = false;
     } else {
       holdButton.textContent = selected.size
@@ -2134,12 +2134,22 @@ function bookingCard(scope, b, { event = null, link = false, onChange = () => {}
         : full
           ? `You get a full refund of ${money(b.amount_cents)}.`
           : `It is less than ${event.refund_cutoff_hours} hours before the event: there is no refund.`;
+    const given = b.tickets.filter((t) => session && t.holder_user_id !== session.user_id && t.status !== 'void');
     fill(
       cancelArea,
       h(
         'div',
         { class: 'confirm', role: 'group', 'aria-label': 'Confirm cancellation' },
         h('p', {}, h('strong', {}, 'Cancel this booking? '), `All its tickets stop working and the seats go back on sale. ${refundText}`),
+        given.length
+          ? h(
+              'p',
+              { class: 'form-error' },
+              `This includes ${given.length === 1 ? 'a ticket' : `${given.length} tickets`} you transferred (${given
+                .map((t) => `${t.seat_id || t.section} to ${t.holder_user_id}`)
+                .join(', ')}): ${given.length === 1 ? 'it stops' : 'they stop'} working too.`,
+            )
+          : null,
         h(
           'div',
           { class: 'actions' },

@@ -30,15 +30,30 @@ export function parseSeatId(id) {
 
 export const seatId = (code, row, seat) => `${code}-${row}-${seat}`;
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+let probe = null;
+
+/** A CSS colour as one 32-bit pixel value for an ImageData buffer. */
+function pixel(css) {
+  probe = probe || document.createElement('canvas').getContext('2d', { willReadFrequently: true });
+  probe.clearRect(0, 0, 1, 1);
+  probe.fillStyle = css;
+  probe.fillRect(0, 0, 1, 1);
+  const [r, g, b, a] = probe.getImageData(0, 0, 1, 1).data;
+  return LITTLE_ENDIAN ? ((a << 24) | (b << 16) | (g << 8) | r) >>> 0 : ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+}
+
 function palette() {
   const css = getComputedStyle(document.documentElement);
   const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-  return {
+  const colors = {
     status: [v('--seat-available', '#16a34a'), v('--seat-held', '#f59e0b'), v('--seat-sold', '#9ca3af')],
     selected: v('--seat-selected', '#1d4ed8'),
     mine: v('--seat-mine', '#7c3aed'),
     mark: v('--seat-mark', '#ffffff'),
   };
+  colors.pixels = [...colors.status.map(pixel), pixel(colors.selected), pixel(colors.mine)];
+  return colors;
 }
 
 export class SeatMap {
@@ -94,6 +109,7 @@ export class SeatMap {
       this.build(map);
       this.signature = signature;
     }
+    const dirty = [];
     for (const s of map.sections) {
       const sec = this.sections.get(s.code);
       sec.capacity = s.capacity;
@@ -102,12 +118,19 @@ export class SeatMap {
       if (sec.kind === 'reserved') {
         const text = s.status || '';
         const st = sec.status;
+        // Unchanged since the last snapshot and no live change since: nothing to draw.
+        if (text === sec.text && !sec.touched) continue;
+        sec.text = text;
+        sec.touched = false;
         for (let i = 0; i < st.length; i++) st[i] = STATUS_CODES[text[i]] ?? 0;
         this.recount(sec);
+        dirty.push(sec);
+      } else {
+        this.renderAvailability(sec);
       }
     }
-    this.layout();
-    this.redrawAll();
+    if (this.layout()) this.redrawAll();
+    else for (const sec of dirty) this.drawSection(sec);
   }
 
   recount(sec) {
@@ -146,6 +169,7 @@ export class SeatMap {
       if (code < 0 || loc.sec.status[loc.i] === code) continue;
       const before = loc.sec.status[loc.i];
       loc.sec.status[loc.i] = code;
+      loc.sec.touched = true; // differs from the snapshot text now
       if (before === 0) loc.sec.available--;
       if (code === 0) loc.sec.available++;
       this.drawSeat(loc.sec, loc.i);
@@ -440,9 +464,11 @@ export class SeatMap {
   layout() {
     const dpr = Math.max(1, Math.round((window.devicePixelRatio || 1) * 2) / 2);
     let changed = false;
-    for (const sec of this.sections.values()) {
-      if (sec.kind !== 'reserved') continue;
-      const width = sec.wrap.clientWidth || 240;
+    const reserved = [...this.sections.values()].filter((sec) => sec.kind === 'reserved');
+    // Read every width first, then resize: interleaving would force a layout per section.
+    const widths = reserved.map((sec) => Math.max(0, sec.wrap.clientWidth - 8) || 240);
+    for (const [k, sec] of reserved.entries()) {
+      const width = widths[k];
       // Pitch in device pixels: whole pixels so seats stay crisp.
       let P = Math.floor((width * dpr) / sec.cols);
       if (sec.zoomed) P = Math.min(Math.max(P, Math.round(14 * dpr)), Math.round(26 * dpr));
@@ -478,20 +504,29 @@ export class SeatMap {
     return { P, S: P - gap, o: Math.floor(gap / 2) };
   }
 
+  /** The whole section in one pass over a pixel buffer (50,000 seats in a few ms). */
   drawSection(sec) {
-    const ctx = sec.ctx;
+    if (!sec.P) return;
     const { P, S, o } = this.geometry(sec);
-    ctx.clearRect(0, 0, sec.canvas.width, sec.canvas.height);
-    let last = null;
-    const n = sec.status.length;
-    for (let i = 0; i < n; i++) {
-      const color = this.seatColor(sec, i);
-      if (color !== last) {
-        ctx.fillStyle = color;
-        last = color;
-      }
-      ctx.fillRect((i % sec.cols) * P + o, Math.floor(i / sec.cols) * P + o, S, S);
+    const w = sec.canvas.width;
+    const hgt = sec.canvas.height;
+    if (!sec.image || sec.image.width !== w || sec.image.height !== hgt) {
+      sec.image = sec.ctx.createImageData(w, hgt);
+      sec.pixels = new Uint32Array(sec.image.data.buffer);
     }
+    const px = sec.pixels;
+    const colors = this.colors.pixels;
+    px.fill(0);
+    const { cols, status, flags } = sec;
+    const n = status.length;
+    for (let i = 0; i < n; i++) {
+      const f = flags[i];
+      const color = f & SELECTED ? colors[3] : f & MINE ? colors[4] : colors[status[i]];
+      const x0 = (i % cols) * P + o;
+      let start = (Math.floor(i / cols) * P + o) * w + x0;
+      for (let y = 0; y < S; y++, start += w) px.fill(color, start, start + S);
+    }
+    sec.ctx.putImageData(sec.image, 0, 0);
     for (const i of sec.flagged[SELECTED]) this.drawMark(sec, i);
     for (const i of sec.flagged[MINE]) this.drawMark(sec, i);
     if (sec.cursorShown) this.showCursor(sec);
