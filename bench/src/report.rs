@@ -512,11 +512,10 @@ impl Report {
         let _ = writeln!(out, "{LIFECYCLE_BEGIN}\n### Hold lifecycle\n");
         let _ = writeln!(
             out,
-            "Run finished {} — git {}{}, {} cores ({}), load {:.2} at start, event `{}`{}.\n",
+            "Run finished {} — git {}{}, machine: {}; load {:.2} at start, event `{}`{}.\n",
             self.finished_at,
             &self.git_sha[..self.git_sha.len().min(12)],
             if self.git_dirty { "+dirty" } else { "" },
-            self.machine.cores,
             self.machine.note,
             self.machine.load_avg_1m_at_start,
             l.event_id,
