@@ -348,13 +348,38 @@ async function refreshHolds() {
         }
         myHolds.set(hold.hold_id, hold);
       }
-      for (const id of [...myHolds.keys()]) if (!seen.has(id)) myHolds.delete(id);
+      for (const [id, hold] of [...myHolds.entries()]) {
+        if (seen.has(id)) continue;
+        myHolds.delete(id);
+        holdEnded(hold);
+      }
       holdsChanged();
     } finally {
       refreshingHolds = null;
     }
   })();
   return refreshingHolds;
+}
+
+/**
+ * A hold left the active list without the user stream saying why (polling): ask, and tell
+ * the user if it ran out.
+ */
+async function holdEnded(hold) {
+  try {
+    const r = await api('GET', `/v1/holds/${hold.hold_id}`);
+    const v = r.data;
+    if (v.status === 'expired') {
+      toast(`Your hold on ${seatList(v)} expired; the seats are back on sale.`, { kind: 'warn', urgent: true, timeout: 15000 });
+      emit('hold_released', { hold_id: v.hold_id, user_id: currentSession()?.user_id, reason: 'expired', local: true });
+    } else if (v.status === 'cancelled') {
+      emit('hold_released', { hold_id: v.hold_id, user_id: currentSession()?.user_id, reason: 'cancelled', local: true });
+    } else if (v.status === 'sold' && v.booking_id) {
+      emit('booking_confirmed', { booking_id: v.booking_id, hold_id: v.hold_id, local: true });
+    }
+  } catch {
+    // not ours to explain
+  }
 }
 
 /** Put a hold we just heard about into the list (before the next refresh confirms it). */
@@ -1483,6 +1508,7 @@ function viewEvent(scope, eventId) {
       seatMap.applyChanges(hold.seat_ids.map((id) => ({ seat_id: id, status: 'held' })));
       renderCounts();
       renderSelection();
+      holdStatus.dataset.holdId = hold.hold_id;
       setHoldStatus(
         'held',
         h('p', {}, h('strong', {}, 'Held! '), `${seatList(hold)} ${hold.seat_ids.length === 1 || hold.quantity === 1 ? 'is' : 'are'} yours until the timer runs out.`),
@@ -1546,6 +1572,11 @@ function viewEvent(scope, eventId) {
   // ----- my holds for this event -----
   function renderHolds() {
     const mine = [...myHolds.values()].filter((hd) => hd.event_id === eventId);
+    // The "Held!" message goes with its hold.
+    if (holdStatus.dataset.status === 'held' && holdStatus.dataset.holdId && !myHolds.has(holdStatus.dataset.holdId)) {
+      holdStatus.hidden = true;
+      holdStatus.dataset.status = 'idle';
+    }
     fill(holdsBox, mine.map((hd) => holdCard(hd, { event })));
     if (seatMap) seatMap.setMine(mine.flatMap((hd) => hd.seat_ids));
     if (seatMap && !seatInfo.hidden && seatInfo.dataset.seatId) {
@@ -1765,6 +1796,7 @@ function viewEvent(scope, eventId) {
     const mapCol = h(
       'div',
       { class: 'map-col' },
+      h('h2', { class: 'sr-only' }, 'Seat map'),
       h('div', { class: 'map-toolbar' }, legend, h('span', { class: 'toolbar-right' }, countsEl, liveIndicator)),
       mapRoot,
     );
@@ -1825,7 +1857,9 @@ function viewEvent(scope, eventId) {
       fill(
         saleStatus,
         h('span', { class: 'badge badge-open' }, 'On sale'),
-        ` Up to ${event.max_seats_per_user} seats per person · seats are held for ${Math.round(event.hold_ttl_secs / 60)} minutes while you pay.`,
+        ` Up to ${event.max_seats_per_user} seat${event.max_seats_per_user === 1 ? '' : 's'} per person · seats are held for ${
+          event.hold_ttl_secs < 120 ? `${event.hold_ttl_secs} seconds` : `${Math.round(event.hold_ttl_secs / 60)} minutes`
+        } while you pay.`,
       );
     } else {
       fill(

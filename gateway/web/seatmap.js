@@ -276,6 +276,7 @@ export class SeatMap {
     // Stage (or field) first, then standing areas, then seated sections grouped by the
     // first word of their names ("Lower", "Upper") when that gives a few real groups.
     grid.push(h('div', { class: 'stage', 'aria-hidden': 'true' }, 'Stage'));
+    this.tileHeading = 'h3';
     if (ga.length) {
       grid.push(h('div', { class: 'map-group ga-group' }, ga.map((s) => this.buildGa(s))));
     }
@@ -288,6 +289,8 @@ export class SeatMap {
     const useGroups =
       groups.size >= 2 && groups.size <= 6 && [...groups.values()].every((g) => g.length >= 2);
     const list = useGroups ? [...groups.entries()] : [[null, reserved]];
+    // Headings: the app's "Seat map" is an h2; group titles h3; tiles under them h4.
+    this.tileHeading = useGroups ? 'h4' : 'h3';
     for (const [name, secs] of list) {
       grid.push(
         h(
@@ -354,7 +357,7 @@ export class SeatMap {
       h(
         'header',
         { class: 'tile-head' },
-        h('h4', {}, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
+        h(this.tileHeading, { class: 'tile-title' }, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
         h('span', { class: 'price' }, money(s.price_cents)),
         sec.availEl,
         sec.zoomBtn,
@@ -398,7 +401,7 @@ export class SeatMap {
       h(
         'header',
         { class: 'tile-head' },
-        h('h4', {}, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
+        h(this.tileHeading, { class: 'tile-title' }, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
         h('span', { class: 'price' }, money(s.price_cents)),
         sec.availEl,
       ),
