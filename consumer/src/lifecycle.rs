@@ -629,6 +629,18 @@ impl Ledger {
                     .unwrap_or(0);
                 if entry.user_id == hold.user_id || owned + offered_so_far + 1 > max {
                     self.life.waitlist_ended.push((entry.id, "skipped", None));
+                    // Tell them why they were passed over rather than leave them waiting.
+                    if let Some(seat_id) = rules.layout.seat_label(seat) {
+                        self.life.notices.push((
+                            event_id,
+                            SeatEvent::WaitlistUpdated {
+                                request_id: cause,
+                                user_id: entry.user_id.clone(),
+                                seat_id,
+                                status: "skipped_at_limit".to_owned(),
+                            },
+                        ));
+                    }
                     continue;
                 }
                 match offers.iter_mut().find(|(u, _, _)| *u == entry.user_id) {

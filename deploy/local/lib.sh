@@ -188,4 +188,8 @@ start_seatq() {
     SEATQ_GATEWAY__PUBLIC_URL="http://127.0.0.1:$GATEWAY_PORT" \
     nohup "$bin" "$@" >>"$LOGS/$name.log" 2>&1 &
   echo $! >"$RUN/$name.pid"
+  # A service that exits at once (a stale build refusing newer migrations, a bad config)
+  # must fail loudly here, not leave the stack half up.
+  sleep 1
+  pid_alive "$name" || { tail -5 "$LOGS/$name.log" >&2; die "$name exited right after starting; see $LOGS/$name.log"; }
 }

@@ -99,6 +99,7 @@ pub async fn join(
             if let Some(err) = commands::rejection_error(&d) {
                 return Err(err);
             }
+            refresh_mirror(state, entry, seat).await;
             let position = d.detail["position"].as_i64().unwrap_or(1);
             place(state, entry, seat_id, seat, position, None)
                 .await
@@ -131,7 +132,21 @@ pub async fn leave(
     if let Some(err) = decision.as_ref().and_then(commands::rejection_error) {
         return Err(err);
     }
+    if decision.is_some() {
+        refresh_mirror(state, entry, seat).await;
+    }
     Ok((request_id, decision))
+}
+
+/// Bring the seat's Redis list up to date now that the caller's join or leave is decided,
+/// so the caller's next read sees it (the outbox relay's rebuild comes a moment later).
+async fn refresh_mirror(state: &AppState, entry: &EventEntry, seat: i32) {
+    let mut redis = state.redis.clone();
+    if let Err(e) =
+        seatq_common::waitlist_mirror::rebuild(&state.pool, &mut redis, entry.info.id, seat).await
+    {
+        tracing::warn!(error = %e, seat, "waitlist mirror not refreshed; the relay will");
+    }
 }
 
 /// The caller's place on the seat's waitlist.

@@ -67,7 +67,7 @@ impl DelayQueue {
     }
 
     /// Add the timers of the record at `offset`. A reminder is scheduled `remind_before`
-    /// ahead of the expiry unless that moment has already passed.
+    /// ahead of the expiry, or halfway through a shorter remaining window.
     pub fn push(
         &mut self,
         offset: i64,
@@ -82,8 +82,11 @@ impl DelayQueue {
                 hold_id: timer.hold_id.0,
                 event_id: timer.event_id.0,
             };
-            let remind_at = timer.expires_at - remind_before;
-            if remind_before > Duration::zero() && remind_at > now {
+            // `remind_before` ahead of expiry; a window shorter than that is reminded
+            // halfway through what is left of it instead of not at all.
+            let halfway = now + (timer.expires_at - now) / 2;
+            let remind_at = (timer.expires_at - remind_before).max(halfway);
+            if remind_before > Duration::zero() && remind_at > now && remind_at < timer.expires_at {
                 self.heap.push(Reverse(Entry {
                     due: remind_at,
                     firing: Firing::Reminder,
@@ -229,14 +232,27 @@ mod tests {
         q.fired(0);
         assert_eq!(q.safe_offset(), 1);
 
-        // A timer whose reminder moment has passed gets no reminder.
+        // A window shorter than the reminder lead is reminded halfway through.
         q.push(
             1,
             vec![timer(now + Duration::seconds(30))],
             Duration::seconds(60),
             now,
         );
+        let due = q.take_due(now + Duration::seconds(16));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].firing, Firing::Reminder);
         assert_eq!(q.take_due(now + Duration::seconds(31)).len(), 1);
+        // Already expired when read: no reminder, just the expiry.
+        q.push(
+            2,
+            vec![timer(now - Duration::seconds(1))],
+            Duration::seconds(60),
+            now,
+        );
+        let due = q.take_due(now);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].firing, Firing::Expire);
     }
 
     #[test]

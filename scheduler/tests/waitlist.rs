@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use seatq_common::testkit::eventually;
+use seatq_common::message::{SeatEvent, SeatEventEnvelope};
+use seatq_common::record;
 use seatq_common::testkit::invariants::{violations, Violations};
+use seatq_common::testkit::{eventually, read_topic};
 use serde_json::json;
 use support::*;
 
@@ -200,6 +202,20 @@ async fn an_offer_expires_to_the_next_in_line_and_skips_users_at_their_limit() {
             .await,
         1
     );
+    // Carol is told why she was passed over.
+    let carol_id = stack.user("carol");
+    let told = |records: &[Vec<u8>]| {
+        records.iter().any(|r| {
+            record::decode_all::<SeatEventEnvelope>(r)
+                .unwrap_or_default()
+                .iter()
+                .any(|e| {
+                    matches!(&e.payload, SeatEvent::WaitlistUpdated { user_id, status, .. }
+                    if user_id.0 == carol_id && status == "skipped_at_limit")
+                })
+        })
+    };
+    read_topic(&stack.env, &stack.env.topics.seat_events, 2, told);
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }
 
