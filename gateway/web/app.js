@@ -111,7 +111,10 @@ function toast(text, { kind = 'info', urgent = false, timeout = 8000, action = n
       '×',
     ),
   );
-  (urgent ? alertsEl : toastsEl).appendChild(el);
+  const stack = urgent ? alertsEl : toastsEl;
+  stack.appendChild(el);
+  // A busy on-sale can say a lot: keep the newest few.
+  while (stack.children.length > 4) stack.firstElementChild.remove();
   if (timeout) setTimeout(() => el.remove(), timeout);
   return el;
 }
@@ -325,6 +328,10 @@ function holdsChanged() {
   for (const fn of holdListeners) fn();
 }
 
+function holdsSignature() {
+  return JSON.stringify([...myHolds.values()].map((hd) => [hd.hold_id, hd.status, hd.expires_at, hd.extended]));
+}
+
 let refreshingHolds = null;
 async function refreshHolds() {
   if (!currentSession()) {
@@ -336,6 +343,7 @@ async function refreshHolds() {
   refreshingHolds = (async () => {
     try {
       const r = await api('GET', '/v1/me/holds');
+      const before = holdsSignature();
       const seen = new Set();
       for (const hold of r.data.holds) {
         seen.add(hold.hold_id);
@@ -353,7 +361,8 @@ async function refreshHolds() {
         myHolds.delete(id);
         holdEnded(hold);
       }
-      holdsChanged();
+      // Re-rendering hold cards would take the focus off their buttons: only on change.
+      if (holdsSignature() !== before) holdsChanged();
     } finally {
       refreshingHolds = null;
     }
@@ -1053,7 +1062,13 @@ function viewEvent(scope, eventId) {
   const liveIndicator = h('span', { class: 'live', 'data-testid': 'live-indicator', 'data-mode': 'connecting' }, 'Connecting…');
   const countsEl = h('span', { class: 'counts', 'data-testid': 'map-counts' });
   const mapRoot = h('div', { class: 'seat-map', 'data-testid': 'seat-map' });
-  const holdStatus = h('div', { class: 'hold-status', 'data-testid': 'hold-status', 'data-status': 'idle', hidden: true });
+  const holdStatus = h('div', {
+    class: 'hold-status',
+    'data-testid': 'hold-status',
+    'data-status': 'idle',
+    role: 'status',
+    hidden: true,
+  });
   const holdsBox = h('div', { class: 'holds-box' });
   const holdArea = h('div', { class: 'hold-area' }, holdStatus, holdsBox);
   const selectionList = h('ul', { class: 'chips' });
@@ -1453,6 +1468,8 @@ function viewEvent(scope, eventId) {
     const fromStream = new Promise((resolve) => pendingRequests.set(requestId, resolve));
     scope.on(() => pendingRequests.delete(requestId));
     let delay = 500;
+    let nudged = false;
+    let aheadEl = null;
     while (scope.alive && !decided) {
       try {
         const r = await api('GET', `/v1/hold-requests/${requestId}`, { signal: scope.signal });
@@ -1461,26 +1478,36 @@ function viewEvent(scope, eventId) {
           break;
         }
         const ahead = r.data.ahead;
-        setHoldStatus(
-          'pending',
-          h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `You are in the queue for ${label}.`),
-          ahead != null
-            ? h(
-                'p',
-                { class: 'muted', 'data-testid': 'hold-ahead', 'data-ahead': String(ahead) },
-                ahead > 0 ? `${ahead.toLocaleString()} request${ahead === 1 ? '' : 's'} ahead of yours.` : 'You are next.',
-              )
-            : null,
-          h('p', { class: 'muted small' }, 'Keep this page open: first come, first served.'),
-        );
+        if (!aheadEl) {
+          // Built once; the count then changes in place, kept out of the live region so
+          // screen readers are not told every second.
+          aheadEl = h('p', { class: 'muted', 'data-testid': 'hold-ahead', 'aria-live': 'off' });
+          setHoldStatus(
+            'pending',
+            h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `You are in the queue for ${label}.`),
+            aheadEl,
+            h('p', { class: 'muted small' }, 'Keep this page open: first come, first served.'),
+          );
+        }
+        aheadEl.hidden = ahead == null;
+        aheadEl.dataset.ahead = String(ahead ?? '');
+        aheadEl.textContent =
+          ahead > 0 ? `${ahead.toLocaleString()} request${ahead === 1 ? '' : 's'} ahead of yours.` : 'You are next.';
       } catch (err) {
         if (isAbort(err) || !scope.alive) return null;
         if (!err.retryable) throw err;
         delay = Math.max(delay, (err.retryAfter || 2) * 1000);
       }
-      const nudge = await Promise.race([fromStream.then(() => true), sleep(delay).then(() => false)]);
-      delay = Math.min(delay * 1.5, 3000);
-      if (nudge) delay = 0; // decided: fetch the full view (alternatives and all) now
+      // The user stream saying "decided" cuts the wait short once; the full view
+      // (alternatives and all) comes from the request's status.
+      const nudge = nudged ? false : await Promise.race([fromStream.then(() => true), sleep(delay).then(() => false)]);
+      if (nudged) await sleep(delay);
+      if (nudge) {
+        nudged = true;
+        delay = 250;
+      } else {
+        delay = Math.min(delay * 1.5, 3000);
+      }
     }
     pendingRequests.delete(requestId);
     return decided;
@@ -1550,7 +1577,6 @@ function viewEvent(scope, eventId) {
           )
         : null,
     );
-    announce(`Not held. ${reasonText}`);
   }
 
   function holdSelected() {
@@ -1992,7 +2018,8 @@ function viewHold(scope, holdId) {
       await render(hold);
       if (hold.status === 'active') {
         // Waiting for the payment to be confirmed: ask often; otherwise now and then.
-        timer = setTimeout(load, confirming && sessionStorage.getItem(payingKey) ? 1500 : 10000);
+        const waiting = confirming && sessionStorage.getItem(payingKey);
+        timer = setTimeout(load, !waiting ? 10000 : Date.now() - startedAt < 120000 ? 1500 : 5000);
       }
     } catch (err) {
       if (isAbort(err) || !scope.alive) return;
