@@ -21,13 +21,16 @@
 //   events list        event-search, events-summary, event-list, event-card (data-event-id),
 //                      event-link (data-event-id), events-prev, events-next, events-empty
 //   event page         event-title, sale-status, sale-countdown (until on sale),
-//                      live-indicator (data-mode = live |
-//                      polling | connecting), map-counts, seat-map, section-{CODE},
-//                      section-available-{CODE}, zoom-{CODE},
-//                      seat-canvas-{CODE} (data-rows, data-cols, data-pitch: CSS px per
-//                      seat; seat (row r, seat s) is centred at ((s-0.5)*pitch,
-//                      (r-0.5)*pitch) of the canvas), seat-tooltip (data-seat-id,
-//                      data-status), ga-quantity-{CODE}, ga-hold-{CODE}
+//                      live-indicator (data-mode = live | polling | connecting),
+//                      map-counts, seat-map, section-{CODE}, section-available-{CODE},
+//                      zoom-{CODE} (aria-pressed), seat-tooltip (data-seat-id,
+//                      data-status), ga-quantity-{CODE}, ga-hold-{CODE},
+//                      seat-canvas-{CODE} (data-rows, data-cols, data-pitch = CSS px per
+//                      seat): seat (row r, seat s) is centred at ((s-0.5)*pitch,
+//                      (r-0.5)*pitch) of the canvas. A click on a section drawn at under
+//                      9 px a seat (14 on touch) only enlarges it (the pitch changes,
+//                      zoom-{CODE} turns aria-pressed=true): read data-pitch again and
+//                      click again. Keyboard: focus the canvas, arrows, Enter.
 //   selection          selection, selection-count, selected-seat (data-seat-id),
 //                      selection-remove (data-seat-id), selection-clear, selection-total,
 //                      hold-button (reads "Log in to hold seats" when signed out)
@@ -1217,6 +1220,8 @@ function viewEvent(scope, eventId) {
     let action = null;
     if (info.mine && mineHold) {
       action = h('p', {}, h('a', { href: `#/holds/${mineHold.hold_id}` }, 'Your hold'));
+    } else if (info.status === 'available' && event && !event.sale_open) {
+      action = h('p', { class: 'muted' }, `You can hold it once the sale opens, ${when(event.on_sale_at)}.`);
     } else if (info.status !== 'available') {
       if (!session) {
         action = h(
