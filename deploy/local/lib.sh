@@ -47,6 +47,15 @@ ensure_packages() {
   # Debian starts its own default cluster/server on install; seatq runs private ones.
 }
 
+# Headless Chromium and its WebDriver (Debian packages) for the browser tests.
+ensure_browser() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing chromium and chromium-driver (Debian packages, for the browser tests)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
+}
+
 # Tansu, the Kafka-protocol broker, built once per machine (about 10 minutes).
 ensure_tansu() {
   [ -x "$TANSU_BIN" ] && return 0

@@ -18,6 +18,8 @@ use seatq_scheduler::sweeper::{sweep_request_id, Sweeper};
 use seatq_scheduler::timers::expiry_request_id;
 use serde_json::{json, Value};
 use support::*;
+
+const SCHEDULER_BIN: &str = env!("CARGO_BIN_EXE_seatq-scheduler");
 use uuid::Uuid;
 
 fn hold_id(view: &Value) -> HoldId {
@@ -130,7 +132,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
         s.scheduler.member_ttl_ms = 1000;
     })
     .await;
-    let mut scheduler = SchedulerProcess::spawn(&stack.env);
+    let mut scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
     let short = stack.event(json!({"hold_ttl_secs": 4})).await;
     let long = stack.event(json!({"hold_ttl_secs": 8})).await;
     let mut holds: Vec<(HoldId, DateTime<Utc>)> = Vec::new();
@@ -155,7 +157,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
     }
     // First crash: timers read (or not yet), nothing due.
     scheduler.kill9();
-    scheduler = SchedulerProcess::spawn(&stack.env);
+    scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
     // Second crash: as soon as the first expiry is decided, mid-firing.
     let expired = "SELECT count(*) FROM holds WHERE status = 'expired'";
     eventually("a first expiry", Duration::from_secs(60), || async {
@@ -163,7 +165,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
     })
     .await;
     scheduler.kill9();
-    scheduler = SchedulerProcess::spawn(&stack.env);
+    scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
     eventually("every hold expired", Duration::from_secs(90), || async {
         (stack.count(expired).await == holds.len() as i64).then_some(())
     })

@@ -1,6 +1,8 @@
 //! The whole stack for lifecycle tests: gateway (with the sandbox payment provider), consumer
 //! and scheduler on an isolated environment, and the steps a buyer takes (hold, wait, pay,
 //! join a waitlist), each through the public HTTP API.
+//!
+//! The gateway's browser tests use it too (`#[path]`), so it names no binary of its own.
 
 #![allow(dead_code)]
 
@@ -321,7 +323,8 @@ pub fn seat_no(label: &str) -> i32 {
 pub struct SchedulerProcess(Child);
 
 impl SchedulerProcess {
-    pub fn spawn(env: &TestEnv) -> Self {
+    /// `binary`: `env!("CARGO_BIN_EXE_seatq-scheduler")` (known to the scheduler's tests).
+    pub fn spawn(env: &TestEnv, binary: &str) -> Self {
         let s = &env.settings;
         let extra = [
             ("SEATQ_SCHEDULER__GROUP_ID", s.scheduler.group_id.clone()),
@@ -350,7 +353,7 @@ impl SchedulerProcess {
                 s.payments.provider_url.clone(),
             ),
         ];
-        let child = Command::new(env!("CARGO_BIN_EXE_seatq-scheduler"))
+        let child = Command::new(binary)
             .envs(env.child_env())
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.clone())))
             .stdin(Stdio::null())
