@@ -551,6 +551,9 @@ async function cancelHold(hold, button) {
 
 // Live user events (`/v1/me/stream`), falling back to polling `/v1/me/holds`.
 let meFeed = null;
+/** What this tab already told the user about, so the stream does not say it twice. */
+const cancelledHere = new Set(); // booking ids
+const confirmedAnnounced = new Set(); // hold ids
 
 const USER_EVENTS = [
   'hold_created',
@@ -670,18 +673,24 @@ function onUserEvent(kind, data) {
         timeout: 15000,
       });
       break;
-    case 'booking_confirmed':
+    case 'booking_confirmed': {
       sessionStorage.removeItem(`seatq.paying.${data.hold_id}`);
       myHolds.delete(data.hold_id);
       holdsChanged();
-      toast(`Booked! ${(data.ticket_ids || []).length} ticket(s) are yours.`, {
+      if (confirmedAnnounced.has(data.hold_id)) break;
+      confirmedAnnounced.add(data.hold_id);
+      const n = (data.ticket_ids || []).length;
+      toast(`Booked! ${n} ticket${n === 1 ? ' is' : 's are'} yours.`, {
         kind: 'success',
         timeout: 12000,
         action: h('a', { href: `#/bookings/${data.booking_id}`, class: 'toast-action' }, 'See tickets'),
       });
       break;
+    }
     case 'booking_cancelled':
-      toast(`Booking cancelled. Refund: ${money(data.refund_cents)}.`, { kind: 'info' });
+      if (!cancelledHere.has(data.booking_id)) {
+        toast(`Booking cancelled. Refund: ${money(data.refund_cents)}.`, { kind: 'info' });
+      }
       break;
     case 'refund_issued':
       toast(`${money(data.amount_cents)} was refunded to you.`, { kind: 'success' });
@@ -1057,6 +1066,7 @@ function viewEvent(scope, eventId) {
   let loaded = false;
   const recentDeltas = [];
   let busy = false; // a hold request is in flight
+  let inFlight = new Set(); // the seats it asks for
 
   // ----- layout -----
   const heading = h('h1', { tabindex: '-1', 'data-testid': 'event-title' });
@@ -1420,6 +1430,7 @@ function viewEvent(scope, eventId) {
     if (busy) return;
     busy = true;
     stopRetry = false;
+    inFlight = new Set(body.seat_ids || []);
     renderSelection();
     const key = uuid();
     try {
@@ -1463,7 +1474,9 @@ function viewEvent(scope, eventId) {
       }
     } finally {
       busy = false;
+      inFlight = new Set();
       renderSelection();
+      if (loaded) afterChange();
     }
   }
 
@@ -1653,6 +1666,8 @@ function viewEvent(scope, eventId) {
     renderCounts();
     const gone = [];
     for (const id of selected.keys()) {
+      // Seats of the request in flight: its answer says who got them.
+      if (inFlight.has(id)) continue;
       const info = seatMap.info(id);
       if (!info || info.status !== 'available') gone.push(id);
     }
@@ -2078,7 +2093,10 @@ function viewHold(scope, holdId) {
           parts.push(failure(err, load));
         }
       }
-      if (changed && payingSince) toast('Payment confirmed: your tickets are below.', { kind: 'success' });
+      if (changed && payingSince && !confirmedAnnounced.has(hold.hold_id)) {
+        confirmedAnnounced.add(hold.hold_id);
+        toast('Payment confirmed: your tickets are below.', { kind: 'success' });
+      }
     } else {
       sessionStorage.removeItem(payingKey);
       myHolds.delete(hold.hold_id);
@@ -2238,6 +2256,7 @@ function bookingCard(scope, b, { event = null, link = false, onChange = () => {}
 
   async function doCancel(e) {
     e.currentTarget.disabled = true;
+    cancelledHere.add(b.booking_id);
     try {
       const r = await api('POST', `/v1/bookings/${b.booking_id}/cancel`);
       if (r.status === 202) {
