@@ -1990,15 +1990,22 @@ function viewHolds(scope) {
       fill(list, h('p', { class: 'empty', 'data-testid': 'holds-empty' }, 'No seats held right now. ', h('a', { href: '#/' }, 'Find an event')));
       return;
     }
+    // Newest first, grouped by event.
+    holds.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    const byEvent = new Map();
+    for (const hd of holds) {
+      if (!byEvent.has(hd.event_id)) byEvent.set(hd.event_id, []);
+      byEvent.get(hd.event_id).push(hd);
+    }
     fill(
       list,
-      holds.map((hd) => {
-        const ev = events.get(hd.event_id);
+      [...byEvent.entries()].map(([id, group]) => {
+        const ev = events.get(id);
         return h(
-          'div',
+          'section',
           { class: 'hold-group' },
-          h('h2', {}, ev ? h('a', { href: `#/events/${hd.event_id}` }, ev.title) : 'Event'),
-          holdCard(hd, { event: ev }),
+          h('h2', {}, ev ? h('a', { href: `#/events/${id}` }, ev.title) : 'Event'),
+          group.map((hd) => holdCard(hd, { event: ev })),
         );
       }),
     );
