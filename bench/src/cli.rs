@@ -1,4 +1,4 @@
-//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|stage [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|stage [options]`.
 //!
 //! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
 //! check. Options shared by several subcommands live in flattened groups so each means
@@ -29,6 +29,8 @@ pub enum Command {
         pipeline: PipelineArgs,
         #[command(flatten)]
         lifecycle: LifecycleArgs,
+        #[command(flatten)]
+        sse: SseArgs,
     },
     /// The naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
     /// PostgreSQL and a private Redis.
@@ -71,6 +73,32 @@ pub enum Command {
         pipeline: PipelineArgs,
         #[command(flatten)]
         lifecycle: LifecycleArgs,
+    },
+    /// SSE fan-out: thousands of event streams on one standalone notifier (started by
+    /// the bench) during a storm of holds and cancels through the gateway; latency from
+    /// decision and from publication to every stream, memory per stream, messages/s,
+    /// drops, and every stream's seat map checked against the gateway's. At full size
+    /// (not --smoke) it also replaces its section of latest.json and the README.
+    Sse {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        sse: SseArgs,
+    },
+    /// Holds SSE streams for `bench sse` (started by it; requests on stdin).
+    #[command(hide = true)]
+    SseWorker {
+        /// The notifier, `host:port`.
+        #[arg(long)]
+        addr: String,
+        /// The stream's path, `/v1/events/{id}/stream`.
+        #[arg(long)]
+        path: String,
+        /// The event the streams follow.
+        #[arg(long)]
+        event: String,
     },
     /// One stage on its own. gateway-accept and consumer-drain are measured together:
     /// the drain empties the topic the accept stage filled with the consumer stopped.
@@ -230,5 +258,60 @@ impl LifecycleArgs {
     pub fn seats(&self, smoke: bool) -> i32 {
         self.lifecycle_seats
             .unwrap_or(if smoke { 400 } else { Self::FULL_SEATS })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SseArgs {
+    /// Streams open in each phase, cumulative (the same notifier, one storm per phase)
+    /// [default: 1000,5000,20000, or 100,300 with --smoke]. Capped by the notifier's descriptor
+    /// limit (reported) unless --sse-no-fd-cap.
+    #[arg(long, value_delimiter = ',')]
+    pub sse_streams: Option<Vec<usize>>,
+    /// Length of each phase's storm in seconds [default: 15, or 5 with --smoke].
+    #[arg(long)]
+    pub sse_storm_secs: Option<f64>,
+    /// Seat changes per second the storm asks for (a ceiling: each actor waits for its
+    /// answer before its next change).
+    #[arg(long, default_value_t = 200.0)]
+    pub sse_rate: f64,
+    /// Users making the changes, each on its own share of the seats.
+    #[arg(long, default_value_t = 16)]
+    pub sse_actors: usize,
+    /// Seats of the scenario's event (rows of 50).
+    #[arg(long, default_value_t = 2_000)]
+    pub sse_seats: i32,
+    /// Streams per worker process (each process has its own descriptor limit).
+    #[arg(long, default_value_t = 7_000)]
+    pub sse_streams_per_worker: usize,
+    /// Streams each worker opens at a time.
+    #[arg(long, default_value_t = 200)]
+    pub sse_open_concurrency: usize,
+    /// The notifier binary [default: a release build of seatq-notifier, made first].
+    #[arg(long)]
+    pub notifier_bin: Option<PathBuf>,
+    /// Open as many streams as asked even past the notifier's descriptor limit (to see
+    /// how it fails).
+    #[arg(long)]
+    pub sse_no_fd_cap: bool,
+}
+
+impl SseArgs {
+    /// The largest phase at which results go to latest.json and the README.
+    pub const FULL_STREAMS: usize = 10_000;
+
+    pub fn streams(&self, smoke: bool) -> Vec<usize> {
+        self.sse_streams.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![100, 300]
+            } else {
+                vec![1_000, 5_000, 20_000]
+            }
+        })
+    }
+
+    pub fn storm_secs(&self, smoke: bool) -> f64 {
+        self.sse_storm_secs
+            .unwrap_or(if smoke { 5.0 } else { 15.0 })
     }
 }

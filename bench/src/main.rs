@@ -6,7 +6,8 @@
 //! against the running local stack: the flash sale, a latency run at half its measured
 //! maximum, the same storm through kill -9 of the consumer and the broker, and each
 //! stage on its own; and the hold lifecycle after the sale (payments, expiry, waitlist
-//! offers, bookings). `bench all` does everything and writes `results/latest.json`, a
+//! offers, bookings); and the live seat-map streams of one standalone notifier under a
+//! storm (`sse`: thousands of SSE clients). `bench all` does everything and writes `results/latest.json`, a
 //! dated copy and `results/README.md`; the other subcommands run one part (a dated
 //! `-partial` copy only, except that a full-size `bench lifecycle` also replaces its own
 //! section of latest.json and the README).
@@ -22,6 +23,7 @@ mod report;
 mod results;
 mod runner;
 mod scenarios;
+mod sse;
 mod stack;
 mod stages;
 mod verify;
@@ -35,7 +37,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, Design, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, Stage, ALL_DESIGNS,
+    Cli, Command, Design, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, SseArgs, Stage,
+    ALL_DESIGNS,
 };
 use pg::BenchDatabase;
 use pipeline::runs::{self, CrashPlan};
@@ -56,6 +59,7 @@ struct Parts {
     accept_drain: bool,
     broker: bool,
     lifecycle: bool,
+    sse: bool,
 }
 
 impl Parts {
@@ -67,6 +71,7 @@ impl Parts {
         accept_drain: true,
         broker: true,
         lifecycle: true,
+        sse: true,
     };
 
     /// The parts that send the flash-sale workload through seatq.
@@ -81,43 +86,66 @@ impl Parts {
     }
 
     fn needs_stack(self) -> bool {
-        self.needs_pipeline() || self.lifecycle
+        self.needs_pipeline() || self.lifecycle || self.sse
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The options of the parts that have their own.
+#[derive(Default)]
+struct PartArgs {
+    naive: Option<NaiveArgs>,
+    pipeline: Option<PipelineArgs>,
+    lifecycle: Option<LifecycleArgs>,
+    sse: Option<SseArgs>,
+}
+
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A stream-holding worker of `bench sse`: one thread, its own runtime.
+    if let Command::SseWorker { addr, path, event } = cli.command {
+        return sse::worker::main(addr, path, event);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<()> {
     let none = Parts::default();
-    match cli.command {
+    match command {
         Command::All {
             run,
             naive,
             pipeline,
             lifecycle,
+            sse,
         } => {
-            execute(
-                run,
-                Some(naive),
-                Some(pipeline),
-                Some(lifecycle),
-                Parts::ALL,
-            )
-            .await
+            let args = PartArgs {
+                naive: Some(naive),
+                pipeline: Some(pipeline),
+                lifecycle: Some(lifecycle),
+                sse: Some(sse),
+            };
+            execute(run, args, Parts::ALL).await
         }
         Command::Naive { run, naive } => {
             let parts = Parts {
                 naive: true,
                 ..none
             };
-            execute(run, Some(naive), None, None, parts).await
+            let args = PartArgs {
+                naive: Some(naive),
+                ..PartArgs::default()
+            };
+            execute(run, args, parts).await
         }
         Command::Pipeline { run, pipeline } => {
             let parts = Parts {
                 pipeline: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), None, parts).await
+            execute(run, pipeline_only(pipeline), parts).await
         }
         Command::Latency { run, pipeline } => {
             let parts = Parts {
@@ -125,14 +153,14 @@ async fn main() -> anyhow::Result<()> {
                 latency: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), None, parts).await
+            execute(run, pipeline_only(pipeline), parts).await
         }
         Command::Crash { run, pipeline } => {
             let parts = Parts {
                 crash: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), None, parts).await
+            execute(run, pipeline_only(pipeline), parts).await
         }
         Command::Lifecycle {
             run,
@@ -143,8 +171,23 @@ async fn main() -> anyhow::Result<()> {
                 lifecycle: true,
                 ..none
             };
-            execute(run, None, Some(pipeline), Some(lifecycle), parts).await
+            let args = PartArgs {
+                pipeline: Some(pipeline),
+                lifecycle: Some(lifecycle),
+                ..PartArgs::default()
+            };
+            execute(run, args, parts).await
         }
+        Command::Sse { run, pipeline, sse } => {
+            let parts = Parts { sse: true, ..none };
+            let args = PartArgs {
+                pipeline: Some(pipeline),
+                sse: Some(sse),
+                ..PartArgs::default()
+            };
+            execute(run, args, parts).await
+        }
+        Command::SseWorker { .. } => anyhow::bail!("sse-worker is started by `bench sse`"),
         Command::Stage {
             which,
             run,
@@ -158,18 +201,25 @@ async fn main() -> anyhow::Result<()> {
                 broker: matches!(which, Stage::Broker | Stage::All),
                 ..none
             };
-            execute(run, None, Some(pipeline), None, parts).await
+            execute(run, pipeline_only(pipeline), parts).await
         }
     }
 }
 
-async fn execute(
-    run: RunArgs,
-    naive: Option<NaiveArgs>,
-    pipeline: Option<PipelineArgs>,
-    lifecycle: Option<LifecycleArgs>,
-    parts: Parts,
-) -> anyhow::Result<()> {
+fn pipeline_only(pipeline: PipelineArgs) -> PartArgs {
+    PartArgs {
+        pipeline: Some(pipeline),
+        ..PartArgs::default()
+    }
+}
+
+async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<()> {
+    let PartArgs {
+        naive,
+        pipeline,
+        lifecycle,
+        sse,
+    } = args;
     anyhow::ensure!(run.concurrency > 0, "--concurrency must be at least 1");
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let started_at = chrono::Utc::now();
@@ -216,6 +266,10 @@ async fn execute(
         if let (true, Some(args)) = (parts.lifecycle, &lifecycle) {
             lifecycle_part(args, &run, &stack, &mut report).await?;
         }
+        if let (true, Some(args), Some(opts)) = (parts.sse, &sse, &pipeline) {
+            let root = crate_dir.parent().unwrap_or(&crate_dir);
+            sse_part(args, opts, &run, &stack, root, &mut report).await?;
+        }
     }
 
     report.compute_ratios();
@@ -249,6 +303,20 @@ async fn execute(
             .is_some_and(|l| l.seats(false) >= LifecycleArgs::FULL_SEATS);
     if lifecycle_full {
         written.extend(report::save_lifecycle(&report, &dir)?);
+    }
+    // So does a full-size SSE run.
+    let sse_full = !run.smoke
+        && parts
+            == (Parts {
+                sse: true,
+                ..Parts::default()
+            })
+        && report
+            .sse
+            .as_ref()
+            .is_some_and(|r| r.phases.iter().any(|p| p.streams >= SseArgs::FULL_STREAMS));
+    if sse_full {
+        written.extend(report::save_sse(&report, &dir)?);
     }
     for path in written {
         println!("wrote {}", path.display());
@@ -297,6 +365,53 @@ async fn lifecycle_part(
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
     report.lifecycle = Some(result);
+    Ok(())
+}
+
+/// SSE fan-out on a standalone notifier of its own (the stack's services keep running).
+async fn sse_part(
+    args: &SseArgs,
+    opts: &PipelineArgs,
+    run: &RunArgs,
+    stack: &Stack,
+    root: &std::path::Path,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let streams = args.streams(run.smoke);
+    anyhow::ensure!(
+        !streams.is_empty() && streams.windows(2).all(|w| w[0] < w[1]) && streams[0] > 0,
+        "--sse-streams is a list of increasing stream counts"
+    );
+    let storm_secs = args.storm_secs(run.smoke);
+    anyhow::ensure!(storm_secs > 0.0, "--sse-storm-secs must be positive");
+    anyhow::ensure!(args.sse_rate > 0.0, "--sse-rate must be positive");
+    anyhow::ensure!(args.sse_actors >= 1, "--sse-actors must be at least 1");
+    anyhow::ensure!(
+        args.sse_seats >= 2 * args.sse_actors as i32,
+        "--sse-seats must give every actor at least two seats"
+    );
+    anyhow::ensure!(
+        args.sse_streams_per_worker >= 1 && args.sse_open_concurrency >= 1,
+        "--sse-streams-per-worker and --sse-open-concurrency must be at least 1"
+    );
+    let options = sse::Options {
+        streams,
+        storm_secs,
+        rate: args.sse_rate,
+        actors: args.sse_actors,
+        seats: args.sse_seats,
+        streams_per_worker: args.sse_streams_per_worker,
+        open_concurrency: args.sse_open_concurrency,
+        notifier_bin: args.notifier_bin.clone(),
+        no_fd_cap: args.sse_no_fd_cap,
+        seed: run.seed,
+        stall: Duration::from_secs(opts.stall_secs.unwrap_or(if run.smoke { 30 } else { 60 })),
+    };
+    let result = tokio::select! {
+        result = sse::run(stack, root, &options) => result.context("sse fan-out")?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    report.sse = Some(result);
     Ok(())
 }
 

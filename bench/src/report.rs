@@ -15,8 +15,9 @@ use crate::machine::Machine;
 use crate::pipeline::invariants::Invariants;
 use crate::results::{
     CrashResult, HalfLoadResult, Latency, LifecycleResult, PipelineResult, PipelineRun,
-    RedisFirstResult, SeatsTableResult, Stages, Timing,
+    RedisFirstResult, SeatsTableResult, SsePhase, SseResult, Stages, Timing,
 };
+use crate::sse::measure::Percentiles;
 use crate::workload::{self, Stadium};
 
 /// Everything below this line of the README is generated. (The text names `bench naive`,
@@ -29,6 +30,29 @@ pub const MARKER: &str =
 pub const LIFECYCLE_BEGIN: &str =
     "<!-- hold lifecycle: written by `bench all` and by a full-size `bench lifecycle` -->";
 pub const LIFECYCLE_END: &str = "<!-- end of hold lifecycle -->";
+
+/// The SSE fan-out section, likewise: `bench all` writes it, a full-size `bench sse`
+/// replaces just this section.
+pub const SSE_BEGIN: &str =
+    "<!-- sse fan-out: written by `bench all` and by a full-size `bench sse` -->";
+pub const SSE_END: &str = "<!-- end of sse fan-out -->";
+
+/// A section of the README between two marker lines.
+#[derive(Debug, Clone, Copy)]
+struct Section {
+    begin: &'static str,
+    end: &'static str,
+}
+
+const LIFECYCLE: Section = Section {
+    begin: LIFECYCLE_BEGIN,
+    end: LIFECYCLE_END,
+};
+
+const SSE: Section = Section {
+    begin: SSE_BEGIN,
+    end: SSE_END,
+};
 
 const DEFAULT_INTRO: &str = "# seatq benchmark results
 
@@ -77,6 +101,9 @@ pub struct Report {
     /// The hold lifecycle after the sale (`lifecycle`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<LifecycleResult>,
+    /// SSE fan-out on one standalone notifier (`sse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<SseResult>,
     /// Pipeline decisions/s over naive (b)'s, same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_for_update: Option<f64>,
@@ -185,6 +212,7 @@ impl Report {
             pipeline_oversold_after_crashes: None,
             stages: None,
             lifecycle: None,
+            sse: None,
             ratio_vs_for_update: None,
             ratio_vs_conditional_update: None,
             notes: vec![
@@ -633,6 +661,27 @@ impl Report {
                 );
             }
         }
+        if let Some(r) = &self.sse {
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            let _ = writeln!(out, "sse fan-out (event {}):", r.event_id);
+            for line in sse_setup(r) {
+                let _ = writeln!(out, "  {}", line.trim_start());
+            }
+            let mut header = format!("  {:<64}", "measure");
+            for p in &r.phases {
+                let _ = write!(header, " {:>24}", format!("{} streams", p.streams));
+            }
+            let _ = writeln!(out, "{header}");
+            for (measure, values) in sse_rows(r) {
+                let mut line = format!("  {:<64}", measure.replace("**", ""));
+                for v in values {
+                    let _ = write!(line, " {v:>24}");
+                }
+                let _ = writeln!(out, "{line}");
+            }
+        }
         // The notes are about the flash-sale designs.
         if !lines.is_empty() {
             for note in &self.notes {
@@ -679,8 +728,245 @@ impl Report {
         if let Some(section) = self.lifecycle_markdown() {
             let _ = write!(out, "\n{section}");
         }
+        if let Some(section) = self.sse_markdown() {
+            let _ = write!(out, "\n{section}");
+        }
         out
     }
+
+    /// The README's SSE section, markers included.
+    fn sse_markdown(&self) -> Option<String> {
+        let r = self.sse.as_ref()?;
+        let mut out = String::new();
+        let _ = writeln!(out, "{SSE_BEGIN}\n### SSE fan-out\n");
+        let _ = writeln!(
+            out,
+            "Run finished {} — git {}{}, machine: {} cores, {}; load {:.2} at start{}.\n",
+            self.finished_at,
+            &self.git_sha[..self.git_sha.len().min(12)],
+            if self.git_dirty { "+dirty" } else { "" },
+            self.machine.cores,
+            self.machine.note,
+            self.machine.load_avg_1m_at_start,
+            if self.smoke { " (smoke)" } else { "" },
+        );
+        for line in sse_setup(r) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+        let mut header = "| measure |".to_string();
+        let mut rule = "|---|".to_string();
+        for p in &r.phases {
+            let _ = write!(header, " {} streams |", p.streams);
+            rule.push_str("---:|");
+        }
+        let _ = writeln!(out, "{header}\n{rule}");
+        for (measure, values) in sse_rows(r) {
+            let _ = writeln!(out, "| {measure} | {} |", values.join(" | "));
+        }
+        out.push('\n');
+        for note in SSE_NOTES {
+            let _ = writeln!(out, "- {note}");
+        }
+        let _ = writeln!(out, "{SSE_END}");
+        Some(out)
+    }
+}
+
+/// How each number of the SSE section is measured.
+const SSE_NOTES: &[&str] = &[
+    "Setup: `bench sse` starts `seatq-notifier` on its own port (`bash -c 'source deploy/local/lib.sh; ulimit -n $(ulimit -Hn); exec target/release/seatq-notifier'` with `SEATQ_CONFIG=deploy/local/seatq.toml SEATQ_NOTIFIER__EMBEDDED=false SEATQ_NOTIFIER__LISTEN=127.0.0.1:<free port>`), creates a fresh event through the gateway, and opens the streams from worker processes of its own (`bench sse-worker`, one thread each, raw `TcpStream`s: HTTP/1.1 request, chunked body and event-stream parsed by hand) with `?since=` the seat map's `position.next_offset`; a stream counts as open once it received `ready` with exactly that id. Each phase adds streams to those already open, then runs its own storm.",
+    "Storm: users each holding and cancelling their own seats through the gateway (`POST /v1/events/{id}/holds?wait_ms=5000`, `DELETE /v1/holds/{id}`), about half of each user's seats held at any time; seat changes = holds granted + holds cancelled in `requests`.",
+    "Decided → received: per (stream, seat change), the receipt of the first `seat_status_changed` message whose id (`next_offset`) is past the command's offset, minus the command's `requests.decided_at` (the consumer stamps it when the batch starts, before its transaction commits). It includes the commit, the outbox relay, the broker, the notifier's read, the wait for the next coalescing tick (`notifier.coalesce_ms`) and the fan-out. Published → received: per (stream, delta), from the `seat_status_changed` record's timestamp in the seat events (set by the relay's producer, in ms) to the first message whose id is at least its `next_offset`: the notifier's part plus the broker's. First → each: a message's receipt by each stream minus its first receipt by any stream: one fan-out's spread. All receipt times are taken when the read returned, on the same machine's clock.",
+    "Memory: VmRSS of the notifier process (`/proc/<pid>/status`) with the streams open and idle minus its VmRSS when ready with no stream, per stream; the same for the bench's worker processes together. Messages/s: `seat_status_changed` messages received by all streams between the first and the last receipt of the phase. Dropped: `dropped_slow` of `GET /v1/notifier/stats` (a client whose queue was full is disconnected). State: for every stream, the seat map it started from plus every message it received, seat by seat, against `GET /v1/events/{id}/seats` after the storm (streams that received the same messages are folded once).",
+];
+
+/// What the SSE run was, in lines above its table.
+fn sse_setup(r: &SseResult) -> Vec<String> {
+    let n = &r.notifier;
+    let mut lines = vec![format!(
+        "Event `{}` ({} seats); notifier `{}` built {}, `RLIMIT_NOFILE` {} (hard {}), {} descriptors and {} kB RSS when ready ({:.1} s), `coalesce_ms` {}, `client_buffer` {}, `socket_send_buffer` {}; storm per phase: {} users, {:.0} s, up to {:.0} changes/s; {} worker processes of at most {} streams.",
+        r.event_id,
+        r.seats,
+        n.bin,
+        n.bin_modified,
+        n.fd_limit.0,
+        n.fd_limit.1,
+        n.baseline_fds,
+        n.baseline_rss_kb,
+        n.ready_s,
+        n.coalesce_ms,
+        n.client_buffer,
+        n.socket_send_buffer,
+        r.actors,
+        r.storm_secs,
+        r.storm_rate,
+        r.workers,
+        r.streams_per_worker,
+    )];
+    if let Some(cap) = &r.fd_cap {
+        lines.push(format!(
+            "\n**{} streams were asked for; {} were planned**: the notifier may hold {} descriptors (`RLIMIT_NOFILE`, not raisable here without `CAP_SYS_RESOURCE`) and used {} before the first stream; {} are kept free for the bench's own requests to it.",
+            cap.requested, cap.capped_to, cap.fd_limit, cap.baseline_fds, cap.reserve
+        ));
+    }
+    if let Some(s) = &r.stopped {
+        lines.push(format!(
+            "\nAfter the run the notifier took {:.0} ms to exit on SIGTERM ({}{}); it logged {} warnings or errors{}.",
+            s.after_ms,
+            s.exit,
+            if s.killed { ", killed" } else { "" },
+            r.notifier_log_warnings,
+            r.first_notifier_warning
+                .as_deref()
+                .map(|w| format!(", first: `{}`", w.replace('|', "/")))
+                .unwrap_or_default()
+        ));
+    }
+    for p in &r.problems {
+        lines.push(format!("\n**Problem:** {p}"));
+    }
+    lines
+}
+
+fn p4(p: &Percentiles) -> String {
+    format!(
+        "{:.0} / {:.0} / {:.0} / {:.0}",
+        p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms
+    )
+}
+
+/// (measure, one value per phase) rows of the SSE table.
+fn sse_rows(r: &SseResult) -> Vec<(String, Vec<String>)> {
+    type Cell = fn(&SsePhase) -> String;
+    let rows: &[(&str, Cell)] = &[
+        (
+            "streams open (failed to open); s to open the new ones",
+            |p| format!("{} ({}); {:.1}", p.streams, p.open_failed, p.open_s),
+        ),
+        ("notifier RSS: streams open / after the storm (MB)", |p| {
+            format!(
+                "{:.1} / {:.1}",
+                p.notifier_rss_kb as f64 / 1024.0,
+                p.notifier_rss_kb_after_storm as f64 / 1024.0
+            )
+        }),
+        (
+            "**notifier memory per stream (kB)** (per stream added)",
+            |p| match p.notifier_kb_per_added_stream {
+                Some(added) => format!("{:.1} ({added:.1})", p.notifier_kb_per_stream),
+                None => format!("{:.1}", p.notifier_kb_per_stream),
+            },
+        ),
+        ("bench client memory per stream (kB)", |p| {
+            format!("{:.1}", p.client_kb_per_stream)
+        }),
+        ("seat changes in the storm (per s)", |p| {
+            format!("{} ({:.0})", p.seat_changes, p.seat_changes_per_s)
+        }),
+        ("deltas published / messages per stream", |p| {
+            format!(
+                "{} / {:.1}",
+                p.deltas_published,
+                p.messages as f64 / p.streams.max(1) as f64
+            )
+        }),
+        ("**messages delivered per s** (per stream per s)", |p| {
+            format!(
+                "{:.0} ({:.2})",
+                p.messages_per_s, p.messages_per_stream_per_s
+            )
+        }),
+        ("data delivered MB/s; seats per message", |p| {
+            format!("{:.2}; {:.1}", p.data_mb_per_s, p.seats_per_message)
+        }),
+        ("**decided → received p50 / p90 / p99 / max ms**", |p| {
+            p4(&p.decided_to_received)
+        }),
+        ("published → received p50 / p90 / p99 / max ms", |p| {
+            p4(&p.published_to_received)
+        }),
+        ("first → each stream p50 / p90 / p99 / max ms", |p| {
+            p4(&p.first_to_each)
+        }),
+        (
+            "every stream had the last change (ms after the storm)",
+            |p| {
+                format!(
+                    "{}{:.0}",
+                    if p.caught_up { "" } else { "NOT: gave up at " },
+                    p.catch_up_ms
+                )
+            },
+        ),
+        ("flush tick gap as received p50 / p90 / p99 / max ms", |p| {
+            p4(&p.tick_gap)
+        }),
+        (
+            "CPU, cores (storm to catch-up): notifier / bench clients",
+            |p| format!("{:.2} / {:.2}", p.notifier_cpu_share, p.client_cpu_share),
+        ),
+        ("**dropped as slow** / disconnects / reconnects", |p| {
+            format!("{} / {} / {}", p.dropped_slow, p.disconnects, p.reconnects)
+        }),
+        (
+            "**streams whose seat map = `GET /seats`** (mismatching)",
+            |p| {
+                format!(
+                    "{} of {} ({})",
+                    p.state.matching, p.state.checked, p.state.mismatching
+                )
+            },
+        ),
+        (
+            "changes never received / bad messages / ready at the wrong id",
+            |p| {
+                format!(
+                    "{} / {} / {}",
+                    p.changes_missed, p.bad_messages, p.ready_mismatches
+                )
+            },
+        ),
+        ("storm errors / requests not decided in 5 s", |p| {
+            format!("{} / {}", p.storm.errors, p.storm.pending)
+        }),
+        ("load average at the phase's start", |p| {
+            format!("{:.2}", p.load_avg_1m)
+        }),
+    ];
+    let mut out: Vec<(String, Vec<String>)> = rows
+        .iter()
+        .map(|(m, f)| (m.to_string(), r.phases.iter().map(f).collect()))
+        .collect();
+    if let Some(first) = r.phases.first() {
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}x", a / b)
+            } else {
+                "-".to_string()
+            }
+        };
+        out.push((
+            "decided → received p50 / p99 vs the first phase".to_string(),
+            r.phases
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} / {}",
+                        ratio(
+                            p.decided_to_received.p50_ms,
+                            first.decided_to_received.p50_ms
+                        ),
+                        ratio(
+                            p.decided_to_received.p99_ms,
+                            first.decided_to_received.p99_ms
+                        )
+                    )
+                })
+                .collect(),
+        ));
+    }
+    out
 }
 
 fn write(path: &Path, contents: &str) -> Result<(), BenchError> {
@@ -718,7 +1004,7 @@ pub fn save(
             },
             Err(_) => DEFAULT_INTRO.to_string(),
         };
-        let intro = without_lifecycle(&intro);
+        let intro = without_section(&without_section(&intro, LIFECYCLE), SSE);
         let intro = intro.trim_end();
         write(
             &readme,
@@ -729,35 +1015,34 @@ pub fn save(
     Ok(written)
 }
 
-/// Where the lifecycle section is in `text` (from its first marker to the end of its
-/// last).
-fn lifecycle_span(text: &str) -> Option<(usize, usize)> {
-    let begin = text.find(LIFECYCLE_BEGIN)?;
-    let end = begin + text[begin..].find(LIFECYCLE_END)? + LIFECYCLE_END.len();
+/// Where `section` is in `text` (from its first marker to the end of its last).
+fn section_span(text: &str, section: Section) -> Option<(usize, usize)> {
+    let begin = text.find(section.begin)?;
+    let end = begin + text[begin..].find(section.end)? + section.end.len();
     Some((begin, end))
 }
 
-fn without_lifecycle(text: &str) -> String {
-    match lifecycle_span(text) {
+fn without_section(text: &str, section: Section) -> String {
+    match section_span(text, section) {
         Some((begin, end)) => format!("{}{}", &text[..begin], &text[end..]),
         None => text.to_string(),
     }
 }
 
-/// `text` with its lifecycle section replaced by `section`, or with `section` added at
-/// the end if it has none.
-fn splice_lifecycle(text: &str, section: &str) -> String {
+/// `text` with its `which` section replaced by `section`, or with `section` added at the
+/// end if it has none.
+fn splice_section(text: &str, which: Section, section: &str) -> String {
     let section = section.trim_end();
-    match lifecycle_span(text) {
+    match section_span(text, which) {
         Some((begin, end)) => format!("{}{section}{}", &text[..begin], &text[end..]),
         None => format!("{}\n\n{section}\n", text.trim_end()),
     }
 }
 
-/// When and where a lifecycle result merged into `latest.json` was measured (the rest of
+/// When and where a part's result merged into `latest.json` was measured (the rest of
 /// the file comes from another run).
 #[derive(Serialize)]
-struct LifecycleRun<'a> {
+struct PartRun<'a> {
     git_sha: &'a str,
     git_dirty: bool,
     started_at: &'a str,
@@ -822,23 +1107,45 @@ pub fn save_lifecycle(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, Bench
     let Some(section) = report.lifecycle_markdown() else {
         return Ok(Vec::new());
     };
+    let value = serde_json::to_string_pretty(&report.lifecycle)?;
+    save_part(report, dir, "lifecycle", value, LIFECYCLE, &section)
+}
+
+/// After a full-size SSE run on its own: the same for `sse` (and `sse_run`) and the
+/// README's SSE section.
+pub fn save_sse(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    let Some(section) = report.sse_markdown() else {
+        return Ok(Vec::new());
+    };
+    let value = serde_json::to_string_pretty(&report.sse)?;
+    save_part(report, dir, "sse", value, SSE, &section)
+}
+
+/// Put one part's result (`value`, pretty JSON) into `latest.json` as `key`, with
+/// `{key}_run` saying when and on which commit it ran, and replace its README section.
+fn save_part(
+    report: &Report,
+    dir: &Path,
+    key: &str,
+    value: String,
+    which: Section,
+    section: &str,
+) -> Result<Vec<PathBuf>, BenchError> {
     let mut written = Vec::new();
     let latest = dir.join("latest.json");
     match std::fs::read_to_string(&latest) {
         Ok(text) => {
-            let run = LifecycleRun {
+            let run = PartRun {
                 git_sha: &report.git_sha,
                 git_dirty: report.git_dirty,
                 started_at: &report.started_at,
                 finished_at: &report.finished_at,
                 machine: &report.machine,
             };
+            let run_key = format!("{key}_run");
             let fields = [
-                (
-                    "lifecycle",
-                    serde_json::to_string_pretty(&report.lifecycle)?,
-                ),
-                ("lifecycle_run", serde_json::to_string_pretty(&run)?),
+                (key, value),
+                (run_key.as_str(), serde_json::to_string_pretty(&run)?),
             ];
             write(&latest, &set_top_level(&text, &fields)?)?;
             written.push(latest);
@@ -855,7 +1162,7 @@ pub fn save_lifecycle(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, Bench
         }
         Err(e) => return Err(BenchError::io(format!("reading {}", readme.display()), e)),
     };
-    write(&readme, &splice_lifecycle(&text, &section))?;
+    write(&readme, &splice_section(&text, which, section))?;
     written.push(readme);
     Ok(written)
 }
@@ -871,10 +1178,10 @@ mod tests {
     #[test]
     fn a_lifecycle_section_is_added_once_then_replaced() {
         let readme = format!("# intro\n\n{MARKER}\n\n| table |\n");
-        let first = splice_lifecycle(&readme, &section("run 1"));
+        let first = splice_section(&readme, LIFECYCLE, &section("run 1"));
         assert!(first.starts_with(&format!("# intro\n\n{MARKER}\n\n| table |\n\n")));
         assert!(first.ends_with(&section("run 1")));
-        let second = splice_lifecycle(&first, &section("run 2"));
+        let second = splice_section(&first, LIFECYCLE, &section("run 2"));
         assert_eq!(second, first.replace("run 1", "run 2"));
         assert_eq!(second.matches(LIFECYCLE_BEGIN).count(), 1);
     }
@@ -917,10 +1224,10 @@ mod tests {
     fn text_around_the_section_is_kept() {
         let text = format!("before\n{}after\n", section("old"));
         assert_eq!(
-            splice_lifecycle(&text, &section("new")),
+            splice_section(&text, LIFECYCLE, &section("new")),
             format!("before\n{}after\n", section("new"))
         );
-        assert_eq!(without_lifecycle(&text), "before\n\nafter\n");
-        assert_eq!(without_lifecycle("no section"), "no section");
+        assert_eq!(without_section(&text, LIFECYCLE), "before\n\nafter\n");
+        assert_eq!(without_section("no section", LIFECYCLE), "no section");
     }
 }

@@ -461,6 +461,142 @@ pub struct LifecycleResult {
     pub invariants: LifecycleInvariants,
 }
 
+/// The notifier process the SSE scenario measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct SseNotifier {
+    pub bin: String,
+    /// When the binary was built (its modification time).
+    pub bin_modified: String,
+    pub addr: String,
+    pub log: String,
+    /// `RLIMIT_NOFILE` it ran with (soft, hard).
+    pub fd_limit: (u64, u64),
+    /// Descriptors open once ready, before any stream.
+    pub baseline_fds: usize,
+    pub baseline_rss_kb: u64,
+    /// From start to `/readyz` (reading back the seat events it keeps).
+    pub ready_s: f64,
+    pub coalesce_ms: u64,
+    pub client_buffer: usize,
+    pub socket_send_buffer: usize,
+    pub max_clients: usize,
+    pub heartbeat_secs: u64,
+}
+
+/// Streams asked for beyond what the notifier's descriptor limit allows.
+#[derive(Debug, Clone, Serialize)]
+pub struct FdCap {
+    pub requested: usize,
+    pub capped_to: usize,
+    pub fd_limit: u64,
+    pub baseline_fds: usize,
+    /// Descriptors left free for the stats and readiness requests.
+    pub reserve: usize,
+}
+
+/// One step of the SSE scenario: streams open, a storm, and what every stream received.
+#[derive(Debug, Clone, Serialize)]
+pub struct SsePhase {
+    pub streams_target: usize,
+    /// Streams open (each got `ready`) during this phase.
+    pub streams: usize,
+    pub opened: usize,
+    pub open_failed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_open_error: Option<String>,
+    pub open_s: f64,
+    pub load_avg_1m: f64,
+    /// The notifier's VmRSS with the streams open, before the storm, and after it.
+    pub notifier_rss_kb: u64,
+    pub notifier_rss_kb_after_storm: u64,
+    /// (VmRSS with the streams open − VmRSS before any stream) / streams.
+    pub notifier_kb_per_stream: f64,
+    /// (VmRSS with the streams open − VmRSS after the previous phase's storm) / streams
+    /// added in this phase: the cost of one more stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notifier_kb_per_added_stream: Option<f64>,
+    pub notifier_fds: usize,
+    /// Same for the bench's stream-holding workers (all of them together).
+    pub client_rss_kb: u64,
+    pub client_rss_kb_after_storm: u64,
+    pub client_kb_per_stream: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_before: Option<crate::sse::notifier::HubStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_after: Option<crate::sse::notifier::HubStats>,
+    /// Streams the notifier dropped as too slow during the phase (`dropped_slow`).
+    pub dropped_slow: u64,
+    pub storm: crate::sse::storm::StormTally,
+    pub storm_s: f64,
+    /// Seat changes decided in the phase (holds granted + holds cancelled), from SQL.
+    pub seat_changes: u64,
+    pub seat_changes_per_s: f64,
+    /// `seat_status_changed` deltas of the event published to the seat events.
+    pub deltas_published: u64,
+    pub published_complete: bool,
+    pub timestamp_type: String,
+    /// `seat_status_changed` messages received by all streams, and per second between
+    /// the first and the last receipt.
+    pub messages: u64,
+    pub messages_per_s: f64,
+    pub messages_per_stream_per_s: f64,
+    pub delivered_s: f64,
+    pub data_mb_per_s: f64,
+    pub seats_per_message: f64,
+    pub decided_to_received: crate::sse::measure::Percentiles,
+    pub published_to_received: crate::sse::measure::Percentiles,
+    pub first_to_each: crate::sse::measure::Percentiles,
+    /// Changes (per stream) never received; receipts earlier than their start.
+    pub changes_missed: u64,
+    pub deltas_missed: u64,
+    pub negative_latencies: u64,
+    /// Every stream had the last change, and how long after the storm's last answer.
+    pub caught_up: bool,
+    pub catch_up_ms: f64,
+    pub notifier_cpu_s: f64,
+    /// Notifier CPU seconds per wall second from the storm's start to catch-up.
+    pub notifier_cpu_share: f64,
+    /// The same for the bench's stream-holding workers together.
+    pub client_cpu_share: f64,
+    /// Time between the first receipts of consecutive messages: the notifier's flush
+    /// ticks as the fastest stream saw them (`coalesce_ms` when on time).
+    pub tick_gap: crate::sse::measure::Percentiles,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub ready_mismatches: u64,
+    pub bad_messages: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad: Option<String>,
+    pub heartbeats: u64,
+    pub state: crate::sse::protocol::StateCheck,
+}
+
+/// `bench sse`: many SSE streams on one standalone notifier during a storm of changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct SseResult {
+    pub event_id: uuid::Uuid,
+    pub seats: i32,
+    pub notifier: SseNotifier,
+    pub requested_streams: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fd_cap: Option<FdCap>,
+    pub workers: usize,
+    pub streams_per_worker: usize,
+    pub storm_secs: f64,
+    pub storm_rate: f64,
+    pub actors: usize,
+    pub phases: Vec<SsePhase>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<crate::sse::notifier::Stopped>,
+    /// Warnings and errors the notifier logged during the run (count, and the first).
+    pub notifier_log_warnings: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_notifier_warning: Option<String>,
+    /// What went wrong on the way (the run still reports what it measured).
+    pub problems: Vec<String>,
+    pub wall_s: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
