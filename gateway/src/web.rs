@@ -4,7 +4,10 @@
 //! The app is plain HTML, CSS and JavaScript (no build step): it talks to the same origin's
 //! JSON API and live streams, so the gateway serving it needs no CORS.
 
-use axum::http::{header, HeaderValue};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -43,16 +46,37 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn file(content_type: &'static str, body: &'static str) -> Response {
+/// A strong validator for an embedded file: a hash of its bytes, so it changes with every
+/// build that changes the file.
+fn etag(body: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}\"", hasher.finish())
+}
+
+fn file(
+    content_type: &'static str,
+    body: &'static str,
+    etag: &str,
+    headers: &HeaderMap,
+) -> Response {
+    // The app is several ES modules that import each other: a browser must never combine
+    // a cached old module with a new one after a deploy, so every load revalidates (a
+    // 304 without a body when unchanged).
+    let validators = [
+        (header::ETAG, HeaderValue::from_str(etag).expect("hex etag")),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, validators).into_response();
+    }
     (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            // Short: a new build is picked up on reload without a fingerprinting step.
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=60"),
-            ),
-        ],
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        validators,
         body,
     )
         .into_response()
@@ -63,6 +87,9 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     FILES
         .iter()
         .fold(Router::new(), |router, &(path, content_type, body)| {
-            router.route(path, get(move || async move { file(content_type, body) }))
+            let tag = etag(body);
+            let serve =
+                move |headers: HeaderMap| async move { file(content_type, body, &tag, &headers) };
+            router.route(path, get(serve))
         })
 }
