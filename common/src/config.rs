@@ -23,6 +23,7 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub tickets: TicketSettings,
     pub notifier: NotifierSettings,
+    pub waiting_room: WaitingRoomSettings,
     pub log: LogSettings,
 }
 
@@ -175,6 +176,39 @@ pub struct NotifierSettings {
     /// Kernel send buffer per stream connection (bytes): bounds memory per stream and how
     /// much a stalled client can absorb before it counts as behind.
     pub socket_send_buffer: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WaitingRoomSettings {
+    /// Events of at least this many places get a waiting room unless the organiser says.
+    pub default_min_capacity: i64,
+    /// Proof-of-work difficulty (leading zero bits) for events that do not set their own.
+    pub default_pow_difficulty: i32,
+    /// Signs admission tokens and challenges.
+    pub secret: String,
+    /// An admission token is good this long after admission.
+    pub admission_ttl_secs: i64,
+    /// A proof-of-work challenge must be solved within this.
+    pub challenge_ttl_secs: i64,
+    /// How often the scheduler admits.
+    pub tick_ms: u64,
+    /// Admission rate (users per second) of an event's first tick, and its bounds.
+    pub initial_rate: f64,
+    pub min_rate: f64,
+    pub max_rate: f64,
+    /// The controller adds this much rate per healthy tick...
+    pub rate_step: f64,
+    /// ...and multiplies it by this when the pipeline is behind.
+    pub backoff: f64,
+    /// Behind means: more commands than this waiting in the event's partition...
+    pub target_lag: i64,
+    /// ...or hold decisions slower than this at p99 over the last `latency_window_secs`.
+    pub target_decision_p99_ms: f64,
+    pub latency_window_secs: i64,
+    /// Users admitted but not yet holding anything who may be in the sale at once (0: no cap).
+    pub max_unconverted: i64,
+    /// Waiting users are told their position this often.
+    pub position_update_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

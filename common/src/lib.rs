@@ -14,6 +14,7 @@ pub mod layout;
 pub mod membership;
 pub mod message;
 pub mod payment_provider;
+pub mod pow;
 pub mod record;
 pub mod redis_client;
 pub mod shutdown;

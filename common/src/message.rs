@@ -104,6 +104,20 @@ pub enum SeatEvent {
         amount_cents: i64,
         reason: String,
     },
+    /// Where a user waits in an event's waiting room (sent every few seconds).
+    QueuePosition {
+        user_id: UserId,
+        ticket: uuid::Uuid,
+        position: i64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_secs: Option<i64>,
+    },
+    /// The user may now buy: fetch the admission token from the ticket.
+    Admitted {
+        user_id: UserId,
+        ticket: uuid::Uuid,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl SeatEvent {
@@ -122,6 +136,8 @@ impl SeatEvent {
             SeatEvent::BookingConfirmed { .. } => "booking_confirmed",
             SeatEvent::BookingCancelled { .. } => "booking_cancelled",
             SeatEvent::RefundIssued { .. } => "refund_issued",
+            SeatEvent::QueuePosition { .. } => "queue_position",
+            SeatEvent::Admitted { .. } => "admitted",
         }
     }
 
@@ -139,7 +155,9 @@ impl SeatEvent {
             | SeatEvent::PaymentFailed { user_id, .. }
             | SeatEvent::BookingConfirmed { user_id, .. }
             | SeatEvent::BookingCancelled { user_id, .. }
-            | SeatEvent::RefundIssued { user_id, .. } => Some(user_id),
+            | SeatEvent::RefundIssued { user_id, .. }
+            | SeatEvent::QueuePosition { user_id, .. }
+            | SeatEvent::Admitted { user_id, .. } => Some(user_id),
         }
     }
 }

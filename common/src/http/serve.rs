@@ -59,7 +59,7 @@ pub async fn serve_with(
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -82,6 +82,10 @@ pub async fn serve_with(
         let tag = ConnectionKill(kill.clone());
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(tag.clone());
+            // The peer address, for `axum::extract::ConnectInfo` (per-IP rate limits).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let router = router.clone();
             async move {
                 Ok::<_, Infallible>(
