@@ -741,11 +741,10 @@ impl Report {
         let _ = writeln!(out, "{SSE_BEGIN}\n### SSE fan-out\n");
         let _ = writeln!(
             out,
-            "Run finished {} — git {}{}, machine: {} cores, {}; load {:.2} at start{}.\n",
+            "Run finished {} — git {}{}, machine: {}; load {:.2} at start{}.\n",
             self.finished_at,
             &self.git_sha[..self.git_sha.len().min(12)],
             if self.git_dirty { "+dirty" } else { "" },
-            self.machine.cores,
             self.machine.note,
             self.machine.load_avg_1m_at_start,
             if self.smoke { " (smoke)" } else { "" },
@@ -779,7 +778,15 @@ const SSE_NOTES: &[&str] = &[
     "Storm: users each holding and cancelling their own seats through the gateway (`POST /v1/events/{id}/holds?wait_ms=5000`, `DELETE /v1/holds/{id}`), about half of each user's seats held at any time; seat changes = holds granted + holds cancelled in `requests`.",
     "Decided → received: per (stream, seat change), the receipt of the first `seat_status_changed` message whose id (`next_offset`) is past the command's offset, minus the command's `requests.decided_at` (the consumer stamps it when the batch starts, before its transaction commits). It includes the commit, the outbox relay, the broker, the notifier's read, the wait for the next coalescing tick (`notifier.coalesce_ms`) and the fan-out. Published → received: per (stream, delta), from the `seat_status_changed` record's timestamp in the seat events (set by the relay's producer, in ms) to the first message whose id is at least its `next_offset`: the notifier's part plus the broker's. First → each: a message's receipt by each stream minus its first receipt by any stream: one fan-out's spread. All receipt times are taken when the read returned, on the same machine's clock.",
     "Memory: VmRSS of the notifier process (`/proc/<pid>/status`) with the streams open and idle minus its VmRSS when ready with no stream, per stream; the same for the bench's worker processes together. Messages/s: `seat_status_changed` messages received by all streams between the first and the last receipt of the phase. Dropped: `dropped_slow` of `GET /v1/notifier/stats` (a client whose queue was full is disconnected). State: for every stream, the seat map it started from plus every message it received, seat by seat, against `GET /v1/events/{id}/seats` after the storm (streams that received the same messages are folded once).",
+    "Socket queues: `/proc/net/tcp` read every 2 s from the storm's start to catch-up; per side of the notifier's port, the bytes the notifier wrote that the streams' receive windows had not taken (`tx_queue`) and the bytes that arrived but the bench had not read yet (`rx_queue`). Bytes waiting unread mean the bench read those streams late, and their latencies include that wait; none waiting on either side while messages arrive late means the delay is inside the notifier (its queues, its flush tick, its share of the CPU).",
 ];
+
+/// A path as the README shows it: relative to the repository when inside it.
+fn repo_path(path: &str) -> &str {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../");
+    let root = root.trim_end_matches("bench/../");
+    path.strip_prefix(root).unwrap_or(path)
+}
 
 /// What the SSE run was, in lines above its table.
 fn sse_setup(r: &SseResult) -> Vec<String> {
@@ -788,7 +795,7 @@ fn sse_setup(r: &SseResult) -> Vec<String> {
         "Event `{}` ({} seats); notifier `{}` built {}, `RLIMIT_NOFILE` {} (hard {}), {} descriptors and {} kB RSS when ready ({:.1} s), `coalesce_ms` {}, `client_buffer` {}, `socket_send_buffer` {}; storm per phase: {} users, {:.0} s, up to {:.0} changes/s; {} worker processes of at most {} streams.",
         r.event_id,
         r.seats,
-        n.bin,
+        repo_path(&n.bin),
         n.bin_modified,
         n.fd_limit.0,
         n.fd_limit.1,
@@ -902,6 +909,20 @@ fn sse_rows(r: &SseResult) -> Vec<(String, Vec<String>)> {
         ("flush tick gap as received p50 / p90 / p99 / max ms", |p| {
             p4(&p.tick_gap)
         }),
+        (
+            "socket queues, mean / max kB: notifier unsent; bench unread (most streams)",
+            |p| {
+                let q = &p.queues;
+                format!(
+                    "{:.0} / {:.0}; {:.0} / {:.0} ({})",
+                    q.server_tx_kb_mean,
+                    q.server_tx_kb_max,
+                    q.client_rx_kb_mean,
+                    q.client_rx_kb_max,
+                    q.client_rx_streams_max
+                )
+            },
+        ),
         (
             "CPU, cores (storm to catch-up): notifier / bench clients",
             |p| format!("{:.2} / {:.2}", p.notifier_cpu_share, p.client_cpu_share),

@@ -561,6 +561,8 @@ pub struct SsePhase {
     /// Time between the first receipts of consecutive messages: the notifier's flush
     /// ticks as the fastest stream saw them (`coalesce_ms` when on time).
     pub tick_gap: crate::sse::measure::Percentiles,
+    /// The streams' kernel socket queues, sampled every 2 s from the storm to catch-up.
+    pub queues: crate::sse::sockets::Queues,
     pub disconnects: u64,
     pub reconnects: u64,
     pub ready_mismatches: u64,

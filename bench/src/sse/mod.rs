@@ -30,6 +30,7 @@ pub mod measure;
 pub mod notifier;
 pub mod parse;
 pub mod protocol;
+pub mod sockets;
 pub mod storm;
 pub mod worker;
 
@@ -181,6 +182,40 @@ fn workers_cpu_secs(workers: &[Worker]) -> f64 {
         .iter()
         .filter_map(|w| notifier::cpu_secs_of(w.pid))
         .sum()
+}
+
+/// Samples of the streams' socket queues every 2 s until `finish`.
+struct QueueSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<sockets::Sample>>,
+}
+
+fn sample_queues(port: u16) -> QueueSampler {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        tick.tick().await; // the first tick is now: start a period in
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tick.tick() => {
+                    if let Ok(Some(s)) = tokio::task::spawn_blocking(move || sockets::read(port)).await {
+                        samples.push(s);
+                    }
+                }
+            }
+        }
+        samples
+    });
+    QueueSampler { stop, task }
+}
+
+impl QueueSampler {
+    async fn finish(self) -> sockets::Queues {
+        let _ = self.stop.send(());
+        sockets::Queues::of(&self.task.await.unwrap_or_default())
+    }
 }
 
 /// Gaps between consecutive first receipts (µs since the epoch, any order).
@@ -593,6 +628,7 @@ impl Env<'_> {
             "sse: storm for {:.0} s at up to {:.0} changes/s with {} streams open",
             o.storm_secs, o.rate, streams
         );
+        let sampler = sample_queues(self.notifier.port());
         let tally = self.storm.run(o.storm_secs, o.rate).await;
         let storm_s = storm_started.elapsed();
         let storm_over = Instant::now();
@@ -604,6 +640,7 @@ impl Env<'_> {
             events::changes(self.stack, self.event.id, self.event.partition, from_offset).await?;
         let last_cover = changes.iter().map(|(offset, _)| offset + 1).max();
         let (caught_up, catch_up) = self.wait_caught_up(last_cover, storm_over).await?;
+        let queues = sampler.finish().await;
         let cpu_s = self.notifier.cpu_secs().unwrap_or(0.0) - cpu_before;
         let client_cpu_s = workers_cpu_secs(self.workers) - client_cpu_before;
         let cpu_wall = storm_started.elapsed().as_secs_f64();
@@ -717,6 +754,7 @@ impl Env<'_> {
             notifier_cpu_share: round(cpu_s / cpu_wall.max(1e-9), 3),
             client_cpu_share: round(client_cpu_s / cpu_wall.max(1e-9), 3),
             tick_gap,
+            queues,
             disconnects: merged.disconnects,
             reconnects: merged.reconnects,
             ready_mismatches: merged.ready_mismatches,
