@@ -152,6 +152,9 @@ pub async fn create_event(
             "on_sale_at": now - Duration::minutes(1),
             "hold_ttl_secs": rules.hold_ttl_secs,
             "max_seats_per_user": rules.max_seats_per_user,
+            // The pipeline runs measure hold decisions, not the waiting room (on by
+            // default for events this large); the waiting room has its own scenario.
+            "waiting_room_enabled": false,
         }),
         "create event",
     )
