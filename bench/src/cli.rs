@@ -284,8 +284,10 @@ pub struct SseArgs {
     /// Streams per worker process (each process has its own descriptor limit).
     #[arg(long, default_value_t = 7_000)]
     pub sse_streams_per_worker: usize,
-    /// Streams each worker opens at a time.
-    #[arg(long, default_value_t = 200)]
+    /// Streams each worker opens at a time. The notifier listens with tokio's default
+    /// backlog of 128, so more connects in flight than that (all workers together) make
+    /// the kernel fall back to SYN cookies ("Possible SYN flooding" in dmesg).
+    #[arg(long, default_value_t = 32)]
     pub sse_open_concurrency: usize,
     /// The notifier binary [default: a release build of seatq-notifier, made first].
     #[arg(long)]
