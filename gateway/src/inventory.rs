@@ -258,9 +258,14 @@ pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueVie
     })
 }
 
+/// With its search document (title, performer; the venue's name and city), which
+/// `search_events` matches: see migrations/0009_event_search.sql.
 const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, starts_at, \
      on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
-     refund_cutoff_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+     refund_cutoff_hours, search) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+            event_search_document($3, $4, v.name, v.city) \
+     FROM venues v WHERE v.id = $2";
 
 const INSERT_EVENT_SEATS: &str =
     "INSERT INTO seats (event_id, seat_no, section_id, row_no, seat_number) \
@@ -330,7 +335,7 @@ pub async fn create_event(
     let partition =
         seatq_common::kafka::partition_for_key(id.to_string().as_bytes(), limits.partitions.max(1));
     let mut tx = pool.begin().await?;
-    sqlx::query(INSERT_EVENT)
+    let inserted = sqlx::query(INSERT_EVENT)
         .bind(id)
         .bind(event.venue_id)
         .bind(&event.title)
@@ -344,6 +349,12 @@ pub async fn create_event(
         .bind(refund_cutoff_hours)
         .execute(&mut *tx)
         .await?;
+    if inserted.rows_affected() != 1 {
+        return Err(AppError::unprocessable(
+            "venue_not_found",
+            format!("there is no venue {}", event.venue_id),
+        ));
+    }
     sqlx::query(INSERT_EVENT_SEATS)
         .bind(id)
         .bind(event.venue_id)
