@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use seatq_common::ids::{EventId, SectionId, VenueId};
 use seatq_common::layout::SectionKind;
 use serde::Deserialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{AppError, AppResult};
+use crate::search::EventSearch;
 use crate::views::{EventSummary, PriceRange, SectionView, VenueRef};
 
 const MAX_SECTIONS: usize = 500;
@@ -380,13 +381,29 @@ pub async fn venue_ref(pool: &PgPool, id: VenueId) -> AppResult<VenueRef> {
     Ok(VenueRef { id, name, city })
 }
 
-const LIST_EVENTS: &str = "SELECT e.id, e.title, e.performer, e.starts_at, e.on_sale_at, \
-       v.id, v.name, v.city, p.min_price, p.max_price, p.capacity, count(*) OVER () \
-     FROM events e JOIN venues v ON v.id = e.venue_id \
+/// The search text as a tsquery: PostgreSQL's parser splits it into words the way it split
+/// the documents (`simple`: lowercased, no stemming), hyphenated compounds count by their
+/// parts, and every word becomes a quoted prefix term (`'jump':*`), joined by AND. Quotes and
+/// backslashes in a word are escaped, so nothing typed is read as tsquery syntax; at most
+/// `MAX_TSQUERY_TERMS` words. NULL when the text has no words (only punctuation or symbols).
+const BUILD_TSQUERY: &str = r#"SELECT string_agg(DISTINCT
+           '''' || replace(replace(w, '\', '\\'), '''', '''''') || ''':*', ' & ')
+     FROM (SELECT unnest(d.lexemes) AS w
+             FROM ts_debug('simple', $1) AS d
+            WHERE d.alias NOT IN ('asciihword', 'hword', 'numhword')
+            LIMIT $2) words"#;
+
+const MAX_TSQUERY_TERMS: i64 = 16;
+
+/// Price range and capacity of the page's events only (not of every match).
+const SEARCH_PAGE_COLUMNS: &str = ") \
+     SELECT e.id, e.title, e.performer, e.starts_at, e.on_sale_at, \
+            v.id, v.name, v.city, p.min_price, p.max_price, p.capacity, page.total \
+     FROM page JOIN events e ON e.id = page.id JOIN venues v ON v.id = e.venue_id \
      CROSS JOIN LATERAL (SELECT min(price_cents) AS min_price, max(price_cents) AS max_price, \
                                 sum(capacity)::bigint AS capacity \
                          FROM sections WHERE venue_id = v.id) p \
-     ORDER BY e.starts_at, e.id LIMIT $1 OFFSET $2";
+     ORDER BY page.rank DESC, page.starts_at, page.id";
 
 type ListRow = (
     EventId,
@@ -403,19 +420,81 @@ type ListRow = (
     i64,
 );
 
-/// One page of events by start time, and the total count.
-pub async fn list_events(
+/// `FROM … WHERE …` of a search, with only the filters it uses (so each combination gets
+/// its own plan: the GIN index for text, `events_starts_at` for dates).
+fn push_search_filters<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    search: &'a EventSearch,
+    tsquery: Option<&'a str>,
+) {
+    sql.push(" FROM events e");
+    if search.city.is_some() {
+        sql.push(" JOIN venues v ON v.id = e.venue_id");
+    }
+    sql.push(" WHERE true");
+    if let Some(q) = tsquery {
+        sql.push(" AND e.search @@ ").push_bind(q).push("::tsquery");
+    }
+    if let Some(city) = &search.city {
+        sql.push(" AND lower(v.city) = lower(")
+            .push_bind(city)
+            .push(")");
+    }
+    if let Some(from) = search.from {
+        sql.push(" AND e.starts_at >= ").push_bind(from);
+    }
+    if let Some(to) = search.to {
+        sql.push(" AND e.starts_at <= ").push_bind(to);
+    }
+}
+
+/// One page of events matching `search` and the number of all matches: by start time, or
+/// with a text query by rank (title and performer above venue and city) then start time.
+pub async fn search_events(
     pool: &PgPool,
-    page: u32,
-    per_page: u32,
+    search: &EventSearch,
 ) -> AppResult<(Vec<EventSummary>, i64)> {
-    let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-    let rows: Vec<ListRow> = sqlx::query_as(LIST_EVENTS)
-        .bind(i64::from(per_page))
-        .bind(offset)
-        .fetch_all(pool)
-        .await?;
-    let total = rows.first().map(|r| r.11).unwrap_or(0);
+    let tsquery: Option<String> = match &search.query {
+        None => None,
+        Some(text) => {
+            let built: Option<String> = sqlx::query_scalar(BUILD_TSQUERY)
+                .bind(text)
+                .bind(MAX_TSQUERY_TERMS)
+                .fetch_one(pool)
+                .await?;
+            match built {
+                Some(q) => Some(q),
+                // Nothing searchable in the text: nothing matches.
+                None => return Ok((Vec::new(), 0)),
+            }
+        }
+    };
+    let mut sql = QueryBuilder::<Postgres>::new("WITH page AS (SELECT e.id, e.starts_at, ");
+    match &tsquery {
+        Some(q) => sql
+            .push("ts_rank(e.search, ")
+            .push_bind(q)
+            .push("::tsquery)"),
+        None => sql.push("0::real"),
+    };
+    sql.push(" AS rank, count(*) OVER () AS total");
+    push_search_filters(&mut sql, search, tsquery.as_deref());
+    sql.push(" ORDER BY rank DESC, e.starts_at, e.id LIMIT ")
+        .push_bind(i64::from(search.per_page))
+        .push(" OFFSET ")
+        .push_bind(search.offset());
+    sql.push(SEARCH_PAGE_COLUMNS);
+    let rows: Vec<ListRow> = sql.build_query_as().fetch_all(pool).await?;
+    let total = match rows.first() {
+        Some(r) => r.11,
+        None if search.page > 1 => {
+            // Past the last page: still say how many there are.
+            let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
+            push_search_filters(&mut count, search, tsquery.as_deref());
+            count.build_query_scalar().fetch_one(pool).await?
+        }
+        None => 0,
+    };
     let now = Utc::now();
     let events = rows
         .into_iter()

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod request_registry;
 pub mod routes;
 pub mod sandbox;
+pub mod search;
 pub mod seat_map;
 pub mod state;
 pub mod views;

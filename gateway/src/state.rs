@@ -27,6 +27,8 @@ pub struct AppState {
     pub topics: Arc<Topics>,
     pub catalog: Arc<Catalog>,
     pub seat_maps: Arc<SeatMapCache>,
+    /// Event search result pages (`GET /v1/events`), cached ≤ 1 s.
+    pub event_search: Arc<crate::search::SearchCache>,
     pub jwt: Arc<JwtKeys>,
     pub decisions: Arc<DecisionWaiters>,
     /// The payment provider's API (checkout sessions).
@@ -82,6 +84,7 @@ impl AppState {
             seat_maps: Arc::new(SeatMapCache::new(Duration::from_millis(
                 settings.gateway.seat_map_cache_ms,
             ))),
+            event_search: Arc::default(),
             jwt: Arc::new(JwtKeys::new(&settings.auth.jwt_secret)),
             topics: Arc::new(topics),
             settings: Arc::new(settings),

@@ -1,6 +1,7 @@
 //! Browsing: the event list, one event, and its live seat map. These read PostgreSQL
 //! only (through caches), so they keep working when the broker is down.
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{AppError, AppResult};
 use crate::extract::{Json, Path, Query};
 use crate::inventory;
+use crate::search::{EventSearch, RawSearch};
 use crate::seat_map::{self, SeatMap};
 use crate::state::AppState;
 use crate::views::{EventDetail, EventSummary};
@@ -17,6 +19,19 @@ use crate::views::{EventDetail, EventSummary};
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    /// Words to find in the title, performer, venue name or city; each matches a word
+    /// starting with it ("queue jump" finds "The Queue Jumpers"). At most 10 words and
+    /// 200 characters (else 400 `query_too_long`). With a query, events come by
+    /// relevance (title and performer above venue and city), then start time.
+    pub query: Option<String>,
+    /// Venue city, case-insensitive exact match.
+    pub city: Option<String>,
+    /// Events starting at or after this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub from: Option<String>,
+    /// Events starting at or before this RFC 3339 time.
+    #[param(format = DateTime)]
+    pub to: Option<String>,
     /// 1-based page number.
     pub page: Option<u32>,
     /// 1 to 100, default 20.
@@ -28,30 +43,50 @@ pub struct EventPage {
     pub events: Vec<EventSummary>,
     pub page: u32,
     pub per_page: u32,
+    /// Events matching the search on all pages.
     pub total: i64,
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "events", params(ListParams),
-    responses((status = 200, body = EventPage), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, body = EventPage,
+            description = "Events by start time, or by relevance to `query`; cached ≤ 1 s"),
+        (status = 400, body = crate::error::Problem,
+            description = "`invalid_query` (with `param`) or `query_too_long`")))]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> AppResult<Json<EventPage>> {
-    let page = params.page.unwrap_or(1);
-    let per_page = params.per_page.unwrap_or(20);
-    if page == 0 || page > 100_000 || !(1..=100).contains(&per_page) {
-        return Err(AppError::bad_request(
-            "invalid_query",
-            "page must be 1 or more and per_page 1 to 100",
-        ));
-    }
-    let (events, total) = inventory::list_events(&state.pool, page, per_page).await?;
-    Ok(Json(EventPage {
-        events,
-        page,
-        per_page,
-        total,
-    }))
+) -> AppResult<Response> {
+    let search = EventSearch::parse(&RawSearch {
+        query: params.query.as_deref(),
+        city: params.city.as_deref(),
+        from: params.from.as_deref(),
+        to: params.to.as_deref(),
+        page: params.page,
+        per_page: params.per_page,
+    })?;
+    let body = state
+        .event_search
+        .get_or_build(&search, || async {
+            let (events, total) = inventory::search_events(&state.pool, &search).await?;
+            let page = EventPage {
+                events,
+                page: search.page,
+                per_page: search.per_page,
+                total,
+            };
+            serde_json::to_vec(&page)
+                .map(Bytes::from)
+                .map_err(|e| AppError::internal("encode event page", e))
+        })
+        .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn event_detail(state: &AppState, id: EventId) -> AppResult<EventDetail> {
