@@ -29,6 +29,8 @@ pub struct EventInfo {
     pub kafka_partition: i32,
     /// Cancelled bookings are refunded in full until this many hours before `starts_at`.
     pub refund_cutoff_hours: i32,
+    /// Proof-of-work difficulty for joining the waiting room (0: none).
+    pub pow_difficulty: i32,
 }
 
 /// An event with the layout of its venue.
@@ -40,7 +42,7 @@ pub struct EventEntry {
 
 const SELECT_EVENT: &str = "SELECT id, venue_id, title, performer, starts_at, on_sale_at, \
      hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
-     refund_cutoff_hours FROM events WHERE id = $1";
+     refund_cutoff_hours, pow_difficulty FROM events WHERE id = $1";
 
 const SELECT_SECTIONS: &str = "SELECT id, code, name, kind, seat_rows, seats_per_row, \
      first_seat_no, capacity, price_cents FROM sections WHERE venue_id = $1 ORDER BY ordinal";

@@ -33,6 +33,8 @@ pub enum Command {
     CancelBooking(CancelBooking),
     JoinWaitlist(WaitlistSeat),
     LeaveWaitlist(WaitlistSeat),
+    /// An organiser takes seats off sale (press, production, allocations, a later wave).
+    BlockSeats(BlockSeats),
 }
 
 /// Hold specific seats, or the best `quantity` in a section (general admission: places).
@@ -78,6 +80,29 @@ pub struct CancelBooking {
     pub by_admin: bool,
 }
 
+/// A holdback: the seats are held by [`HOLDBACK_USER`] until `release_at` (or until an
+/// admin releases them), then go back on sale through the pipeline, waitlists first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSeats {
+    pub seat_nos: Vec<i32>,
+    /// Why (shown to organisers): "press", "production", "wave 2"…
+    pub note: String,
+    /// When the seats go on sale by themselves; none: until released by hand.
+    pub release_at: Option<DateTime<Utc>>,
+}
+
+/// Who holds a holdback's seats.
+pub const HOLDBACK_USER: &str = "system:holdback";
+
+/// Seats one holdback may take (larger allocations are several holdbacks).
+pub const MAX_BLOCKED_SEATS: usize = 5_000;
+
+/// The expiry of a hold that has none (a holdback released by hand): far enough to never
+/// come, near enough for every client's date handling.
+pub fn never() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitlistSeat {
     pub seat_no: i32,
@@ -94,6 +119,7 @@ impl Command {
             Command::CancelBooking(_) => "cancel_booking",
             Command::JoinWaitlist(_) => "join_waitlist",
             Command::LeaveWaitlist(_) => "leave_waitlist",
+            Command::BlockSeats(_) => "block_seats",
         }
     }
 
@@ -109,6 +135,7 @@ impl Command {
             Command::JoinWaitlist(body) | Command::LeaveWaitlist(body) => {
                 serde_json::to_value(body)
             }
+            Command::BlockSeats(body) => serde_json::to_value(body),
         }
     }
 
@@ -127,6 +154,7 @@ impl Command {
             "cancel_booking" => Command::CancelBooking(parse(body)?),
             "join_waitlist" => Command::JoinWaitlist(parse(body)?),
             "leave_waitlist" => Command::LeaveWaitlist(parse(body)?),
+            "block_seats" => Command::BlockSeats(parse(body)?),
             other => return Err(CommandError::UnknownKind(other.chars().take(64).collect())),
         })
     }

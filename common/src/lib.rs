@@ -22,6 +22,7 @@ pub mod signing;
 pub mod telemetry;
 pub mod ticket_code;
 pub mod topics;
+pub mod waiting_room;
 pub mod waitlist_mirror;
 
 #[cfg(feature = "testkit")]

@@ -396,6 +396,7 @@ mod tests {
             waiting_room_enabled: false,
             kafka_partition: 0,
             refund_cutoff_hours: 24,
+            pow_difficulty: 0,
         };
         (
             EventRules {

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use seatq_common::command::{
-    CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome, WaitlistSeat,
+    BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome,
+    WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
 };
 use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
 use seatq_common::message::{HoldTimer, SeatEvent, SeatStatus};
@@ -156,6 +157,7 @@ impl Ledger {
             Command::CancelBooking(c) => self.cancel_booking(cmd, c, rules, config, now),
             Command::JoinWaitlist(w) => self.join_waitlist(cmd, w, rules, config, now),
             Command::LeaveWaitlist(w) => self.leave_waitlist(cmd, w, rules),
+            Command::BlockSeats(b) => self.block_seats(cmd, b, rules, now),
         };
         match result {
             Ok(applied) => Outcome::Applied(applied),
@@ -422,6 +424,59 @@ impl Ledger {
         Ok(applied(
             booking.hold_id,
             json!({"outcome": "booking_cancelled", "refund_cents": refund_cents, "offers": offers}),
+        ))
+    }
+
+    /// Take seats off sale: a hold by [`HOLDBACK_USER`], all of them or none, with a timer
+    /// when it has a release time (the usual expiry then puts them back on sale, waitlists
+    /// first). Organisers may block before the sale opens and beyond any per-user limit.
+    fn block_seats(
+        &mut self,
+        cmd: &CommandEnvelope,
+        b: &BlockSeats,
+        rules: &EventRules,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, Rejection> {
+        if b.seat_nos.is_empty() || b.seat_nos.len() > MAX_BLOCKED_SEATS {
+            return Err(Rejection::new("invalid_command"));
+        }
+        let hold_id = HoldId::new();
+        self.take_seats(cmd.event_id, &rules.layout, &b.seat_nos, hold_id)?;
+        let expires_at = b.release_at.unwrap_or_else(seatq_common::command::never);
+        self.holds.insert(
+            hold_id,
+            HoldSlot {
+                id: hold_id,
+                event_id: cmd.event_id,
+                user_id: UserId(HOLDBACK_USER.into()),
+                request_id: cmd.request_id,
+                status: HoldStatus::Active,
+                seat_nos: b.seat_nos.clone(),
+                ga_section: None,
+                quantity: b.seat_nos.len() as i32,
+                created_at: now,
+                expires_at,
+                ended_at: None,
+                extended: false,
+                offered_from: None,
+            },
+        );
+        self.new_holds.push(hold_id);
+        if let Some(at) = b.release_at {
+            self.life.timers.push(HoldTimer {
+                hold_id,
+                event_id: cmd.event_id,
+                expires_at: at,
+            });
+        }
+        let seat_ids: Vec<String> = b
+            .seat_nos
+            .iter()
+            .filter_map(|n| rules.layout.seat_label(*n))
+            .collect();
+        Ok(applied(
+            hold_id,
+            json!({"outcome": "blocked", "note": b.note, "release_at": b.release_at, "seat_ids": seat_ids}),
         ))
     }
 

@@ -148,6 +148,10 @@ pub async fn load_holds(
                     joined.insert((c.event_id.0, w.seat_no));
                 }
             }
+            Command::BlockSeats(b) => {
+                keys.seats
+                    .extend(b.seat_nos.iter().map(|n| (c.event_id.0, *n)));
+            }
             Command::ExpireHold(e) => {
                 hold_ids.insert(e.hold_id.0);
                 expiring.push(e.hold_id.0);

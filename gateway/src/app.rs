@@ -16,7 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::AppError;
-use crate::routes::{admin, dev, events, health, holds, payments, waitlist};
+use crate::routes::{admin, dev, events, health, holdbacks, holds, payments, queue, waitlist};
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -28,6 +28,15 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::web::router())
         .route("/v1/admin/venues", post(admin::create_venue))
         .route("/v1/admin/events", post(admin::create_event))
+        .route(
+            "/v1/admin/events/{event_id}/holdbacks",
+            post(holdbacks::create).get(holdbacks::list),
+        )
+        .route(
+            "/v1/admin/holdbacks/{hold_id}/release",
+            post(holdbacks::release),
+        )
+        .route("/v1/admin/events/{event_id}/stats", get(holdbacks::stats))
         .route("/v1/events", get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/seats", get(events::seat_map))
@@ -38,6 +47,12 @@ pub fn router(state: AppState) -> Router {
             get(holds::get_hold).delete(holds::cancel_hold),
         )
         .route("/v1/me/holds", get(holds::my_holds))
+        .route("/v1/events/{event_id}/queue", post(queue::join))
+        .route(
+            "/v1/events/{event_id}/queue/challenge",
+            post(queue::challenge),
+        )
+        .route("/v1/events/{event_id}/queue/{ticket}", get(queue::status))
         .route("/v1/holds/{hold_id}/checkout", post(payments::checkout))
         .route("/v1/payments/webhook", post(payments::webhook))
         .route(

@@ -127,6 +127,7 @@ pub fn rejection_error(decision: &CommandDecision) -> Option<AppError> {
         "not_waiting" => (StatusCode::NOT_FOUND, "not_waiting"),
         "waitlist_limit_exceeded" => (StatusCode::CONFLICT, "waitlist_limit_exceeded"),
         "unknown_seat" => (StatusCode::NOT_FOUND, "seat_not_found"),
+        "seats_unavailable" => (StatusCode::CONFLICT, "seats_unavailable"),
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "command_rejected"),
     };
     Some(

@@ -100,7 +100,9 @@ async fn ensure(
         on_sale_at: Some(Utc::now() - Duration::minutes(1)),
         hold_ttl_secs: None,
         max_seats_per_user: None,
-        waiting_room_enabled: false,
+        // The demo is for trying seats right away; the waiting room is shown by its tests.
+        waiting_room_enabled: Some(false),
+        pow_difficulty: None,
         refund_cutoff_hours: None,
     };
     inventory::create_event(pool, &event, limits).await

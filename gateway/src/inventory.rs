@@ -68,8 +68,11 @@ pub struct NewEvent {
     pub hold_ttl_secs: Option<i32>,
     /// Defaults to 8.
     pub max_seats_per_user: Option<i32>,
-    #[serde(default)]
-    pub waiting_room_enabled: bool,
+    /// Defaults to on for events of at least `waiting_room.default_min_capacity` places.
+    pub waiting_room_enabled: Option<bool>,
+    /// Proof-of-work difficulty for joining the waiting room (leading zero bits, 0–32);
+    /// defaults to `waiting_room.default_pow_difficulty` when the waiting room is on.
+    pub pow_difficulty: Option<i32>,
     /// Refund policy: a cancelled booking is refunded in full until this many hours
     /// before `starts_at`, not at all after. Defaults to 24.
     pub refund_cutoff_hours: Option<i32>,
@@ -263,8 +266,8 @@ pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueVie
 /// `search_events` matches: see migrations/0009_event_search.sql.
 const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, starts_at, \
      on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
-     refund_cutoff_hours, search) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     refund_cutoff_hours, pow_difficulty, search) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
             event_search_document($3, $4, v.name, v.city) \
      FROM venues v WHERE v.id = $2";
 
@@ -280,6 +283,9 @@ const INSERT_EVENT_GA: &str = "INSERT INTO ga_inventory (event_id, section_id, c
      SELECT $1, id, capacity FROM sections \
      WHERE venue_id = $2 AND kind = 'general_admission'";
 
+const VENUE_CAPACITY: &str =
+    "SELECT coalesce(sum(capacity), 0)::bigint FROM sections WHERE venue_id = $1";
+
 const VENUE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM venues WHERE id = $1)";
 
 /// What the deployment allows organisers to set.
@@ -288,6 +294,9 @@ pub struct EventLimits {
     /// Partitions of the commands topic; a new event is pinned to one of them.
     pub partitions: i32,
     pub min_hold_ttl_secs: i32,
+    /// Events this large get a waiting room unless the organiser says otherwise.
+    pub waiting_room_min_capacity: i64,
+    pub default_pow_difficulty: i32,
 }
 
 /// Create an event and put all its seats on sale; returns its id.
@@ -314,6 +323,9 @@ pub async fn create_event(
         0,
         8_760,
     )?;
+    if let Some(d) = event.pow_difficulty {
+        check_range("pow_difficulty", i64::from(d), 0, 32)?;
+    }
     let on_sale_at = event.on_sale_at.unwrap_or_else(Utc::now);
     if on_sale_at > event.starts_at {
         return Err(AppError::unprocessable(
@@ -332,6 +344,18 @@ pub async fn create_event(
             format!("there is no venue {}", event.venue_id),
         ));
     }
+    let capacity: i64 = sqlx::query_scalar(VENUE_CAPACITY)
+        .bind(event.venue_id)
+        .fetch_one(pool)
+        .await?;
+    let waiting_room = event
+        .waiting_room_enabled
+        .unwrap_or(capacity >= limits.waiting_room_min_capacity);
+    let pow_difficulty = match (waiting_room, event.pow_difficulty) {
+        (_, Some(d)) => d,
+        (true, None) => limits.default_pow_difficulty.clamp(0, 32),
+        (false, None) => 0,
+    };
     let id = EventId::new();
     let partition =
         seatq_common::kafka::partition_for_key(id.to_string().as_bytes(), limits.partitions.max(1));
@@ -345,9 +369,10 @@ pub async fn create_event(
         .bind(on_sale_at)
         .bind(hold_ttl_secs)
         .bind(max_seats)
-        .bind(event.waiting_room_enabled)
+        .bind(waiting_room)
         .bind(partition)
         .bind(refund_cutoff_hours)
+        .bind(pow_difficulty)
         .execute(&mut *tx)
         .await?;
     if inserted.rows_affected() != 1 {

@@ -4,6 +4,7 @@
 //! caches, and turns hold requests into commands on the event's Kafka partition. It never
 //! writes seat state: the consumer does, one writer per partition.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod bookings;
@@ -11,11 +12,14 @@ pub mod commands;
 pub mod decisions;
 pub mod demo;
 pub mod error;
+pub mod event_stats;
 pub mod extract;
+pub mod holdbacks;
 pub mod holds;
 pub mod inventory;
 pub mod openapi;
 pub mod payments;
+pub mod queue;
 pub mod request_registry;
 pub mod routes;
 pub mod sandbox;

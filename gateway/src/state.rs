@@ -31,6 +31,8 @@ pub struct AppState {
     pub event_search: Arc<crate::search::SearchCache>,
     pub jwt: Arc<JwtKeys>,
     pub decisions: Arc<DecisionWaiters>,
+    /// Signs and checks waiting-room admission tokens.
+    pub admission: Arc<crate::admission::AdmissionKeys>,
     /// The payment provider's API (checkout sessions).
     pub provider: Arc<seatq_common::payment_provider::PaymentProvider>,
     /// Partitions of the commands topic; a new event is pinned to one of them.
@@ -79,6 +81,9 @@ impl AppState {
             settings.kafka.batch_limits(),
         );
         let settings_payments = settings.payments.clone();
+        let admission = Arc::new(crate::admission::AdmissionKeys::new(
+            &settings.waiting_room.secret,
+        ));
         Ok(Self {
             catalog: Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2))),
             seat_maps: Arc::new(SeatMapCache::new(Duration::from_millis(
@@ -93,6 +98,7 @@ impl AppState {
             producer,
             commands,
             decisions,
+            admission,
             provider: Arc::new(seatq_common::payment_provider::PaymentProvider::new(
                 &settings_payments,
             )),
@@ -105,6 +111,8 @@ impl AppState {
         crate::inventory::EventLimits {
             partitions: self.command_partitions,
             min_hold_ttl_secs: self.settings.gateway.min_hold_ttl_secs,
+            waiting_room_min_capacity: self.settings.waiting_room.default_min_capacity,
+            default_pow_difficulty: self.settings.waiting_room.default_pow_difficulty,
         }
     }
 }

@@ -389,6 +389,8 @@ async fn the_stadium_map_of_fifty_thousand_seats_renders_live() {
         seatq_gateway::inventory::EventLimits {
             partitions: 2,
             min_hold_ttl_secs: 30,
+            waiting_room_min_capacity: 10_000,
+            default_pow_difficulty: 0,
         },
     )
     .await

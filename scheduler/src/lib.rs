@@ -5,11 +5,13 @@
 //!                                     └──reminder──► reservation_expiring ──► seatq.seat-events
 //! sweeper (every 30 s): overdue active holds ──► expire_hold; waitlist mirrors ◄── PostgreSQL
 //! refund worker: refunds (pending) ──► payment provider ──► refund_issued
+//! admission: waiting rooms ──► admitted / queue_position, at a rate the pipeline can take
 //! ```
 //! Nothing here writes seat state: expiries are commands, decided by the consumer in
 //! order with everything else on the event's partition (including the waitlist hand-off
 //! and the payment grace period).
 
+pub mod admission;
 pub mod delay_queue;
 pub mod refunds;
 pub mod sweeper;
@@ -114,23 +116,33 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         pool: pool.clone(),
         catalog,
         commands,
-        redis,
+        redis: redis.clone(),
         interval: Duration::from_millis(settings.scheduler.sweep_interval_ms.max(100)),
         grace_secs: settings.scheduler.sweep_grace_secs.max(0),
     };
     let refunds = refunds::RefundWorker {
-        pool,
+        pool: pool.clone(),
         provider: PaymentProvider::new(&settings.payments),
-        producer,
+        producer: producer.clone(),
         seat_events_topic: topics.seat_events.clone(),
         interval: Duration::from_millis(settings.scheduler.refund_interval_ms.max(100)),
     };
+    let admission = admission::Admission {
+        pool: pool.clone(),
+        redis: redis.clone(),
+        producer: producer.clone(),
+        commands_topic: topics.commands.clone(),
+        seat_events_topic: topics.seat_events.clone(),
+        settings: settings.waiting_room.clone(),
+    };
     tracing::info!(%member, partitions, "scheduler started");
+    let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));
     timers.run(consumer, shutdown).await;
     let _ = sweeping.await;
     let _ = refunding.await;
+    let _ = admitting.await;
     tracing::info!("scheduler stopped");
     Ok(())
 }

@@ -18,7 +18,7 @@ pub struct Violations {
     /// GA counters that disagree with the GA holds (held = active, sold = sold).
     pub ga_mismatch: i64,
     /// Held decisions without exactly one hold, or holds (other than waitlist offers)
-    /// without a held decision.
+    /// without the decision that made them (`held`; `applied` for holdbacks).
     pub decision_mismatch: i64,
     /// Waitlist offers whose original hold did not end.
     pub offers_from_live_holds: i64,
@@ -53,7 +53,8 @@ const DECISION_MISMATCH: &str = "SELECT \
      (SELECT count(*) FROM requests r WHERE r.status = 'held' AND NOT EXISTS \
        (SELECT 1 FROM holds h WHERE h.id = r.hold_id AND h.request_id = r.request_id)) + \
      (SELECT count(*) FROM holds h WHERE h.offered_from IS NULL AND NOT EXISTS \
-       (SELECT 1 FROM requests r WHERE r.hold_id = h.id AND r.status = 'held'))";
+       (SELECT 1 FROM requests r WHERE r.hold_id = h.id AND r.request_id = h.request_id \
+          AND r.status = CASE WHEN h.user_id = 'system:holdback' THEN 'applied' ELSE 'held' END))";
 const OFFERS_FROM_LIVE_HOLDS: &str =
     "SELECT count(*) FROM holds o JOIN holds h ON h.id = o.offered_from \
      WHERE h.status IN ('active', 'sold') OR h.ended_at > o.created_at";

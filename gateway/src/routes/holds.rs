@@ -82,6 +82,12 @@ pub async fn request_hold(
                 .with("on_sale_at", entry.info.on_sale_at),
         );
     }
+    if entry.info.waiting_room_enabled {
+        let token = headers
+            .get("x-admission-token")
+            .and_then(|v| v.to_str().ok());
+        state.admission.verify(token, &user.user_id, event_id)?;
+    }
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
     let submitted = holds::submit(&state, &user, &entry, hold, idempotency_key, wait).await?;
     if let Some(view) = submitted.decided {

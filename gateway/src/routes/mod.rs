@@ -6,6 +6,8 @@ pub mod bookings;
 pub mod dev;
 pub mod events;
 pub mod health;
+pub mod holdbacks;
 pub mod holds;
 pub mod payments;
+pub mod queue;
 pub mod waitlist;

@@ -1,0 +1,160 @@
+//! Admission tokens: what a user gets from the waiting room when it is their turn, and what
+//! `POST /v1/events/{id}/holds` asks for (`X-Admission-Token`) while the event's waiting
+//! room is on.
+//!
+//! An HS256 JWT signed with `waiting_room.secret` (not the login secret: a leaked login
+//! key must not let anyone skip the line), bound to the user, the event and the queue
+//! ticket, and valid for `waiting_room.admission_ttl_secs` from admission.
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use seatq_common::ids::{EventId, UserId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::AppError;
+
+const KIND: &str = "admission";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdmissionClaims {
+    pub sub: String,
+    pub evt: EventId,
+    pub tkt: Uuid,
+    pub typ: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+pub struct AdmissionKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl AdmissionKeys {
+    pub fn new(secret: &str) -> Self {
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+        }
+    }
+
+    /// The token of a ticket admitted at `admitted_at`; with its expiry.
+    pub fn issue(
+        &self,
+        user: &UserId,
+        event: EventId,
+        ticket: Uuid,
+        admitted_at: DateTime<Utc>,
+        ttl_secs: i64,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
+        let expires_at = admitted_at + chrono::Duration::seconds(ttl_secs.max(1));
+        let claims = AdmissionClaims {
+            sub: user.0.clone(),
+            evt: event,
+            tkt: ticket,
+            typ: KIND.into(),
+            iat: admitted_at.timestamp(),
+            exp: expires_at.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+            .map_err(|e| AppError::internal("admission token", e))?;
+        Ok((token, expires_at))
+    }
+
+    /// Check `token` for `user` at `event`: 403 with a precise code otherwise.
+    pub fn verify(
+        &self,
+        token: Option<&str>,
+        user: &UserId,
+        event: EventId,
+    ) -> Result<(), AppError> {
+        let token = token.ok_or_else(|| {
+            AppError::forbidden(
+                "admission_required",
+                "this event has a waiting room: join it and send its admission token as X-Admission-Token",
+            )
+        })?;
+        let claims =
+            jsonwebtoken::decode::<AdmissionClaims>(token.trim(), &self.decoding, &self.validation)
+                .map_err(|e| match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AppError::forbidden(
+                        "admission_expired",
+                        "your admission has expired: join the waiting room again",
+                    ),
+                    _ => AppError::forbidden(
+                        "admission_invalid",
+                        "this is not a valid admission token",
+                    ),
+                })?
+                .claims;
+        if claims.typ != KIND || claims.sub != user.0 {
+            return Err(AppError::forbidden(
+                "admission_invalid",
+                "this admission token is not yours",
+            ));
+        }
+        if claims.evt != event {
+            return Err(AppError::forbidden(
+                "admission_wrong_event",
+                "this admission token is for another event",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_admits_its_user_to_its_event_only() {
+        let keys = AdmissionKeys::new("secret");
+        let (user, event) = (UserId("ann".into()), EventId::new());
+        let (token, _) = keys
+            .issue(&user, event, Uuid::new_v4(), Utc::now(), 60)
+            .expect("token");
+        assert!(keys.verify(Some(&token), &user, event).is_ok());
+        let code = |r: Result<(), AppError>| r.expect_err("refused").code;
+        assert_eq!(code(keys.verify(None, &user, event)), "admission_required");
+        assert_eq!(
+            code(keys.verify(Some("x.y.z"), &user, event)),
+            "admission_invalid"
+        );
+        assert_eq!(
+            code(keys.verify(Some(&token), &UserId("bob".into()), event)),
+            "admission_invalid"
+        );
+        assert_eq!(
+            code(keys.verify(Some(&token), &user, EventId::new())),
+            "admission_wrong_event"
+        );
+        let forged = AdmissionKeys::new("other")
+            .issue(&user, event, Uuid::new_v4(), Utc::now(), 60)
+            .expect("token")
+            .0;
+        assert_eq!(
+            code(keys.verify(Some(&forged), &user, event)),
+            "admission_invalid"
+        );
+        let (old, _) = keys
+            .issue(
+                &user,
+                event,
+                Uuid::new_v4(),
+                Utc::now() - chrono::Duration::hours(2),
+                60,
+            )
+            .expect("token");
+        assert_eq!(
+            code(keys.verify(Some(&old), &user, event)),
+            "admission_expired"
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! `/v1/events/{event_id}/queue`: the waiting room (see `crate::queue`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use seatq_common::ids::EventId;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::error::AppResult;
+use crate::extract::{Json, Path};
+use crate::queue::{self, Challenge, JoinBody, QueueTicketView};
+use crate::state::AppState;
+
+#[utoipa::path(post, path = "/v1/events/{event_id}/queue/challenge", tag = "waiting room",
+    params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = Challenge),
+        (status = 404, body = crate::error::Problem, description = "event_not_found"),
+        (status = 409, body = crate::error::Problem, description = "waiting_room_off")))]
+pub async fn challenge(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    Path(event_id): Path<EventId>,
+) -> AppResult<Json<Challenge>> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(Json(queue::challenge(&state, &entry)?))
+}
+
+#[utoipa::path(post, path = "/v1/events/{event_id}/queue", tag = "waiting room",
+    params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    request_body = JoinBody,
+    responses((status = 201, body = QueueTicketView, description = "Joined"),
+        (status = 200, body = QueueTicketView, description = "Already in: the same ticket"),
+        (status = 403, body = crate::error::Problem,
+            description = "challenge_required, challenge_invalid, challenge_expired, challenge_unsolved, challenge_used"),
+        (status = 409, body = crate::error::Problem, description = "waiting_room_off")))]
+pub async fn join(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(event_id): Path<EventId>,
+    body: axum::body::Bytes,
+) -> AppResult<(StatusCode, Json<QueueTicketView>)> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    // The body is optional (events without proof of work need none).
+    let body: JoinBody = if body.iter().all(u8::is_ascii_whitespace) {
+        JoinBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            crate::error::AppError::bad_request("invalid_json", format!("invalid body: {e}"))
+        })?
+    };
+    let (ticket, created) = queue::join(&state, &user, &entry, &body).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ticket)))
+}
+
+#[utoipa::path(get, path = "/v1/events/{event_id}/queue/{ticket}", tag = "waiting room",
+    params(("event_id" = String, Path, format = Uuid), ("ticket" = String, Path, format = Uuid)),
+    security(("bearer" = [])),
+    responses((status = 200, body = QueueTicketView),
+        (status = 404, body = crate::error::Problem, description = "ticket_not_found (also someone else's)")))]
+pub async fn status(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((event_id, ticket)): Path<(EventId, Uuid)>,
+) -> AppResult<Json<QueueTicketView>> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(Json(queue::status(&state, &user, &entry, ticket).await?))
+}
