@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// (path, content type, body) of every file the app consists of.
+/// (path, content type, body) of every file the app consists of (`pow-worker.js` is not
+/// imported but started as a module Web Worker by `pow.js`: it must be here all the same).
 const FILES: &[(&str, &str, &str)] = &[
     (
         "/",
@@ -38,6 +39,21 @@ const FILES: &[(&str, &str, &str)] = &[
         "/util.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/util.js"),
+    ),
+    (
+        "/pow.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/pow.js"),
+    ),
+    (
+        "/pow-worker.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/pow-worker.js"),
+    ),
+    (
+        "/sha256.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/sha256.js"),
     ),
     (
         "/app.css",

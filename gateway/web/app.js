@@ -1,7 +1,9 @@
 // The seatq browser app: browse events, pick seats on a live seat map, hold them, pay at the
-// payment provider, see bookings and tickets, wait for taken seats. Plain ES modules, no
-// build step: app.js (views and routing), api.js (HTTP and live streams), seatmap.js
-// (canvas seat map), util.js (DOM and formatting helpers).
+// payment provider, see bookings and tickets, wait for taken seats, queue in the waiting
+// room of a high-demand sale. Plain ES modules, no build step: app.js (views and routing),
+// api.js (HTTP and live streams), seatmap.js (canvas seat map), util.js (DOM and formatting
+// helpers), pow.js (the waiting room's proof of work, in pow-worker.js Web Workers),
+// sha256.js (SHA-256 and the nonce search).
 //
 // Routes (hash, so reloads and the payment page's "Back to seatq" link work):
 //   #/                 events, with search
@@ -20,6 +22,17 @@
 //                      offer-pay, offer-decline
 //   events list        event-search, events-summary, event-list, event-card (data-event-id),
 //                      event-link (data-event-id), events-prev, events-next, events-empty
+//   waiting room       queue-panel (data-status = login | join | solving | waiting |
+//   (event page, when  admitted | expired | error; data-ticket once in line; after a proof
+//   the sale has one)  of work data-pow-ms, data-pow-difficulty), queue-join (join / rejoin),
+//                      queue-solving (the proof of work running, with a progress bar),
+//                      queue-position (data-position), queue-length (data-length),
+//                      queue-eta (data-eta-secs), queue-provisional (before the sale opens:
+//                      places are drawn at random then), queue-sale-countdown,
+//                      queue-admitted ("You're in — N minutes to shop"),
+//                      queue-admission-countdown, queue-expired, queue-note (retries,
+//                      errors). Holds are refused with hold-reason data-reason =
+//                      admission_required until admitted.
 //   event page         event-title, sale-status, sale-countdown (until on sale),
 //                      live-indicator (data-mode = live | polling | connecting),
 //                      map-counts, seat-map, section-{CODE}, section-available-{CODE},
@@ -65,6 +78,7 @@ import {
   fetchBlobUrl,
 } from './api.js';
 import { SeatMap, parseSeatId } from './seatmap.js';
+import { solve as solvePow, warm as warmPow } from './pow.js';
 import {
   h,
   fill,
@@ -80,7 +94,7 @@ import {
 } from './util.js';
 
 /** Search events on the server (`?query=`) instead of filtering here; flip when it exists. */
-const SERVER_SEARCH = true;
+const SERVER_SEARCH = false;
 const EVENTS_PER_PAGE = 20;
 /** Upper bound of seats in one request (the gateway's `max_seats_per_request` default). */
 const MAX_SEATS_PER_REQUEST = 10;
@@ -695,6 +709,21 @@ function onUserEvent(kind, data) {
     case 'refund_issued':
       toast(`${money(data.amount_cents)} was refunded to you.`, { kind: 'success' });
       break;
+    case 'admitted':
+      // On the event's page its waiting room says so; elsewhere, say it here.
+      if (data.event_id && location.hash !== `#/events/${data.event_id}`) {
+        eventDetail(data.event_id)
+          .then((ev) =>
+            toast(`It’s your turn: you can hold seats for ${ev.title} now.`, {
+              kind: 'success',
+              urgent: true,
+              timeout: 0,
+              action: h('a', { href: `#/events/${data.event_id}`, class: 'toast-action' }, 'Shop now'),
+            }),
+          )
+          .catch(() => {});
+      }
+      break;
     default:
       break;
   }
@@ -1022,6 +1051,512 @@ function eventCard(e) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The waiting room of a high-demand sale (`waiting_room_enabled`): join it after a proof
+// of work, wait for your turn (place in line from the user stream, polled as a fallback),
+// then hold seats with its admission token (`X-Admission-Token`) until it expires.
+
+const POLL_QUEUE_MS = 4000;
+/** A join refused for these gets a new challenge and tries once more. */
+const CHALLENGE_CODES = new Set([
+  'challenge_required',
+  'challenge_invalid',
+  'challenge_expired',
+  'challenge_unsolved',
+  'challenge_used',
+  'challenge_wrong_event',
+]);
+/** A hold refused for these sends the user back to the waiting room. */
+const ADMISSION_CODES = new Set(['admission_required', 'admission_invalid', 'admission_expired', 'admission_wrong_event']);
+
+/** Where this user's tickets and admissions are kept: `{[event_id]: {ticket, token, expires_at}}`. */
+function queueKey() {
+  const s = currentSession();
+  return s ? `seatq.queue.${s.user_id}` : null;
+}
+
+function savedQueues() {
+  const key = queueKey();
+  if (!key) return {};
+  try {
+    return JSON.parse(localStorage.getItem(key) || '{}') || {};
+  } catch {
+    return {};
+  }
+}
+
+function savedQueue(eventId) {
+  return savedQueues()[eventId] || null;
+}
+
+function saveQueue(eventId, entry) {
+  const key = queueKey();
+  if (!key) return;
+  const all = savedQueues();
+  if (entry) all[eventId] = entry;
+  else delete all[eventId];
+  localStorage.setItem(key, JSON.stringify(all));
+}
+
+/** Sleep that ends early (throwing AbortError) when `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new DOMException('Stopped.', 'AbortError'));
+      return;
+    }
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', stop);
+      resolve();
+    }, ms);
+    const stop = () => {
+      clearTimeout(t);
+      reject(new DOMException('Stopped.', 'AbortError'));
+    };
+    signal?.addEventListener('abort', stop, { once: true });
+  });
+}
+
+/**
+ * A waiting-room request, tried again after 429 (rate limited), 503 and network failures,
+ * waiting as long as Retry-After says; `onWait(secs, err)` hears each wait.
+ */
+async function queueCall(method, path, { body, signal, onWait = () => {} } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await api(method, path, { body, signal });
+    } catch (err) {
+      if (isAbort(err) || !(err instanceof ApiError) || !err.retryable || attempt >= 6) throw err;
+      const secs = Math.max(1, Math.ceil(err.retryAfter ?? Math.min(2 ** attempt, 15)));
+      onWait(secs, err);
+      await pause(secs * 1000, signal);
+    }
+  }
+}
+
+/**
+ * The waiting-room panel of one event page (`queue-panel`, data-status = login | join |
+ * solving | waiting | admitted | expired | error). `token()` is the admission token while
+ * valid; `lost(err)` takes a hold's 403 admission_* and goes back to the line; `onChange`
+ * runs whenever holding becomes possible or not.
+ */
+function waitingRoom(scope, eventId, { title, difficulty = () => undefined, onChange = () => {}, onOff = () => {} }) {
+  const el = h('section', {
+    class: 'queue-panel',
+    'data-testid': 'queue-panel',
+    'data-status': 'join',
+    'aria-labelledby': 'queue-title',
+  });
+  let status = null;
+  let view = null; // the ticket (QueueTicketView) last seen
+  let joining = null;
+  let firstPosition = null; // the place first seen in this page, for the progress bar
+  let lastSolve = null;
+  let note = null; // a short message under the panel's content (retries, errors)
+  const live = {}; // elements of the "waiting" state updated in place
+
+  const ticketPath = (ticket) => `/v1/events/${eventId}/queue/${encodeURIComponent(ticket)}`;
+
+  function token() {
+    if (!view || view.status !== 'admitted' || !view.admission_token) return null;
+    return Date.parse(view.admission_expires_at) > Date.now() ? view.admission_token : null;
+  }
+
+  function set(next, { force = false } = {}) {
+    const changed = next !== status;
+    status = next;
+    el.dataset.status = next;
+    if (changed || force) render();
+    else update();
+    if (changed) onChange();
+  }
+
+  function setNote(text, kind = 'info') {
+    note = text ? { text, kind } : null;
+    const box = el.querySelector('.queue-note');
+    if (box) renderNote(box);
+  }
+
+  function renderNote(box) {
+    box.hidden = !note;
+    box.dataset.kind = note ? note.kind : '';
+    box.textContent = note ? note.text : '';
+  }
+
+  function joinButton(label) {
+    // Start the proof-of-work workers while the user reads: they are ready by the click.
+    if (difficulty() !== 0) warmPow();
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: 'primary big',
+        'data-testid': 'queue-join',
+        on: { click: () => join() },
+      },
+      label,
+    );
+  }
+
+  function render() {
+    const parts = [];
+    const heading = (text) => h('h2', { id: 'queue-title' }, text);
+    switch (status) {
+      case 'login':
+        parts.push(
+          heading('This sale has a waiting room'),
+          h('p', {}, 'To keep things fair when many people want tickets at once, everyone joins a line and is let in a few at a time.'),
+          h(
+            'button',
+            { type: 'button', class: 'primary', on: { click: () => promptLogin('Log in to join the waiting room.') } },
+            'Log in to join the line',
+          ),
+        );
+        break;
+      case 'join':
+        parts.push(
+          heading('This sale has a waiting room'),
+          h(
+            'p',
+            {},
+            'Join the line to hold seats: people are let in a few at a time, and then have a while to pick and hold their seats. ',
+            provisionalNow()
+              ? 'Everyone who joins before the sale opens gets a place drawn at random when it opens, so there is no need to rush.'
+              : 'It is first come, first served.',
+          ),
+          joinButton('Join the waiting room'),
+        );
+        break;
+      case 'solving': {
+        live.progress = h('progress', { class: 'queue-progress', max: '1', value: '0', 'aria-label': 'Checking' });
+        parts.push(
+          heading('Joining the waiting room'),
+          h(
+            'div',
+            { class: 'queue-solving', 'data-testid': 'queue-solving', role: 'status' },
+            h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), h('strong', {}, 'Checking you’re not a bot…')),
+            live.progress,
+            h('p', { class: 'muted small' }, 'Your browser solves a small puzzle that costs bots dearly at scale. It takes a moment; keep this page open.'),
+          ),
+        );
+        break;
+      }
+      case 'waiting': {
+        live.position = h('strong', { class: 'queue-number', 'data-testid': 'queue-position' }, '…');
+        live.length = h('strong', { class: 'queue-number', 'data-testid': 'queue-length' }, '…');
+        live.eta = h('strong', { class: 'queue-number', 'data-testid': 'queue-eta' }, '…');
+        live.bar = h('progress', { class: 'queue-progress', max: '1', value: '0', 'aria-hidden': 'true' });
+        live.provisional = h('div', { class: 'queue-provisional', 'data-testid': 'queue-provisional' });
+        parts.push(
+          heading('You’re in line'),
+          live.provisional,
+          h(
+            'dl',
+            { class: 'queue-stats' },
+            h('div', {}, h('dt', {}, 'Your place'), h('dd', {}, live.position)),
+            h('div', {}, h('dt', {}, 'People in line'), h('dd', {}, live.length)),
+            h('div', {}, h('dt', {}, 'Estimated wait'), h('dd', {}, live.eta)),
+          ),
+          live.bar,
+          h('p', { class: 'muted small' }, 'Keep this page open (you can look at the seats meanwhile): when it is your turn, we let you in and tell you here.'),
+        );
+        break;
+      }
+      case 'admitted': {
+        const left = Math.max(0, Date.parse(view.admission_expires_at) - Date.now());
+        const mins = Math.max(1, Math.round(left / 60000));
+        parts.push(
+          heading('It’s your turn'),
+          h('p', { class: 'queue-admitted', 'data-testid': 'queue-admitted' }, 'You’re in — ', h('strong', {}, `${mins} minute${mins === 1 ? '' : 's'} to shop`), '.'),
+          h(
+            'p',
+            {},
+            'Hold your seats within ',
+            countdown(view.admission_expires_at, {
+              'data-testid': 'queue-admission-countdown',
+              'data-urgent-secs': '120',
+            }),
+            ` (until ${new Date(view.admission_expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}). Seats you hold stay yours until their own timer runs out.`,
+          ),
+        );
+        break;
+      }
+      case 'expired':
+        parts.push(
+          heading('Your time to shop is over'),
+          h(
+            'p',
+            { 'data-testid': 'queue-expired' },
+            view && view.admission_expires_at
+              ? `The waiting room let you in until ${when(view.admission_expires_at)}. `
+              : '',
+            'Seats you hold are still yours until their own timer runs out.',
+          ),
+          joinButton('Check the waiting room again'),
+        );
+        break;
+      case 'error':
+      default:
+        parts.push(heading('Waiting room'), joinButton('Try again'));
+        break;
+    }
+    const noteBox = h('p', { class: 'queue-note', 'data-testid': 'queue-note', role: 'status' });
+    renderNote(noteBox);
+    parts.push(noteBox);
+    fill(el, parts);
+    update();
+  }
+
+  function provisionalNow() {
+    return view ? view.provisional && Date.parse(view.on_sale_at) > Date.now() : false;
+  }
+
+  /** Numbers of the "waiting" state, in place (no re-render, no focus loss). */
+  function update() {
+    if (status !== 'waiting' || !view || !live.position) return;
+    const pos = view.position;
+    const len = view.length;
+    live.position.textContent = pos != null ? `#${pos.toLocaleString()}` : '—';
+    live.position.dataset.position = pos != null ? String(pos) : '';
+    live.length.textContent = len != null ? len.toLocaleString() : '—';
+    live.length.dataset.length = len != null ? String(len) : '';
+    live.eta.textContent = pos === 1 && !view.provisional ? 'You’re next' : view.eta_secs != null ? roughly(view.eta_secs) : '—';
+    live.eta.dataset.etaSecs = view.eta_secs != null ? String(view.eta_secs) : '';
+    if (pos != null && (firstPosition == null || pos > firstPosition)) firstPosition = pos;
+    const moved = firstPosition && pos != null && firstPosition > 1 ? (firstPosition - pos) / (firstPosition - 1) : 0;
+    live.bar.value = String(Math.max(0.02, Math.min(1, moved)));
+    const provisional = view.provisional && Date.parse(view.on_sale_at) > Date.now();
+    live.provisional.hidden = !provisional;
+    if (provisional && !live.provisional.firstChild) {
+      fill(
+        live.provisional,
+        h('p', {}, h('strong', {}, 'The sale opens in '), countdown(view.on_sale_at, { 'data-testid': 'queue-sale-countdown', 'data-urgent-secs': '0' }), '.'),
+        h(
+          'p',
+          {},
+          'Your place is drawn at random when the sale opens: everyone who joins before then has the same chance, so there is no need to rush. Until then your place below is provisional.',
+        ),
+      );
+    } else if (!provisional) {
+      live.provisional.replaceChildren();
+    }
+  }
+
+  /** Take a ticket view from the server. */
+  function apply(v) {
+    if (!scope.alive) return;
+    const wasAdmitted = status === 'admitted';
+    view = v;
+    el.dataset.ticket = v.ticket;
+    saveQueue(eventId, { ticket: v.ticket, token: v.admission_token || null, expires_at: v.admission_expires_at || null });
+    setNote(null);
+    if (v.status === 'admitted') {
+      if (token()) {
+        set('admitted');
+        if (!wasAdmitted) {
+          toast(`It’s your turn: you can hold seats for ${title()} now.`, { kind: 'success', urgent: true, timeout: 12000 });
+        }
+      } else {
+        set('expired');
+      }
+    } else {
+      set('waiting');
+    }
+  }
+
+  /** Read the ticket again; throws retryable errors (for the poll to wait), handles the rest. */
+  async function refresh() {
+    const saved = savedQueue(eventId);
+    if (!saved || !saved.ticket) return;
+    try {
+      const r = await api('GET', ticketPath(saved.ticket), { signal: scope.signal });
+      apply(r.data);
+    } catch (err) {
+      if (isAbort(err) || !scope.alive) return;
+      if (err.retryable) throw err;
+      if (err.status === 404) {
+        // Not a ticket of ours any more (another account, a reset): join again.
+        saveQueue(eventId, null);
+        view = null;
+        set('join');
+      } else if (err.code === 'waiting_room_off') {
+        off();
+      } else if (err.status !== 401) {
+        setNote(errorText(err), 'error');
+      }
+    }
+  }
+
+  async function poll() {
+    if (!scope.alive) return;
+    let wait = POLL_QUEUE_MS;
+    if (status === 'waiting' && !joining) {
+      try {
+        await refresh();
+      } catch (err) {
+        wait = Math.max(wait, (err.retryAfter || 5) * 1000);
+      }
+    }
+    scope.timeout(poll, wait);
+  }
+
+  function off() {
+    saveQueue(eventId, null);
+    view = null;
+    el.hidden = true;
+    toast('This sale no longer has a waiting room: you can hold seats directly.', { kind: 'info' });
+    onOff();
+    onChange();
+  }
+
+  /** Join (or rejoin: the same ticket comes back): challenge → proof of work → join. */
+  function join() {
+    if (joining) return joining;
+    if (!currentSession()) {
+      promptLogin('Log in to join the waiting room.');
+      return Promise.resolve();
+    }
+    joining = (async () => {
+      const onWait = (secs) => setNote(`Lots of people are joining right now. Trying again in ${secs} s…`, 'warn');
+      try {
+        for (let attempt = 1; ; attempt++) {
+          set('solving');
+          setNote(null);
+          // No proof of work asked (when the event says so): join with an empty body.
+          const c =
+            difficulty() === 0 && attempt === 1
+              ? { data: { difficulty: 0 } }
+              : await queueCall('POST', `/v1/events/${eventId}/queue/challenge`, { signal: scope.signal, onWait });
+          let body = {};
+          if (c.data.difficulty > 0) {
+            const solved = await solvePow(c.data.challenge, c.data.difficulty, {
+              signal: scope.signal,
+              onProgress: ({ fraction }) => {
+                if (live.progress) live.progress.value = String(Math.min(0.97, Math.max(0.03, fraction)));
+              },
+            });
+            lastSolve = { difficulty: c.data.difficulty, ...solved };
+            el.dataset.powMs = String(solved.ms);
+            el.dataset.powDifficulty = String(c.data.difficulty);
+            body = { challenge: c.data.challenge, nonce: solved.nonce };
+          }
+          if (!scope.alive) return;
+          try {
+            const r = await queueCall('POST', `/v1/events/${eventId}/queue`, { body, signal: scope.signal, onWait });
+            firstPosition = null;
+            apply(r.data);
+            if (r.status === 201 && r.data.status === 'waiting') {
+              toast(
+                r.data.provisional
+                  ? 'You’re in the waiting room. Your place is drawn when the sale opens.'
+                  : `You’re in the waiting room${r.data.position ? `, #${r.data.position.toLocaleString()} in line` : ''}.`,
+                { kind: 'success', timeout: 6000 },
+              );
+            }
+            return;
+          } catch (err) {
+            // A challenge that expired or was used meanwhile: one more with a new one.
+            if (err.status === 403 && CHALLENGE_CODES.has(err.code) && attempt < 2) continue;
+            throw err;
+          }
+        }
+      } catch (err) {
+        if (isAbort(err) || !scope.alive) return;
+        if (err.code === 'waiting_room_off') {
+          off();
+          return;
+        }
+        set(savedQueue(eventId) ? 'error' : 'join', { force: true });
+        setNote(
+          err.status === 401 ? 'Log in again to join the waiting room.' : `Could not join the waiting room: ${errorText(err)}`,
+          'error',
+        );
+      } finally {
+        joining = null;
+      }
+    })();
+    return joining;
+  }
+
+  /** A hold refused for its admission (403 admission_*): back to the waiting room. */
+  function lost(err) {
+    const expired = err.code === 'admission_expired';
+    toast(
+      expired
+        ? 'Your time to shop has run out. Checking the waiting room…'
+        : 'The sale needs you to come through the waiting room: joining it…',
+      { kind: 'warn', urgent: true },
+    );
+    if (view) view = { ...view, admission_token: null };
+    const saved = savedQueue(eventId);
+    if (saved) saveQueue(eventId, { ...saved, token: null, expires_at: null });
+    onChange();
+    return join();
+  }
+
+  /** (Re)start for the signed-in user: their ticket if they have one, else the join button. */
+  function start() {
+    view = null;
+    firstPosition = null;
+    el.hidden = false;
+    if (!currentSession()) {
+      set('login', { force: true });
+      return;
+    }
+    const saved = savedQueue(eventId);
+    if (saved && saved.ticket) {
+      // Until the server answers, what we knew (the token, if still good) holds.
+      if (saved.token && saved.expires_at && Date.parse(saved.expires_at) > Date.now()) {
+        view = { ticket: saved.ticket, status: 'admitted', admission_token: saved.token, admission_expires_at: saved.expires_at };
+        set('admitted', { force: true });
+      } else {
+        set('waiting', { force: true });
+      }
+      refresh().catch(() => {});
+    } else {
+      set('join', { force: true });
+    }
+  }
+
+  scope.onUser('queue_position', (d) => {
+    if (!view || d.ticket !== view.ticket || status !== 'waiting') return;
+    view = { ...view, position: d.position, eta_secs: d.eta_secs ?? view.eta_secs, provisional: false };
+    if (view.length != null && d.position > view.length) view.length = d.position;
+    update();
+  });
+  scope.onUser('admitted', (d) => {
+    if (!view || d.ticket !== view.ticket) return;
+    // The token comes with the ticket.
+    refresh().catch(() => scope.timeout(() => refresh().catch(() => {}), 2000));
+  });
+  scope.on(
+    onCountdownExpired((cd) => {
+      if (!el.contains(cd)) return;
+      if (cd.dataset.testid === 'queue-admission-countdown') {
+        set('expired');
+      } else if (cd.dataset.testid === 'queue-sale-countdown') {
+        // The sale opened: the draw is made; see the real place.
+        scope.timeout(() => refresh().catch(() => {}), 1500);
+      }
+    }),
+  );
+  scope.timeout(poll, POLL_QUEUE_MS);
+
+  return {
+    el,
+    start,
+    join,
+    lost,
+    token,
+    get status() {
+      return status;
+    },
+    get lastSolve() {
+      return lastSolve;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 // #/events/{id} — the seat map, selection, holds, waitlists.
 
 function waitlistKey() {
@@ -1067,6 +1602,7 @@ function viewEvent(scope, eventId) {
   const recentDeltas = [];
   let busy = false; // a hold request is in flight
   let inFlight = new Set(); // the seats it asks for
+  let room = null; // the waiting room, when the sale has one
 
   // ----- layout -----
   const heading = h('h1', { tabindex: '-1', 'data-testid': 'event-title' });
@@ -1182,12 +1718,16 @@ function viewEvent(scope, eventId) {
       holdButton.textContent = selected.size
         ? `Hold ${selected.size} seat${selected.size === 1 ? '' : 's'}`
         : 'Hold seats';
-      holdButton.disabled = !open || selected.size === 0 || busy;
+      holdButton.disabled = !open || selected.size === 0 || busy || !admitted();
     }
     const heldHere = event ? event.max_seats_per_user - Math.min(event.max_seats_per_user, maxSelRaw) : 0;
     selectionHint.textContent = !open
       ? 'Not on sale yet.'
-      : maxSel < 1
+      : session && !admitted()
+        ? room && room.status === 'expired'
+          ? 'Your time to shop is over: you cannot hold more seats.'
+          : 'You can hold seats once the waiting room lets you in (see above).'
+        : maxSel < 1
         ? `You hold the most seats one person may have for this event (${event.max_seats_per_user}).`
         : heldHere > 0
           ? `You can pick ${maxSel} more seat${maxSel === 1 ? '' : 's'} (you hold ${heldHere}).`
@@ -1422,12 +1962,22 @@ function viewEvent(scope, eventId) {
     if (first) holdStatus.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
   }
 
+  /** Whether this user may ask for seats now (the waiting room let them in, or there is none). */
+  function admitted() {
+    return !(event && event.waiting_room_enabled) || !room || !!room.token();
+  }
+
   async function requestHold(body, label) {
     if (!currentSession()) {
       promptLogin('Log in to hold seats.');
       return;
     }
     if (busy) return;
+    if (!admitted()) {
+      setHoldStatus('error', h('p', { 'data-testid': 'hold-reason', 'data-reason': 'admission_required' }, 'Join the waiting room first: you can hold seats once it lets you in.'));
+      room.el.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+      return;
+    }
     busy = true;
     stopRetry = false;
     inFlight = new Set(body.seat_ids || []);
@@ -1437,10 +1987,10 @@ function viewEvent(scope, eventId) {
       for (let attempt = 1; scope.alive; attempt++) {
         setHoldStatus('pending', h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `Asking for ${label}…`));
         try {
-          const r = await api('POST', `/v1/events/${eventId}/holds?wait_ms=3000`, {
-            body,
-            headers: { 'Idempotency-Key': key },
-          });
+          const headers = { 'Idempotency-Key': key };
+          const admission = event.waiting_room_enabled && room ? room.token() : null;
+          if (admission) headers['X-Admission-Token'] = admission;
+          const r = await api('POST', `/v1/events/${eventId}/holds?wait_ms=3000`, { body, headers });
           const view = r.status === 202 ? await waitForDecision(r.data.request_id, label) : r.data;
           if (view) onDecision(view, body);
           return;
@@ -1466,6 +2016,14 @@ function viewEvent(scope, eventId) {
           }
           if (err.status === 401) {
             setHoldStatus('error', h('p', {}, 'Log in again to hold seats.'));
+            return;
+          }
+          if (err.status === 403 && ADMISSION_CODES.has(err.code) && room) {
+            setHoldStatus(
+              'error',
+              h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code }, h('strong', {}, 'Not held. '), err.code === 'admission_expired' ? 'Your time to shop ran out.' : 'This sale lets people in through its waiting room.'),
+            );
+            room.lost(err);
             return;
           }
           setHoldStatus('error', h('p', { 'data-testid': 'hold-reason' }, errorText(err)));
@@ -1757,7 +2315,7 @@ function viewEvent(scope, eventId) {
                   type: 'button',
                   class: 'small-button',
                   'data-testid': `best-${s.code}`,
-                  disabled: !event.sale_open || left < qty || maxSel < 1 || qty > maxSel,
+                  disabled: !event.sale_open || !admitted() || left < qty || maxSel < 1 || qty > maxSel,
                   'aria-label': `Hold the best ${qty} ${ga ? 'places' : 'seats'} in ${s.name}`,
                   on: { click: () => holdBest(s.code, Number(bestQty.value) || 1) },
                 },
@@ -1855,6 +2413,25 @@ function viewEvent(scope, eventId) {
       seatForm,
       bestPanel,
     );
+    if (event.waiting_room_enabled) {
+      room = waitingRoom(scope, eventId, {
+        title: () => event.title,
+        // Not in the event view yet; when it is, a sale without proof of work skips the challenge.
+        difficulty: () => event.pow_difficulty,
+        onChange: () => {
+          if (!loaded) return;
+          // Let in means the sale is open, whatever this page last heard.
+          if (room.token() && !event.sale_open) reloadSale();
+          renderSelection();
+          renderSectionList();
+          seatMap.setDisabled(!event.sale_open || !admitted());
+        },
+        onOff: () => {
+          event = { ...event, waiting_room_enabled: false };
+          eventCache.delete(eventId);
+        },
+      });
+    }
     fill(
       main,
       h(
@@ -1868,6 +2445,7 @@ function viewEvent(scope, eventId) {
           subtitle,
           saleStatus,
         ),
+        room ? room.el : null,
         h('div', { class: 'event-layout' }, mapCol, aside),
       ),
     );
@@ -1889,8 +2467,9 @@ function viewEvent(scope, eventId) {
     });
     scope.on(() => seatMap.destroy());
     applySnapshot(map);
-    seatMap.setDisabled(!event.sale_open);
+    seatMap.setDisabled(!event.sale_open || !admitted());
     loaded = true;
+    if (room) room.start();
     refreshQuantities();
     renderHolds();
     renderSelection();
@@ -1918,19 +2497,31 @@ function viewEvent(scope, eventId) {
     }
   }
 
-  // Sale opening: reload the event when the countdown ends.
+  // Sale opening: reload the event when the countdown ends (and again a little later while
+  // it is not open yet, or the request failed).
+  let saleReload = null;
+  function reloadSale(tries = 0) {
+    if (saleReload || !event || event.sale_open) return;
+    saleReload = eventDetail(eventId, { fresh: true })
+      .then((d) => {
+        if (!scope.alive) return;
+        event = d;
+        renderSaleStatus();
+        seatMap.setDisabled(!event.sale_open || !admitted());
+        renderSectionList();
+        renderSelection();
+      })
+      .catch(() => {})
+      .finally(() => {
+        saleReload = null;
+        if (scope.alive && event && !event.sale_open && Date.parse(event.on_sale_at) <= Date.now() && tries < 10) {
+          scope.timeout(() => reloadSale(tries + 1), 1000);
+        }
+      });
+  }
   scope.on(
     onCountdownExpired((el) => {
-      if (el.dataset.testid === 'sale-countdown' && event) {
-        eventDetail(eventId, { fresh: true }).then((d) => {
-          if (!scope.alive) return;
-          event = d;
-          renderSaleStatus();
-          seatMap.setDisabled(!event.sale_open);
-          renderSectionList();
-          renderSelection();
-        });
-      }
+      if (el.dataset.testid === 'sale-countdown') reloadSale();
     }),
   );
 
@@ -1956,9 +2547,11 @@ function viewEvent(scope, eventId) {
   scope.onUser('waitlist_offer', () => refreshWaitlists());
   scope.interval(() => currentSession() && savedWaitlists().some((w) => w.event_id === eventId) && refreshWaitlists(), 15000);
   currentView = { ...(currentView || {}), onSession: () => {
+    if (room && event.waiting_room_enabled) room.start();
     renderSelection();
     refreshWaitlists();
     renderHolds();
+    if (seatMap && event) seatMap.setDisabled(!event.sale_open || !admitted());
   } };
   load();
 }
