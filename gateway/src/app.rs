@@ -175,7 +175,7 @@ pub async fn spawn(
     ),
     crate::state::StartupError,
 > {
-    let listener = TcpListener::bind(&settings.gateway.listen)
+    let listener = seatq_common::http::serve::bind(&settings.gateway.listen)
         .await
         .map_err(|e| crate::state::StartupError::Bind(e.to_string()))?;
     let addr = listener

@@ -1,9 +1,8 @@
 //! A message as clients receive it: serialized once, shared by every client it goes to.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
-use axum::response::sse::Event;
+use bytes::Bytes;
 
 /// One stream message: an SSE event, or a WebSocket text message.
 #[derive(Debug)]
@@ -15,6 +14,8 @@ pub struct Frame {
     pub event: &'static str,
     /// JSON.
     pub data: Arc<str>,
+    /// The Server-Sent Event text, encoded once for all the clients it goes to.
+    sse: OnceLock<Bytes>,
 }
 
 pub type SharedFrame = Arc<Frame>;
@@ -34,6 +35,7 @@ impl Frame {
             id,
             event,
             data: data.into(),
+            sse: OnceLock::new(),
         })
     }
 
@@ -45,16 +47,31 @@ impl Frame {
         )
     }
 
-    /// As a Server-Sent Event.
-    pub fn sse(&self, retry: Option<Duration>) -> Event {
-        let mut event = Event::default().event(self.event).data(&*self.data);
-        if let Some(id) = &self.id {
-            event = event.id(id);
-        }
-        if let Some(retry) = retry {
-            event = event.retry(retry);
-        }
-        event
+    /// As a Server-Sent Event (`id:`, `event:`, `data:` lines and a blank line). Encoded on
+    /// first use and shared: with 20,000 clients on an event, one encoding, not 20,000.
+    pub fn sse(&self) -> Bytes {
+        self.sse
+            .get_or_init(|| {
+                let mut text = String::with_capacity(self.data.len() + 64);
+                if let Some(id) = &self.id {
+                    // Ids are cursors this notifier made: never a line break in them.
+                    text.push_str("id: ");
+                    text.push_str(id);
+                    text.push('\n');
+                }
+                text.push_str("event: ");
+                text.push_str(self.event);
+                text.push('\n');
+                // JSON from serde_json has no raw line breaks; split anyway, as SSE requires.
+                for line in self.data.split('\n') {
+                    text.push_str("data: ");
+                    text.push_str(line);
+                    text.push('\n');
+                }
+                text.push('\n');
+                Bytes::from(text)
+            })
+            .clone()
     }
 
     /// As a WebSocket text message of stream `stream` (`me` or `event:{id}`).
@@ -76,6 +93,23 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sse_text_is_encoded_once_with_every_field() {
+        let frame = Frame::new(Some("7".into()), "hold_created", "{\"a\":1}");
+        let text = frame.sse();
+        assert_eq!(
+            &text[..],
+            b"id: 7\nevent: hold_created\ndata: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            frame.sse().as_ptr(),
+            text.as_ptr(),
+            "shared, not re-encoded"
+        );
+        let control = Frame::control(RESYNC, None, "x");
+        assert!(!String::from_utf8_lossy(&control.sse()).contains("id:"));
+    }
 
     #[test]
     fn ws_text_is_json_with_the_data_inline() {

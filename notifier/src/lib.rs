@@ -51,7 +51,7 @@ impl Notifier {
             retain_per_partition: n.retain_per_partition.max(1),
             retain_deltas_per_event: n.retain_deltas_per_event.max(1),
             client_buffer: n.client_buffer.max(1),
-            max_clients: n.max_clients.max(1),
+            max_clients: max_clients(n.max_clients),
         });
         let ready = Arc::new(AtomicBool::new(false));
         let topic = Topics::new(&settings.kafka.topic_prefix).seat_events;
@@ -109,6 +109,33 @@ impl Notifier {
     }
 }
 
+/// File descriptors kept for everything but streams (the broker, logs, health checks).
+const FD_RESERVE: usize = 64;
+
+/// Streams this process can serve: the configured maximum, but below the open-file limit,
+/// so the client past it gets `503 notifier_full` (and retries elsewhere) instead of a
+/// connection that the kernel accepts and the process cannot.
+fn max_clients(configured: usize) -> usize {
+    let budget = open_file_limit().map(|limit| limit.saturating_sub(FD_RESERVE));
+    let max = budget.map_or(configured, |b| configured.min(b)).max(1);
+    if max < configured {
+        tracing::info!(max, configured, "streams capped by the open-file limit");
+    }
+    max
+}
+
+/// The soft open-file limit (`Max open files` in /proc/self/limits), on Linux.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()
+}
+
 async fn readyz(State(state): State<NotifierState>) -> impl IntoResponse {
     if state.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready")
@@ -141,7 +168,7 @@ impl Notifier {
 /// Run a standalone notifier on `notifier.listen` until `shutdown`.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
     let notifier = Notifier::start(&settings, shutdown.clone())?;
-    let listener = tokio::net::TcpListener::bind(&settings.notifier.listen).await?;
+    let listener = seatq_common::http::serve::bind(&settings.notifier.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "notifier listening");
     notifier.serve(listener, shutdown).await?;
     Ok(())

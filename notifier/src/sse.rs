@@ -9,11 +9,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use seatq_common::http::auth::AuthUser;
 use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::http::extract::{Path, Query};
@@ -50,38 +52,61 @@ fn bad_cursor() -> AppError {
     )
 }
 
-/// The frames of a subscription as SSE events, ending after `reconnect` or when the hub
-/// lets the client go. The subscription (the client's registration) lives as long as the
-/// stream does.
-pub fn frames(sub: Subscription, retry: Duration) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(
-        (sub, true, false),
-        move |(mut sub, first, done)| async move {
-            if done {
-                return None;
+/// A heartbeat: a comment line, which EventSource ignores but proxies see as traffic.
+const HEARTBEAT: &[u8] = b": ping\n\n";
+
+/// The stream body: the `retry:` hint, then the subscription's frames (each encoded once
+/// for all clients, see `Frame::sse`) with a heartbeat whenever nothing was sent for
+/// `heartbeat`; it ends after `reconnect` or when the hub lets the client go. The
+/// subscription (the client's registration) lives as long as the body does.
+pub fn body(
+    sub: Subscription,
+    retry: Duration,
+    heartbeat: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let hint = Bytes::from(format!("retry: {}\n\n", retry.as_millis()));
+    let frames = futures::stream::unfold((sub, false), move |(mut sub, done)| async move {
+        if done {
+            return None;
+        }
+        let next = match sub.initial.pop_front() {
+            Some(f) => Some(f),
+            None => match tokio::time::timeout(heartbeat, sub.rx.recv()).await {
+                Ok(Some(f)) => Some(f),
+                Ok(None) => return None,
+                Err(_) => None, // quiet for a while: heartbeat
+            },
+        };
+        Some(match next {
+            Some(frame) => {
+                let done = frame.event == RECONNECT;
+                (Ok(frame.sse()), (sub, done))
             }
-            let frame = match sub.initial.pop_front() {
-                Some(f) => f,
-                None => sub.rx.recv().await?,
-            };
-            let event = frame.sse(first.then_some(retry));
-            let done = frame.event == RECONNECT;
-            Some((Ok(event), (sub, false, done)))
-        },
-    )
+            None => (Ok(Bytes::from_static(HEARTBEAT)), (sub, false)),
+        })
+    });
+    futures::stream::once(async move { Ok(hint) }).chain(frames)
 }
 
 fn respond(state: &NotifierState, sub: Subscription) -> Response {
     let heartbeat = Duration::from_secs(state.settings.heartbeat_secs.max(1));
     let retry = Duration::from_millis(state.settings.retry_ms);
-    let mut response = Sse::new(frames(sub, retry))
-        .keep_alive(KeepAlive::new().interval(heartbeat))
-        .into_response();
-    // Proxies (nginx) must not buffer the stream.
-    response
-        .headers_mut()
-        .insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            // Proxies (nginx) must not buffer the stream.
+            (
+                header::HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+        ],
+        Body::from_stream(body(sub, retry, heartbeat)),
+    )
+        .into_response()
 }
 
 /// `GET /v1/events/{event_id}/stream[?since=N]`: seat-map deltas of one event, merged per

@@ -39,6 +39,34 @@ pub struct ServeOptions {
     pub send_buffer: Option<usize>,
 }
 
+/// Pending connections the kernel queues for a listener (Linux caps it at `somaxconn`,
+/// 4096 by default). tokio's default of 128 overflows when thousands of browsers
+/// reconnect at once (a notifier restart) and the kernel falls back to SYN cookies.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Bind `addr` (`host:port`) with a deep accept queue.
+pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        let socket = if resolved.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(resolved) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("{addr} resolves to nothing"),
+        )
+    }))
+}
+
 /// Serve `router` on `listener` until `shutdown`; then stop accepting, let in-flight
 /// requests finish (streams are expected to end themselves on shutdown) for up to 10 s.
 pub async fn serve(
@@ -58,15 +86,20 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
+    let mut last_warned = None;
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: back off instead of spinning,
+                    // and say so once in a while rather than twenty times a second.
+                    if last_warned.is_none_or(|at: std::time::Instant| at.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, "accept failed (repeats are not logged for 10 s)");
+                        last_warned = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
