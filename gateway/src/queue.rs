@@ -80,6 +80,11 @@ const TICKET_OF_USER: &str = "SELECT id, user_id, status, admitted_at FROM queue
      WHERE event_id = $1 AND user_id = $2";
 const TICKET: &str = "SELECT id, user_id, status, admitted_at FROM queue_tickets \
      WHERE id = $1 AND event_id = $2";
+/// Back in line after an admission expired: the same ticket, behind everyone waiting.
+const REQUEUE: &str = "UPDATE queue_tickets SET status = 'waiting', admitted_at = NULL, \
+       sort_key = $3, joined_at = now() \
+     WHERE event_id = $1 AND user_id = $2 AND status = 'admitted' \
+     RETURNING id, user_id, status, admitted_at";
 const RATE: &str = "SELECT rate FROM admission_control WHERE event_id = $1";
 
 fn waiting_room_off(entry: &EventEntry) -> AppError {
@@ -110,7 +115,8 @@ pub fn challenge(state: &AppState, entry: &EventEntry) -> AppResult<Challenge> {
     })
 }
 
-/// Join the event's waiting room (or get back the ticket already held). True if new.
+/// Join the event's waiting room (or get back the ticket already held; a ticket whose
+/// admission expired goes back in line). True if the user now waits anew.
 pub async fn join(
     state: &AppState,
     user: &AuthUser,
@@ -121,8 +127,39 @@ pub async fn join(
         return Err(waiting_room_off(entry));
     }
     let event_id = entry.info.id;
-    if let Some(existing) = ticket_of_user(state, event_id, &user.user_id).await? {
-        return Ok((view(state, entry, existing).await?, false));
+    let existing = ticket_of_user(state, event_id, &user.user_id).await?;
+    let expired = existing.as_ref().is_some_and(|t| {
+        t.admitted_at.is_some_and(|at| {
+            at + chrono::Duration::seconds(state.settings.waiting_room.admission_ttl_secs)
+                <= Utc::now()
+        })
+    });
+    if let Some(existing) = existing {
+        if !expired {
+            return Ok((view(state, entry, existing).await?, false));
+        }
+    }
+    if expired {
+        // Their time to shop ran out: they may queue again, at the back of the line (after
+        // a fresh proof of work), with the same ticket.
+        if entry.info.pow_difficulty > 0 {
+            check_work(state, entry, body).await?;
+        }
+        let now = Utc::now();
+        let sort_key = now.timestamp_micros() as f64 / 1e6;
+        let requeued: Option<TicketRow> = sqlx::query_as(REQUEUE)
+            .bind(event_id)
+            .bind(&user.user_id)
+            .bind(sort_key)
+            .fetch_optional(&state.pool)
+            .await?;
+        if let Some(row) = requeued {
+            let mut redis = state.redis.clone();
+            if let Err(e) = waiting_room::add(&mut redis, event_id, row.id, sort_key).await {
+                tracing::warn!(%event_id, error = %e, "requeued ticket not added to the Redis line");
+            }
+            return Ok((view(state, entry, row).await?, true));
+        }
     }
     if entry.info.pow_difficulty > 0 {
         check_work(state, entry, body).await?;

@@ -72,6 +72,8 @@ pub struct EventDetail {
     pub waiting_room_enabled: bool,
     /// Cancelled bookings are refunded in full until this many hours before the start.
     pub refund_cutoff_hours: i32,
+    /// Proof-of-work difficulty of joining the waiting room (0: none).
+    pub pow_difficulty: i32,
     pub sections: Vec<SectionView>,
 }
 
@@ -107,6 +109,7 @@ impl EventDetail {
             max_seats_per_user: info.max_seats_per_user,
             waiting_room_enabled: info.waiting_room_enabled,
             refund_cutoff_hours: info.refund_cutoff_hours,
+            pow_difficulty: info.pow_difficulty,
             sections: entry
                 .layout
                 .sections()

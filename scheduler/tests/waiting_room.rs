@@ -514,3 +514,31 @@ async fn the_admission_rate_backs_off_when_the_pipeline_is_behind() {
         .expect("lag");
     assert!(lag.is_some(), "the lag was measured");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_admission_queues_again_with_the_same_ticket() {
+    let stack = Stack::start(|s| {
+        s.waiting_room.tick_ms = 200;
+        s.waiting_room.admission_ttl_secs = 1;
+    })
+    .await;
+    let event = room(&stack, -60, json!({})).await;
+    let alice = stack.token("alice").await;
+    let (status, first) = join(&stack, &alice, &event, json!({})).await;
+    assert_eq!(status, 201);
+    let id = first["ticket"].as_str().expect("ticket").to_owned();
+    admitted(&stack, &alice, &event, &id).await;
+    // Still admitted: joining again changes nothing.
+    let (status, same) = join(&stack, &alice, &event, json!({})).await;
+    assert_eq!((status, same["status"].as_str()), (200, Some("admitted")));
+    // Once the admission has run out, joining puts the same ticket back in line...
+    let again = eventually("the admission to expire", WAIT, || async {
+        let (status, view) = join(&stack, &alice, &event, json!({})).await;
+        (status == 201).then_some(view)
+    })
+    .await;
+    assert_eq!(again["ticket"].as_str(), Some(id.as_str()));
+    assert_eq!(again["status"], "waiting");
+    // ...and it is let in again.
+    admitted(&stack, &alice, &event, &id).await;
+}
