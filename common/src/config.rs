@@ -24,6 +24,7 @@ pub struct Settings {
     pub tickets: TicketSettings,
     pub notifier: NotifierSettings,
     pub waiting_room: WaitingRoomSettings,
+    pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
 }
 
@@ -209,6 +210,67 @@ pub struct WaitingRoomSettings {
     pub max_unconverted: i64,
     /// Waiting users are told their position this often.
     pub position_update_secs: u64,
+}
+
+/// Request rate limits per user and per client IP (`gateway::rate_limit`), and the
+/// gateway's per-user seat limit pre-check.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Off: no request is rate limited.
+    pub enabled: bool,
+    /// Take the client IP from the first `X-Forwarded-For` address instead of the socket
+    /// peer. Only behind a proxy that sets the header itself: otherwise clients choose it.
+    pub trust_forwarded_for: bool,
+    /// Prefix of the limiters' Redis keys.
+    pub key_prefix: String,
+    /// Redis has this long to answer; after that (or any Redis error) the request is let
+    /// through, and Redis is not asked again for `redis_retry_ms`.
+    pub redis_timeout_ms: u64,
+    pub redis_retry_ms: u64,
+    /// Refuse a hold request at the gateway (409 `seat_limit_reached`) when the user
+    /// already holds or bought the event's `max_seats_per_user`.
+    pub seat_limit_precheck: bool,
+    /// `POST /v1/events/{id}/holds`
+    pub holds: RateLimitClass,
+    /// `POST` and `DELETE …/seats/{seat_id}/waitlist`
+    pub waitlist: RateLimitClass,
+    /// `POST …/queue` and `POST …/queue/challenge`
+    pub queue: RateLimitClass,
+    /// `GET …/queue/{ticket}`
+    pub queue_status: RateLimitClass,
+}
+
+/// One class of limited requests: a sustained rate (requests per second) and a burst
+/// (requests at once), per user and per client IP. A rate of 0 turns that limit off.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct RateLimitClass {
+    pub user_rate: f64,
+    pub user_burst: u32,
+    pub ip_rate: f64,
+    pub ip_burst: u32,
+}
+
+impl RateLimitSettings {
+    /// What integration tests run with: every limit on but far above what a test sends
+    /// (the limits' own tests set theirs), keys of this test only (`scope`), and no seat
+    /// limit pre-check, so the consumer's authoritative limit sees every request.
+    pub fn for_tests(&mut self, scope: &str) {
+        self.key_prefix = format!("{}:{scope}", self.key_prefix);
+        self.seat_limit_precheck = false;
+        for class in [
+            &mut self.holds,
+            &mut self.waitlist,
+            &mut self.queue,
+            &mut self.queue_status,
+        ] {
+            *class = RateLimitClass {
+                user_rate: 100_000.0,
+                user_burst: 100_000,
+                ip_rate: 100_000.0,
+                ip_burst: 100_000,
+            };
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

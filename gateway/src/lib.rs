@@ -20,6 +20,7 @@ pub mod inventory;
 pub mod openapi;
 pub mod payments;
 pub mod queue;
+pub mod rate_limit;
 pub mod request_registry;
 pub mod routes;
 pub mod sandbox;

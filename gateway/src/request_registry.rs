@@ -129,6 +129,18 @@ pub async fn claim_idempotency_key(
     Ok(Claim::Repeat(existing.request_id))
 }
 
+/// Whether `key` was claimed by an earlier request of `user` (read only).
+pub async fn idempotency_key_claimed(
+    redis: &mut redis::aio::ConnectionManager,
+    user: &UserId,
+    key: &str,
+) -> Result<bool, AppError> {
+    redis
+        .exists(idempotency_key(user, key))
+        .await
+        .map_err(redis_down)
+}
+
 /// `Idempotency-Key`: 1 to 128 visible ASCII characters.
 pub fn validate_idempotency_key(key: &str) -> Result<(), AppError> {
     if (1..=128).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {

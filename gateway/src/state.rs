@@ -31,6 +31,8 @@ pub struct AppState {
     pub event_search: Arc<crate::search::SearchCache>,
     pub jwt: Arc<JwtKeys>,
     pub decisions: Arc<DecisionWaiters>,
+    /// Rate limits per user and IP (Redis), failing open.
+    pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
     /// Signs and checks waiting-room admission tokens.
     pub admission: Arc<crate::admission::AdmissionKeys>,
     /// The payment provider's API (checkout sessions).
@@ -98,6 +100,7 @@ impl AppState {
             producer,
             commands,
             decisions,
+            rate_limiter: Arc::default(),
             admission,
             provider: Arc::new(seatq_common::payment_provider::PaymentProvider::new(
                 &settings_payments,

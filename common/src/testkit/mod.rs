@@ -79,7 +79,7 @@ impl TestEnv {
             None => panic!("bad admin url {admin}"),
         };
         let prefix = format!("t{}", &id[16..28]);
-        let settings = Settings::load_with(
+        let mut settings = Settings::load_with(
             None,
             &[
                 ("database.url", url),
@@ -96,6 +96,8 @@ impl TestEnv {
             ],
         )
         .expect("test settings");
+        // Limits generous and keys of this test only (gateway/tests/limits.rs sets its own).
+        settings.rate_limits.for_tests(&database);
         let pool = crate::db::connect(&settings.database)
             .await
             .expect("connect test database");

@@ -14,6 +14,7 @@ use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::extract::{Json, Path, Query};
 use crate::holds::{self, HoldRequestBody, HoldRequestView, HoldView};
+use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -40,16 +41,23 @@ pub struct Accepted {
         (status = 200, body = HoldRequestView, description = "Decided within wait_ms"),
         (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
         (status = 403, body = crate::error::Problem, description = "sale_not_open"),
-        (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem,
+            description = "seat_limit_reached: you already hold or bought the event's max_seats_per_user (with held, requested, limit)"),
+        (status = 422, body = crate::error::Problem),
+        (status = 429, body = crate::error::Problem,
+            description = "rate_limited, with Retry-After (per user and per client IP)"),
         (status = 503, body = crate::error::Problem, description = "broker_unavailable, with Retry-After")))]
 pub async fn request_hold(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientIp,
     Path(event_id): Path<EventId>,
     Query(params): Query<HoldParams>,
     headers: HeaderMap,
     Json(body): Json<HoldRequestBody>,
 ) -> AppResult<Response> {
+    rate_limit::check(&state, Limit::Holds, &user.user_id, &client).await?;
     let max_wait = state.settings.gateway.max_wait_ms;
     let wait = match params.wait_ms {
         Some(ms) if ms > max_wait => {
@@ -89,6 +97,7 @@ pub async fn request_hold(
         state.admission.verify(token, &user.user_id, event_id)?;
     }
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
+    rate_limit::check_seat_limit(&state, &user, &entry, &hold, idempotency_key).await?;
     let submitted = holds::submit(&state, &user, &entry, hold, idempotency_key, wait).await?;
     if let Some(view) = submitted.decided {
         return Ok((StatusCode::OK, Json(view)).into_response());

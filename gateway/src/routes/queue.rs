@@ -9,18 +9,22 @@ use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::extract::{Json, Path};
 use crate::queue::{self, Challenge, JoinBody, QueueTicketView};
+use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 
 #[utoipa::path(post, path = "/v1/events/{event_id}/queue/challenge", tag = "waiting room",
     params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = Challenge),
         (status = 404, body = crate::error::Problem, description = "event_not_found"),
-        (status = 409, body = crate::error::Problem, description = "waiting_room_off")))]
+        (status = 409, body = crate::error::Problem, description = "waiting_room_off"),
+        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
 pub async fn challenge(
     State(state): State<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
+    client: ClientIp,
     Path(event_id): Path<EventId>,
 ) -> AppResult<Json<Challenge>> {
+    rate_limit::check(&state, Limit::Queue, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
     Ok(Json(queue::challenge(&state, &entry)?))
 }
@@ -32,13 +36,16 @@ pub async fn challenge(
         (status = 200, body = QueueTicketView, description = "Already in: the same ticket"),
         (status = 403, body = crate::error::Problem,
             description = "challenge_required, challenge_invalid, challenge_expired, challenge_unsolved, challenge_used"),
-        (status = 409, body = crate::error::Problem, description = "waiting_room_off")))]
+        (status = 409, body = crate::error::Problem, description = "waiting_room_off"),
+        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
 pub async fn join(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientIp,
     Path(event_id): Path<EventId>,
     body: axum::body::Bytes,
 ) -> AppResult<(StatusCode, Json<QueueTicketView>)> {
+    rate_limit::check(&state, Limit::Queue, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
     // The body is optional (events without proof of work need none).
     let body: JoinBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -61,12 +68,15 @@ pub async fn join(
     params(("event_id" = String, Path, format = Uuid), ("ticket" = String, Path, format = Uuid)),
     security(("bearer" = [])),
     responses((status = 200, body = QueueTicketView),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found (also someone else's)")))]
+        (status = 404, body = crate::error::Problem, description = "ticket_not_found (also someone else's)"),
+        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
 pub async fn status(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientIp,
     Path((event_id, ticket)): Path<(EventId, Uuid)>,
 ) -> AppResult<Json<QueueTicketView>> {
+    rate_limit::check(&state, Limit::QueueStatus, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
     Ok(Json(queue::status(&state, &user, &entry, ticket).await?))
 }

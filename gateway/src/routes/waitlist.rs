@@ -8,6 +8,7 @@ use seatq_common::ids::EventId;
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::extract::{Json, Path};
+use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 use crate::waitlist::{self, Joined, WaitlistPending, WaitlistPlace};
 
@@ -20,12 +21,15 @@ use crate::waitlist::{self, Joined, WaitlistPending, WaitlistPlace};
         (status = 404, body = crate::error::Problem, description = "seat_not_found"),
         (status = 409, body = crate::error::Problem,
             description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded"),
+        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After"),
         (status = 503, body = crate::error::Problem)))]
 pub async fn join(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientIp,
     Path((event_id, seat_id)): Path<(EventId, String)>,
 ) -> AppResult<Response> {
+    rate_limit::check(&state, Limit::Waitlist, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
     Ok(
         match waitlist::join(&state, &user, &entry, &seat_id).await? {
@@ -56,12 +60,15 @@ pub async fn place(
     security(("bearer" = [])),
     responses((status = 204, description = "Left the waitlist"),
         (status = 202, body = WaitlistPending),
-        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found")))]
+        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found"),
+        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
 pub async fn leave(
     State(state): State<AppState>,
     user: AuthUser,
+    client: ClientIp,
     Path((event_id, seat_id)): Path<(EventId, String)>,
 ) -> AppResult<Response> {
+    rate_limit::check(&state, Limit::Waitlist, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
     Ok(
         match waitlist::leave(&state, &user, &entry, &seat_id).await? {
