@@ -494,31 +494,39 @@ pub async fn search_events(
             }
         }
     };
+    // With a text query the matches are few or must all be ranked anyway, so they are
+    // counted in the same pass; without one, the page comes straight from the start-time
+    // index and the count (a scan of every event) is run only when the page cannot tell.
     let mut sql = QueryBuilder::<Postgres>::new("WITH page AS (SELECT e.id, e.starts_at, ");
     match &tsquery {
         Some(q) => sql
             .push("ts_rank(e.search, ")
             .push_bind(q)
-            .push("::tsquery)"),
-        None => sql.push("0::real"),
+            .push("::tsquery) AS rank, count(*) OVER () AS total"),
+        None => sql.push("0::real AS rank, 0::bigint AS total"),
     };
-    sql.push(" AS rank, count(*) OVER () AS total");
     push_search_filters(&mut sql, search, tsquery.as_deref());
-    sql.push(" ORDER BY rank DESC, e.starts_at, e.id LIMIT ")
-        .push_bind(i64::from(search.per_page))
-        .push(" OFFSET ")
-        .push_bind(search.offset());
+    sql.push(match tsquery {
+        Some(_) => " ORDER BY rank DESC, e.starts_at, e.id LIMIT ",
+        None => " ORDER BY e.starts_at, e.id LIMIT ",
+    })
+    .push_bind(i64::from(search.per_page))
+    .push(" OFFSET ")
+    .push_bind(search.offset());
     sql.push(SEARCH_PAGE_COLUMNS);
     let rows: Vec<ListRow> = sql.build_query_as().fetch_all(pool).await?;
+    let on_page = rows.len() as i64;
     let total = match rows.first() {
-        Some(r) => r.11,
-        None if search.page > 1 => {
-            // Past the last page: still say how many there are.
+        Some(r) if tsquery.is_some() => r.11,
+        // A page that is not full is the last one.
+        Some(_) if on_page < i64::from(search.per_page) => search.offset() + on_page,
+        None if search.page == 1 => 0,
+        // A full page, or past the last page: count.
+        _ => {
             let mut count = QueryBuilder::<Postgres>::new("SELECT count(*)");
             push_search_filters(&mut count, search, tsquery.as_deref());
             count.build_query_scalar().fetch_one(pool).await?
         }
-        None => 0,
     };
     let now = Utc::now();
     let events = rows

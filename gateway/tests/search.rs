@@ -237,6 +237,22 @@ async fn search_finds_ranks_filters_and_paginates() {
     .await;
     assert_eq!(past["total"], 25, "{past}");
     assert_eq!(past["events"], json!([]));
+    // The same without a text query (the count comes from its own query there).
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let p = search(
+            &api,
+            &[
+                ("city", "faro"),
+                ("page", &page.to_string()),
+                ("per_page", "10"),
+            ],
+        )
+        .await;
+        assert_eq!(p["total"], 25, "{p}");
+        seen.extend(ids(&p));
+    }
+    assert_eq!(seen, fillers, "every filler once, by start time");
 
     // No query: everything by start time, with price ranges and capacity.
     let everything = search(&api, &[("per_page", "100")]).await;

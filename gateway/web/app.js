@@ -94,7 +94,7 @@ import {
 } from './util.js';
 
 /** Search events on the server (`?query=`) instead of filtering here; flip when it exists. */
-const SERVER_SEARCH = false;
+const SERVER_SEARCH = true;
 const EVENTS_PER_PAGE = 20;
 /** Upper bound of seats in one request (the gateway's `max_seats_per_request` default). */
 const MAX_SEATS_PER_REQUEST = 10;
