@@ -42,6 +42,12 @@ impl Membership {
             .bind(&self.member)
             .execute(&self.pool)
             .await?;
+        self.live_members().await
+    }
+
+    /// The members whose heartbeat is within the TTL (sorted), without renewing this one
+    /// (`seatq-ctl` reads ownership this way).
+    pub async fn live_members(&self) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(LIVE_MEMBERS)
             .bind(&self.topic)
             .bind(self.ttl.as_secs_f64())

@@ -13,6 +13,7 @@ pub mod assignment;
 pub mod batch;
 pub mod best_available;
 pub mod decide;
+pub mod lag;
 pub mod lifecycle;
 pub mod lifecycle_store;
 pub mod poller;

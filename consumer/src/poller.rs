@@ -53,7 +53,36 @@ pub fn run(
         }
     }
     tracing::info!("consumer stopping: finishing in-flight batches");
-    own(&consumer, &topic, &assignment, Vec::new());
+    assignment.stop_all();
+    commit_final(&consumer, &topic, &control);
+}
+
+/// After the workers stopped: send the broker the offsets of their last batches, which
+/// the loop above no longer will, and wait for it, so the group offset (the lag KEDA
+/// scales on) does not show the drained batches as lag after this process is gone.
+fn commit_final(consumer: &BaseConsumer, topic: &str, control: &Receiver<Control>) {
+    let mut last: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
+    while let Ok(request) = control.try_recv() {
+        if let Control::Commit {
+            partition,
+            next_offset,
+        } = request
+        {
+            let entry = last.entry(partition).or_insert(next_offset);
+            *entry = (*entry).max(next_offset);
+        }
+    }
+    if last.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (partition, next_offset) in &last {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next_offset));
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => tracing::info!(partitions = last.len(), "final group offsets committed"),
+        Err(e) => tracing::warn!(error = %e, "final group offset commit failed (lag hint only)"),
+    }
 }
 
 fn handle(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, request: Control) {

@@ -1,0 +1,131 @@
+//! `seatq-ctl`: operator commands. Configuration as for every service: defaults,
+//! `SEATQ_CONFIG`, `SEATQ_*` variables.
+//!
+//! - `lag [--threshold N] [--max-consumers M] [--json]`: the commands topic's lag per
+//!   partition and the consumer count KEDA's Kafka scaler would ask for
+//!   (`seatq_consumer::lag`).
+//! - `migrate`: apply the database migrations and exit (a deployment's migration job;
+//!   every service also migrates at start).
+//! - `ensure-topics`: create the topics that are missing with `kafka.partitions`
+//!   partitions (the broker never auto-creates them).
+
+use anyhow::{bail, Context};
+use seatq_common::config::Settings;
+
+const USAGE: &str = "usage: seatq-ctl lag [--threshold RECORDS] [--max-consumers N] [--json]
+       seatq-ctl migrate
+       seatq-ctl ensure-topics
+
+  --threshold      KEDA's lagThreshold: records of lag one consumer is expected to carry (default 100)
+  --max-consumers  cap on the suggestion (KEDA's maxReplicaCount; the partition count caps it anyway)
+  --json           one JSON document instead of the table";
+
+struct LagArgs {
+    threshold: i64,
+    max_consumers: Option<u32>,
+    json: bool,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<LagArgs> {
+    let mut parsed = LagArgs {
+        threshold: 100,
+        max_consumers: None,
+        json: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let mut value = || -> anyhow::Result<String> {
+            inline
+                .clone()
+                .or_else(|| it.next().cloned())
+                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        match name {
+            "--threshold" => {
+                parsed.threshold = value()?.parse().context("--threshold: a whole number")?;
+                if parsed.threshold < 1 {
+                    bail!("--threshold must be at least 1");
+                }
+            }
+            "--max-consumers" => {
+                parsed.max_consumers = Some(
+                    value()?
+                        .parse()
+                        .context("--max-consumers: a whole number")?,
+                )
+            }
+            "--json" => parsed.json = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n\n{USAGE}"),
+        }
+    }
+    Ok(parsed)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("lag") => lag(&args[1..]).await,
+        Some("migrate") => migrate().await,
+        Some("ensure-topics") => ensure_topics().await,
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+async fn lag(args: &[String]) -> anyhow::Result<()> {
+    let args = parse(args)?;
+    // Logs go to stderr, so stdout stays the table or the JSON.
+    let settings = settings()?;
+    let pool = seatq_common::db::connect(&settings.database)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let report = seatq_consumer::lag::report(&settings, &pool, args.threshold, args.max_consumers)
+        .await
+        .context("reading the lag")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", seatq_consumer::lag::render_table(&report));
+    }
+    Ok(())
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    let settings = Settings::load().context("loading configuration")?;
+    seatq_common::telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+async fn migrate() -> anyhow::Result<()> {
+    let settings = settings()?;
+    let pool = seatq_common::db::connect(&settings.database)
+        .await
+        .context("connecting to PostgreSQL")?;
+    seatq_common::db::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn ensure_topics() -> anyhow::Result<()> {
+    let settings = settings()?;
+    let topics = seatq_common::topics::Topics::new(&settings.kafka.topic_prefix);
+    seatq_common::kafka::ensure_topics(&settings.kafka, &topics.all(), settings.kafka.partitions)
+        .await
+        .context("creating topics")?;
+    println!("topics {} present", topics.all().join(", "));
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! How far the consumers are behind, per partition of the commands topic, and how many
+//! consumer processes that calls for (`seatq-ctl lag`).
+//!
+//! Where the position comes from: the consumer's applied offset lives in PostgreSQL
+//! (`consumer_offsets.next_offset`, written in each batch's transaction; it is the fence),
+//! so that is what counts here. Offsets committed to the broker under the consumer group
+//! are sent after the database commit and only as a hint for autoscalers (KEDA reads
+//! them); they are shown alongside, so an operator can see what KEDA sees. Who owns a
+//! partition now is computed the way the consumers compute it: rendezvous hashing over the
+//! live members of `consumer_members`.
+//!
+//! Lag counts Kafka *records*, as KEDA's does: the gateway packs up to
+//! `kafka.record_max_commands` hold requests into one record, so one record of lag can be
+//! many commands. Choose `lagThreshold` in records.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use sqlx::PgPool;
+
+use seatq_common::config::Settings;
+use seatq_common::membership::{owned_partitions, Membership};
+use seatq_common::topics::Topics;
+
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+const APPLIED: &str = "SELECT kafka_partition, next_offset, owner FROM consumer_offsets \
+     WHERE topic = $1 ORDER BY kafka_partition";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LagError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the broker call was interrupted")]
+    Interrupted,
+}
+
+/// One partition of the commands topic.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    pub low_watermark: i64,
+    pub high_watermark: i64,
+    /// Next offset to apply, from PostgreSQL (the authoritative position); None before
+    /// the partition's first batch.
+    pub committed: Option<i64>,
+    /// The consumer group's committed offset at the broker (the lag hint KEDA reads).
+    pub group_committed: Option<i64>,
+    /// Records not applied yet.
+    pub lag: i64,
+    /// The live member that owns the partition now, if any consumer is alive.
+    pub owner: Option<String>,
+    /// The consumer that applied the partition's last batch.
+    pub last_applied_by: Option<String>,
+}
+
+/// The whole topic and the suggestion.
+#[derive(Debug, Clone, Serialize)]
+pub struct LagReport {
+    pub topic: String,
+    pub consumer_group: String,
+    pub partitions: Vec<PartitionLag>,
+    pub total_lag: i64,
+    pub live_consumers: Vec<String>,
+    pub lag_threshold: i64,
+    pub max_consumers: Option<u32>,
+    pub suggested_consumers: u32,
+}
+
+/// The records of a partition not yet applied. Without a stored position the consumer
+/// starts at the log start (`auto.offset.reset = earliest`, KEDA's `offsetResetPolicy:
+/// earliest`), so everything still in the log counts.
+pub fn partition_lag(low: i64, high: i64, committed: Option<i64>) -> i64 {
+    (high - committed.unwrap_or(low).max(low)).max(0)
+}
+
+/// KEDA's Kafka scaler rule: `ceil(total lag / lagThreshold)` consumers, capped at the
+/// partition count (a consumer beyond it would sit idle: `allowIdleConsumers: false`) and
+/// at `max_consumers`, and never below 1. seatq keeps one consumer even with no lag
+/// (`minReplicaCount: 1`): the consumer also relays the outbox, and a cold start would add
+/// its startup to the first on-sale request's latency.
+pub fn desired_consumers(
+    total_lag: i64,
+    lag_threshold: i64,
+    partitions: usize,
+    max_consumers: Option<u32>,
+) -> u32 {
+    let threshold = lag_threshold.max(1).unsigned_abs();
+    let wanted = total_lag.max(0).unsigned_abs().div_ceil(threshold);
+    let cap = (partitions.max(1) as u64).min(max_consumers.map_or(u64::MAX, u64::from));
+    wanted.clamp(1, cap.max(1)) as u32
+}
+
+/// Read watermarks and group offsets from the broker, positions and members from
+/// PostgreSQL, and put them together.
+pub async fn report(
+    settings: &Settings,
+    pool: &PgPool,
+    lag_threshold: i64,
+    max_consumers: Option<u32>,
+) -> Result<LagReport, LagError> {
+    let topic = Topics::new(&settings.kafka.topic_prefix).commands;
+    let group = settings.consumer.group_id.clone();
+    let marks = {
+        let (kafka, topic, group) = (settings.kafka.clone(), topic.clone(), group.clone());
+        tokio::task::spawn_blocking(move || broker_positions(&kafka, &topic, &group))
+            .await
+            .map_err(|_| LagError::Interrupted)??
+    };
+    let applied: Vec<(i32, i64, String)> =
+        sqlx::query_as(APPLIED).bind(&topic).fetch_all(pool).await?;
+    let membership = Membership {
+        pool: pool.clone(),
+        topic: topic.clone(),
+        member: String::new(),
+        ttl: Duration::from_millis(settings.consumer.member_ttl_ms),
+    };
+    let live = membership.live_members().await?;
+    let count = marks.len() as i32;
+    let owners: Vec<(String, Vec<i32>)> = live
+        .iter()
+        .map(|m| (m.clone(), owned_partitions(&live, m, count)))
+        .collect();
+    let partitions: Vec<PartitionLag> = marks
+        .into_iter()
+        .map(|(partition, low, high, group_committed)| {
+            let stored = applied.iter().find(|(p, _, _)| *p == partition);
+            let committed = stored.map(|s| s.1);
+            PartitionLag {
+                partition,
+                low_watermark: low,
+                high_watermark: high,
+                committed,
+                group_committed,
+                lag: partition_lag(low, high, committed),
+                owner: owners
+                    .iter()
+                    .find(|(_, ps)| ps.contains(&partition))
+                    .map(|(m, _)| m.clone()),
+                last_applied_by: stored.map(|s| s.2.clone()),
+            }
+        })
+        .collect();
+    let total_lag = partitions.iter().map(|p| p.lag).sum();
+    Ok(LagReport {
+        suggested_consumers: desired_consumers(
+            total_lag,
+            lag_threshold,
+            partitions.len(),
+            max_consumers,
+        ),
+        topic,
+        consumer_group: group,
+        partitions,
+        total_lag,
+        live_consumers: live,
+        lag_threshold,
+        max_consumers,
+    })
+}
+
+/// What the broker knows of one partition: (partition, low, high, group committed).
+type BrokerPosition = (i32, i64, i64, Option<i64>);
+
+/// Every partition of `topic` as the broker sees it. Blocking.
+fn broker_positions(
+    kafka: &seatq_common::config::KafkaSettings,
+    topic: &str,
+    group: &str,
+) -> Result<Vec<BrokerPosition>, LagError> {
+    // A group member that never subscribes: it only asks (OffsetFetch), never joins.
+    let consumer: BaseConsumer = seatq_common::kafka::consumer_config(kafka, group).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
+    let mut ids: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    ids.sort_unstable();
+    if ids.is_empty() {
+        return Err(LagError::Kafka(rdkafka::error::KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        )));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in &ids {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer.committed_offsets(tpl, BROKER_TIMEOUT)?;
+    ids.into_iter()
+        .map(|p| {
+            let (low, high) = consumer.fetch_watermarks(topic, p, BROKER_TIMEOUT)?;
+            let group = committed
+                .find_partition(topic, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            Ok((p, low, high, group))
+        })
+        .collect()
+}
+
+/// The report as a fixed-width table for people.
+pub fn render_table(report: &LagReport) -> String {
+    let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let mut out = format!(
+        "topic {}  group {}  live consumers {}\n{:>9} {:>14} {:>12} {:>12} {:>10}  {}\n",
+        report.topic,
+        report.consumer_group,
+        report.live_consumers.len(),
+        "partition",
+        "high watermark",
+        "committed",
+        "group (KEDA)",
+        "lag",
+        "owner",
+    );
+    for p in &report.partitions {
+        out.push_str(&format!(
+            "{:>9} {:>14} {:>12} {:>12} {:>10}  {}\n",
+            p.partition,
+            p.high_watermark,
+            show(p.committed),
+            show(p.group_committed),
+            p.lag,
+            p.owner.as_deref().unwrap_or("-"),
+        ));
+    }
+    out.push_str(&format!(
+        "total lag {} records; suggested consumers {} (ceil(lag / {}), 1..={}{})\n",
+        report.total_lag,
+        report.suggested_consumers,
+        report.lag_threshold,
+        report.partitions.len(),
+        report
+            .max_consumers
+            .map_or_else(String::new, |m| format!(", at most {m}")),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keda_rule() {
+        // No lag: one consumer stays (minReplicaCount 1).
+        assert_eq!(desired_consumers(0, 100, 12, None), 1);
+        assert_eq!(desired_consumers(1, 100, 12, None), 1);
+        assert_eq!(desired_consumers(100, 100, 12, None), 1);
+        assert_eq!(desired_consumers(101, 100, 12, None), 2);
+        assert_eq!(desired_consumers(450, 100, 12, None), 5);
+        // Capped at the partition count, then at --max-consumers.
+        assert_eq!(desired_consumers(1_000_000, 100, 12, None), 12);
+        assert_eq!(desired_consumers(1_000_000, 100, 12, Some(4)), 4);
+        assert_eq!(desired_consumers(1_000_000, 100, 12, Some(0)), 1);
+        // A threshold of 0 is read as 1 rather than dividing by zero.
+        assert_eq!(desired_consumers(3, 0, 12, None), 3);
+    }
+
+    #[test]
+    fn lag_from_the_stored_position() {
+        assert_eq!(partition_lag(0, 10, Some(4)), 6);
+        assert_eq!(partition_lag(0, 10, Some(10)), 0);
+        // Nothing applied yet: all that is in the log.
+        assert_eq!(partition_lag(3, 10, None), 7);
+        // Stored beyond the log end (broker lost records): the consumer restarts, no
+        // negative lag.
+        assert_eq!(partition_lag(0, 10, Some(15)), 0);
+        // Stored below the log start (retention): what remains.
+        assert_eq!(partition_lag(5, 10, Some(2)), 5);
+    }
+}
