@@ -100,3 +100,93 @@ pub async fn overdue_holds(pool: &PgPool, grace_secs: i64) -> i64 {
     .await
     .unwrap_or_else(|e| panic!("overdue holds: {e}"))
 }
+
+/// Payments the provider captured (sandbox sessions) that have neither a booking nor a
+/// refund: money taken for nothing. Meaningful once webhooks and decisions have settled.
+pub async fn unsettled_payments(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT count(*) FROM sandbox_sessions s WHERE s.captured_cents > 0 \
+         AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.payment_id = s.payment_id) \
+         AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = s.payment_id)",
+    )
+    .await
+}
+
+/// Refunds decided but not yet paid back by the provider.
+pub async fn pending_refunds(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT count(*) FROM refunds WHERE status <> 'issued'",
+    )
+    .await
+}
+
+/// Provider sessions that paid back more than they captured, or whose refunds disagree
+/// with seatq's issued refunds for the payment.
+pub async fn refund_mismatches(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT count(*) FROM sandbox_sessions s \
+         LEFT JOIN (SELECT session_id, sum(amount_cents) AS paid_back FROM sandbox_refunds \
+                    GROUP BY session_id) x ON x.session_id = s.id \
+         LEFT JOIN refunds r ON r.payment_id = s.payment_id AND r.status = 'issued' \
+         WHERE coalesce(x.paid_back, 0) > s.captured_cents \
+            OR coalesce(x.paid_back, 0) <> coalesce(r.amount_cents, 0)",
+    )
+    .await
+}
+
+/// Holds still active (held or offered, not expired, cancelled or sold).
+pub async fn active_holds(pool: &PgPool) -> i64 {
+    count(pool, "SELECT count(*) FROM holds WHERE status = 'active'").await
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Seats whose Redis waitlist mirror (`waitlist:{event}:{seat}`) differs from the line in
+/// PostgreSQL, plus mirror lists of seats nobody waits for in PostgreSQL.
+pub async fn waitlist_mirror_mismatches(
+    pool: &PgPool,
+    redis: &mut redis::aio::ConnectionManager,
+) -> i64 {
+    use std::collections::BTreeMap;
+    let rows: Vec<(uuid::Uuid, i32, String)> = sqlx::query_as(
+        "SELECT event_id, seat_no, user_id FROM waitlist_entries WHERE status = 'waiting' \
+         ORDER BY event_id, seat_no, id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|e| panic!("waitlist entries: {e}"));
+    let mut lines: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (event, seat, user) in rows {
+        lines
+            .entry(format!("waitlist:{event}:{seat}"))
+            .or_default()
+            .push(user);
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("waitlist:*")
+        .query_async(redis)
+        .await
+        .unwrap_or_else(|e| panic!("redis KEYS: {e}"));
+    let mut mismatches = keys.iter().filter(|k| !lines.contains_key(*k)).count() as i64;
+    for (key, users) in &lines {
+        let mirror: Vec<String> = redis::cmd("LRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query_async(redis)
+            .await
+            .unwrap_or_else(|e| panic!("redis LRANGE {key}: {e}"));
+        if &mirror != users {
+            mismatches += 1;
+        }
+    }
+    mismatches
+}

@@ -16,6 +16,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::config::Settings;
 use crate::topics::Topics;
 
+pub mod cluster;
 pub mod invariants;
 pub mod sse;
 
@@ -63,9 +64,15 @@ impl TestEnv {
     }
 
     pub async fn with_brokers(partitions: i32, brokers: &str) -> Self {
+        Self::with_endpoints(partitions, &admin_database_url(), &redis_url(), brokers).await
+    }
+
+    /// On a stack of the test's own (see `cluster`): its PostgreSQL (`admin`: a URL of
+    /// any database there), Redis and broker.
+    pub async fn with_endpoints(partitions: i32, admin: &str, redis: &str, brokers: &str) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("seatq_test_{}", &id[..16]);
-        let admin = admin_database_url();
+        let admin = admin.to_owned();
         let mut conn = PgConnection::connect(&admin)
             .await
             .expect("connect to the test PostgreSQL (is the stack up? deploy/local/test)");
@@ -84,7 +91,7 @@ impl TestEnv {
             &[
                 ("database.url", url),
                 ("database.max_connections", "20".into()),
-                ("redis.url", redis_url()),
+                ("redis.url", redis.to_owned()),
                 ("kafka.brokers", brokers.to_owned()),
                 ("kafka.topic_prefix", prefix.clone()),
                 ("kafka.partitions", partitions.to_string()),
