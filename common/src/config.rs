@@ -26,6 +26,7 @@ pub struct Settings {
     pub waiting_room: WaitingRoomSettings,
     pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,6 +272,14 @@ impl RateLimitSettings {
             };
         }
     }
+}
+
+/// Where the services without an HTTP server of their own serve `/metrics` (the gateway
+/// and the notifier serve it on their listeners). Empty: off.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricsSettings {
+    pub consumer_listen: String,
+    pub scheduler_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod layout;
 pub mod membership;
 pub mod message;
+pub mod metrics;
 pub mod payment_provider;
 pub mod pow;
 pub mod record;

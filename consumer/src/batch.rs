@@ -289,12 +289,15 @@ impl BatchApplier {
             });
         }
         decided.sort_by_key(|d| d.position);
+        // Decisions per outcome (held, rejected, applied), counted once committed.
+        let mut tally = [0u64; 3];
         for d in &decided {
-            let outcome = match &d.outcome {
-                Outcome::Held(_) => "held",
-                Outcome::Rejected(r) => r.reason,
-                Outcome::Applied(_) => "applied",
+            let (outcome, slot) = match &d.outcome {
+                Outcome::Held(_) => ("held", 0),
+                Outcome::Rejected(r) => (r.reason, 1),
+                Outcome::Applied(_) => ("applied", 2),
             };
+            tally[slot] += 1;
             tracing::debug!(request_id = %d.request_id, event_id = %d.event_id, partition,
                 offset = d.position.0, seq = d.position.1, outcome, "decided");
         }
@@ -359,6 +362,13 @@ impl BatchApplier {
         }
         let t_write = started.elapsed();
         tx.commit().await?;
+        seatq_common::metrics::batch_applied(
+            messages.len(),
+            started.elapsed(),
+            tally[0],
+            tally[1],
+            tally[2],
+        );
         tracing::debug!(
             dedupe_ms = t_dedupe.as_millis() as u64,
             load_ms = (t_load - t_dedupe).as_millis() as u64,

@@ -16,6 +16,7 @@ pub mod decide;
 pub mod lag;
 pub mod lifecycle;
 pub mod lifecycle_store;
+pub mod metrics;
 pub mod poller;
 pub mod relay;
 pub mod worker;
@@ -109,6 +110,14 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
         shared,
         Duration::from_millis(settings.consumer.revoke_timeout_ms),
     ));
+    seatq_common::metrics::serve(&settings.metrics.consumer_listen, shutdown.clone()).await;
+    let sampler = metrics::Sampler {
+        pool: pool.clone(),
+        producer: producer.clone(),
+        topic: topics.commands.clone(),
+        assignment: assignment.clone(),
+    };
+    tokio::spawn(sampler.run(shutdown.clone()));
     // Manual assignment: the group id is only where offsets are committed for lag.
     let consumer: BaseConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.consumer.group_id)

@@ -40,7 +40,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/seats", get(events::seat_map))
-        .route("/v1/events/{event_id}/holds", post(holds::request_hold))
+        .route(
+            "/v1/events/{event_id}/holds",
+            post(holds::request_hold).layer(axum::middleware::from_fn(
+                seatq_common::metrics::count_hold_requests,
+            )),
+        )
         .route("/v1/hold-requests/{request_id}", get(holds::request_status))
         .route(
             "/v1/holds/{hold_id}",
@@ -159,6 +164,9 @@ pub async fn serve(
         let notifier = seatq_notifier::Notifier::start(&state.settings, shutdown.clone())?;
         app = app.merge(notifier.routes());
     }
+    // Latency per route template over everything merged above; /metrics itself outside it.
+    seatq_common::metrics::install();
+    let app = seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes());
     tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
     seatq_common::http::serve::serve(listener, app, shutdown).await
 }

@@ -286,6 +286,7 @@ async fn check_keys(
         Verdict::Allowed => Ok(()),
         Verdict::Refused { wait_us, limiter } => {
             let scope = limiters.get(limiter).map_or(Scope::User, |l| l.0);
+            seatq_common::metrics::rate_limited(limit.name(), scope.name());
             Err(rate_limited(limit, scope, wait_us))
         }
     }

@@ -71,6 +71,7 @@ pub struct Hub {
     clients: AtomicUsize,
     dropped_slow: AtomicU64,
     messages: AtomicU64,
+    metrics: seatq_common::metrics::NotifierMetrics,
 }
 
 #[derive(Default)]
@@ -96,9 +97,13 @@ enum Offer {
 impl Client {
     fn offer(&self, frame: &SharedFrame, hub: &Hub) -> Offer {
         match self.tx.try_send(frame.clone()) {
-            Ok(()) => Offer::Queued,
+            Ok(()) => {
+                hub.metrics.frames_sent.increment(1);
+                Offer::Queued
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 hub.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                hub.metrics.dropped_slow.increment(1);
                 tracing::debug!("a client fell behind; disconnecting it");
                 if let Some(kill) = &self.kill {
                     kill.cancel();
@@ -231,6 +236,7 @@ enum Key {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.clients.fetch_sub(1, Ordering::Relaxed);
+        self.hub.metrics.clients.decrement(1.0);
         let mut state = self.hub.lock();
         match &self.key {
             Key::Event(event_id) => {
@@ -259,6 +265,7 @@ impl Hub {
             clients: AtomicUsize::new(0),
             dropped_slow: AtomicU64::new(0),
             messages: AtomicU64::new(0),
+            metrics: seatq_common::metrics::NotifierMetrics::new(),
         })
     }
 
@@ -445,6 +452,7 @@ impl Hub {
         );
         drop(state);
         self.clients.fetch_add(1, Ordering::Relaxed);
+        self.metrics.clients.increment(1.0);
         Ok(Subscription {
             initial,
             rx,
@@ -509,6 +517,7 @@ impl Hub {
             .insert(id, client);
         drop(guard);
         self.clients.fetch_add(1, Ordering::Relaxed);
+        self.metrics.clients.increment(1.0);
         Ok(Subscription {
             initial,
             rx,

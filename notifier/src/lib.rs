@@ -47,6 +47,8 @@ impl Notifier {
     /// when `shutdown` is cancelled.
     pub fn start(settings: &Settings, shutdown: Shutdown) -> std::io::Result<Self> {
         let n = &settings.notifier;
+        // Before the hub, which keeps metric handles from the installed recorder.
+        seatq_common::metrics::install();
         let hub = Hub::new(HubConfig {
             retain_per_partition: n.retain_per_partition.max(1),
             retain_deltas_per_event: n.retain_deltas_per_event.max(1),
@@ -99,13 +101,14 @@ impl Notifier {
 
     /// The standalone service: the streams, health, readiness and stats.
     pub fn app(&self) -> Router {
-        Router::new()
+        let app = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .route("/v1/notifier/stats", get(stats))
             .with_state(self.state.clone())
             .merge(self.routes())
-            .fallback(|| async { AppError::not_found("route_not_found", "no such route") })
+            .fallback(|| async { AppError::not_found("route_not_found", "no such route") });
+        seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes())
     }
 }
 

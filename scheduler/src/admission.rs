@@ -110,6 +110,7 @@ impl Admission {
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_positions: HashMap<EventId, Instant> = HashMap::new();
+        let mut gauges = crate::metrics::WaitingRoomGauges::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -124,7 +125,11 @@ impl Admission {
                     }
                 };
             for (event_id, partition) in events {
-                match self_.tick(event_id, partition, tick).await {
+                let ticked = self_.tick(event_id, partition, tick).await;
+                if let Ok(Some(t)) = &ticked {
+                    gauges.ticked(partition, t);
+                }
+                match ticked {
                     Ok(Some(t)) if t.admitted > 0 => tracing::info!(
                         %event_id, admitted = t.admitted, rate = t.rate, lag = ?t.lag,
                         p99_ms = ?t.p99_ms, "admitted from the waiting room"),
@@ -141,6 +146,7 @@ impl Admission {
                     }
                 }
             }
+            gauges.publish(&self_.pool).await;
         }
     }
 

@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod delay_queue;
+pub mod metrics;
 pub mod refunds;
 pub mod sweeper;
 pub mod timers;
@@ -136,6 +137,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         settings: settings.waiting_room.clone(),
     };
     tracing::info!(%member, partitions, "scheduler started");
+    seatq_common::metrics::serve(&settings.metrics.scheduler_listen, shutdown.clone()).await;
     let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));

@@ -46,7 +46,10 @@ impl Sweeper {
         loop {
             match self.sweep().await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(holds = n, "sweeper expired overdue holds"),
+                Ok(n) => {
+                    seatq_common::metrics::sweeper_caught(n);
+                    tracing::info!(holds = n, "sweeper expired overdue holds");
+                }
                 Err(e) => tracing::warn!(error = %e, "sweep failed"),
             }
             if let Some(redis) = self.redis.as_mut() {

@@ -85,6 +85,9 @@ impl TimerService {
                 _ = shutdown.cancelled() => break,
                 _ = beat.tick() => {
                     self.save_offsets(&queues, &mut saved).await;
+                    for (&p, queue) in &queues {
+                        seatq_common::metrics::timers_pending(p, queue.len());
+                    }
                     match self.membership.heartbeat().await {
                         Ok(members) => {
                             let mine = owned_partitions(&members, &self.membership.member, self.partitions);
@@ -92,6 +95,9 @@ impl TimerService {
                                 tracing::info!(partitions = ?mine, "hold-timer partitions changed");
                                 match self.assign(&consumer, &mine).await {
                                     Ok(starts) => {
+                                        for p in owned.iter().filter(|p| !mine.contains(p)) {
+                                            seatq_common::metrics::timers_pending(*p, 0);
+                                        }
                                         queues = starts.into_iter()
                                             .map(|(p, o)| (p, DelayQueue::starting_at(o)))
                                             .collect();
@@ -215,6 +221,10 @@ impl TimerService {
                 };
                 match result {
                     Ok(()) => {
+                        seatq_common::metrics::timer_fired(match d.firing {
+                            Firing::Expire => "expire",
+                            Firing::Reminder => "reminder",
+                        });
                         if d.firing == Firing::Expire {
                             queue.fired(d.offset);
                         }

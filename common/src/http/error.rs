@@ -123,9 +123,15 @@ impl IntoResponse for AppError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // For middleware that counts refusals by code (metrics) without parsing the body.
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
     }
 }
+
+/// The `code` of a problem response, as a response extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemCode(pub &'static str);
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
