@@ -141,6 +141,16 @@ impl SeatEvent {
         }
     }
 
+    /// The hold request this answers, if it answers one (for tracing across services).
+    pub fn request_id(&self) -> Option<&RequestId> {
+        match self {
+            SeatEvent::HoldCreated { request_id, .. }
+            | SeatEvent::HoldRejected { request_id, .. }
+            | SeatEvent::WaitlistUpdated { request_id, .. } => Some(request_id),
+            _ => None,
+        }
+    }
+
     /// The user a notification is for (none for seat-map deltas).
     pub fn user_id(&self) -> Option<&UserId> {
         match self {

@@ -78,6 +78,10 @@ pub fn spawn(
                 match record::decode_all::<SeatEventEnvelope>(payload) {
                     Ok(envelopes) => {
                         for (index, envelope) in envelopes.iter().enumerate() {
+                            // Follows a request from the gateway's span to its stream frame.
+                            tracing::debug!(partition, offset, index, event_id = %envelope.event_id,
+                                kind = envelope.payload.kind(),
+                                request_id = ?envelope.payload.request_id(), "seat event");
                             hub.publish(partition, Pos::new(offset, index as u32), envelope);
                         }
                     }
