@@ -11,6 +11,7 @@ use seatq_common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -103,11 +104,15 @@ pub fn router(state: AppState) -> Router {
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.gateway.max_body_bytes))
+        // Also for bodies no extractor reads, and a Content-Length over the limit is
+        // refused at once rather than after reading up to it.
+        .layer(RequestBodyLimitLayer::new(settings.gateway.max_body_bytes))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(settings.gateway.request_timeout_ms),
         ))
+        .layer(axum::middleware::map_response(bare_errors_as_problems))
         .layer(CatchPanicLayer::custom(|_| {
             AppError::internal("handler", "panic").into_response()
         }))
@@ -125,6 +130,29 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
         .merge(sandbox)
+}
+
+/// Errors the handlers do not write themselves — the timeout layer's 408, axum's plain-text
+/// rejections (a byte body over the limit) — get the problem+json shape too, so every
+/// error a client sees has a stable `code`.
+async fn bare_errors_as_problems(response: Response) -> Response {
+    let status = response.status();
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !bare || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let code = match status {
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let detail = status.canonical_reason().unwrap_or("error").to_lowercase();
+    AppError::new(status, code, detail).into_response()
 }
 
 async fn not_found() -> AppError {

@@ -51,7 +51,7 @@ stable `code`."
         routes::health::readyz,
     ),
     components(schemas(crate::error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
     tags(
         (name = "events", description = "Browse events and seat maps"),
         (name = "holds", description = "Request holds and follow their decisions"),
@@ -81,6 +81,95 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Errors every operation can answer besides its own, documented once here rather than
+/// on each handler: malformed input (400), a missing or bad token (401), a JSON body that
+/// is too large, not JSON or of the wrong shape (413, 415, 422). And problems are served
+/// as `application/problem+json`, so that is their documented media type. schemathesis
+/// (gateway/tests/schemathesis.rs) holds the API to this.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, RefOr, Response};
+        let problem = |description: &str| {
+            let schema = utoipa::openapi::Ref::from_schema_name("Problem");
+            RefOr::T(
+                utoipa::openapi::ResponseBuilder::new()
+                    .description(description)
+                    .content(PROBLEM_JSON, Content::new(Some(schema)))
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let responses = &mut op.responses.responses;
+                for response in responses.values_mut() {
+                    if let RefOr::T(Response { content, .. }) = response {
+                        if content
+                            .get("application/json")
+                            .and_then(|c| c.schema.as_ref())
+                            .is_some_and(is_problem)
+                        {
+                            if let Some(c) = content.shift_remove("application/json") {
+                                content.insert(PROBLEM_JSON.to_owned(), c);
+                            }
+                        }
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                };
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                    || op.request_body.is_some()
+                {
+                    add(
+                        "400",
+                        "invalid_path, invalid_query, invalid_json, invalid_header",
+                    );
+                }
+                if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add(
+                        "401",
+                        "unauthorized: a missing, expired or invalid bearer token",
+                    );
+                }
+                let json_body = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                if op.request_body.is_some() {
+                    add("413", "payload_too_large");
+                }
+                if json_body {
+                    add(
+                        "415",
+                        "unsupported_media_type: the body must be application/json",
+                    );
+                    add(
+                        "422",
+                        "invalid_body: the JSON does not have the expected shape",
+                    );
+                }
+            }
+        }
+    }
+}
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+fn is_problem(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> bool {
+    matches!(schema, utoipa::openapi::RefOr::Ref(r) if r.ref_location.ends_with("/Problem"))
 }
 
 /// The document as pretty JSON with a trailing newline (the committed form).

@@ -6,6 +6,12 @@
 //! because nothing polls a response that cannot be written. Each connection's requests
 //! carry a [`ConnectionKill`]: cancelling it drops the connection (the socket is closed),
 //! so a client that fell behind can be cut off at once and reconnect later.
+//!
+//! Hostile clients are bounded here too: a request head must arrive within
+//! [`HEADER_READ_TIMEOUT`] (slowloris: headers trickled a byte at a time would otherwise
+//! hold a connection forever) and fit in [`MAX_HEAD_BYTES`] (431 beyond). Responses are
+//! never timed here, so endless streams (SSE) are unaffected; request bodies are bounded
+//! by each router's body limit and request timeout.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +19,7 @@ use std::time::Duration;
 use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -29,6 +35,15 @@ pub struct ConnectionKill(pub CancellationToken);
 
 /// How long in-flight requests get to finish once `shutdown` is cancelled.
 const DRAIN: Duration = Duration::from_secs(10);
+
+/// How long a client has to send a request's head (line and headers), counted from when
+/// the server starts waiting for it — so it is also how long an idle keep-alive
+/// connection stays open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most a request head may take (hyper's read buffer): 431 beyond it. hyper's own
+/// default is about 400 KiB per connection.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Per-connection socket settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,7 +99,12 @@ pub async fn serve_with(
     shutdown: Shutdown,
     options: ServeOptions,
 ) -> std::io::Result<()> {
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
     let graceful = GracefulShutdown::new();
     let mut last_warned = None;
     loop {

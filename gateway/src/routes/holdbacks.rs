@@ -17,6 +17,7 @@ use crate::state::AppState;
     security(("bearer" = [])),
     responses((status = 201, body = HoldbackView, description = "Seats off sale"),
         (status = 403, body = crate::error::Problem, description = "admin_only"),
+        (status = 404, body = crate::error::Problem, description = "event_not_found"),
         (status = 409, body = crate::error::Problem, description = "seats_unavailable (held or sold already)"),
         (status = 422, body = crate::error::Problem,
             description = "unknown_seat, unknown_section, general_admission_section, duplicate_seat, holdback_too_large, invalid_note, invalid_release_at")))]
@@ -34,7 +35,8 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/admin/events/{event_id}/holdbacks", tag = "admin",
     params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = HoldbackList),
-        (status = 403, body = crate::error::Problem, description = "admin_only")))]
+        (status = 403, body = crate::error::Problem, description = "admin_only"),
+        (status = 404, body = crate::error::Problem, description = "event_not_found")))]
 pub async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -62,7 +64,8 @@ pub async fn release(
 #[utoipa::path(get, path = "/v1/admin/events/{event_id}/stats", tag = "admin",
     params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = EventStats),
-        (status = 403, body = crate::error::Problem, description = "admin_only")))]
+        (status = 403, body = crate::error::Problem, description = "admin_only"),
+        (status = 404, body = crate::error::Problem, description = "event_not_found")))]
 pub async fn stats(
     State(state): State<AppState>,
     _admin: AdminUser,

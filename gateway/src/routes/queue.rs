@@ -36,6 +36,7 @@ pub async fn challenge(
         (status = 200, body = QueueTicketView, description = "Already in: the same ticket"),
         (status = 403, body = crate::error::Problem,
             description = "challenge_required, challenge_invalid, challenge_expired, challenge_unsolved, challenge_used"),
+        (status = 404, body = crate::error::Problem, description = "event_not_found"),
         (status = 409, body = crate::error::Problem, description = "waiting_room_off"),
         (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
 pub async fn join(
