@@ -15,7 +15,8 @@ use seatq_common::shutdown::Shutdown;
 use seatq_common::testkit::{Api, TestEnv};
 use serde_json::{json, Value};
 
-/// The whole run's budget; the test as a whole stays well under three minutes.
+/// The whole run's budget; the test as a whole stays well under three minutes. By hand,
+/// `SEATQ_SCHEMATHESIS_SECS` runs longer and `SEATQ_SCHEMATHESIS_SEED` picks another seed.
 const MAX_TIME_SECS: u64 = 75;
 /// Generated cases per operation and phase.
 const MAX_EXAMPLES: u32 = 25;
@@ -121,6 +122,11 @@ async fn the_api_honours_its_openapi_document_under_fuzzing() {
     )
     .expect("write config");
 
+    let max_time: u64 = std::env::var("SEATQ_SCHEMATHESIS_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_TIME_SECS);
+    let seed = std::env::var("SEATQ_SCHEMATHESIS_SEED").unwrap_or_else(|_| "1".into());
     let mut run = tokio::process::Command::new(&st);
     run.arg("--config-file")
         .arg(&config_path)
@@ -133,18 +139,18 @@ async fn the_api_honours_its_openapi_document_under_fuzzing() {
             "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         ])
         .args(["--max-examples", &MAX_EXAMPLES.to_string()])
-        .args(["--max-time", &MAX_TIME_SECS.to_string()])
+        .args(["--max-time", &max_time.to_string()])
         .args(["--phases", "examples,coverage,fuzzing"])
         // One worker: hypothesis on Python 3.11 fails sporadically with "AST constructor
         // recursion depth mismatch" when two threads describe strategies at once.
-        .args(["--workers", "1", "--request-timeout", "15", "--seed", "1"])
+        .args(["--workers", "1", "--request-timeout", "15", "--seed", &seed])
         .args(["--suppress-health-check", "all", "--no-color"])
         .args(["--generation-database", ":memory:"])
         .arg("--report-dir")
         .arg(&dir)
         .current_dir(&dir)
         .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(MAX_TIME_SECS + 60), run.output())
+    let out = tokio::time::timeout(Duration::from_secs(max_time + 60), run.output())
         .await
         .expect("schemathesis finishes within its budget")
         .expect("schemathesis runs");
