@@ -1,4 +1,4 @@
-//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|stage [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|waitroom|stage [options]`.
 //!
 //! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
 //! check. Options shared by several subcommands live in flattened groups so each means
@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// `All` carries every part's options: parsed once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Everything in one run: the naive designs, the seatq pipeline (flash sale, half-load
@@ -31,6 +33,8 @@ pub enum Command {
         lifecycle: LifecycleArgs,
         #[command(flatten)]
         sse: SseArgs,
+        #[command(flatten)]
+        waitroom: WaitroomArgs,
     },
     /// The naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
     /// PostgreSQL and a private Redis.
@@ -86,6 +90,21 @@ pub enum Command {
         pipeline: PipelineArgs,
         #[command(flatten)]
         sse: SseArgs,
+    },
+    /// On-sale with the virtual waiting room: a burst of users joins a fresh 50,000-seat
+    /// event's waiting room before (a lottery) and after (first come, first served) it
+    /// goes on sale; admitted users hold seats with their admission token while the
+    /// scheduler's controller sets the admission rate. Join rate and latency, admissions
+    /// per second, hold decision latency against the controller's target, queue waits,
+    /// the lottery and FIFO checks and the invariants in SQL. At full size (not --smoke,
+    /// >= 100,000 users) it also replaces its section of latest.json and the README.
+    Waitroom {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        waitroom: WaitroomArgs,
     },
     /// Holds SSE streams for `bench sse` (started by it; requests on stdin).
     #[command(hide = true)]
@@ -315,5 +334,81 @@ impl SseArgs {
     pub fn storm_secs(&self, smoke: bool) -> f64 {
         self.sse_storm_secs
             .unwrap_or(if smoke { 5.0 } else { 15.0 })
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WaitroomArgs {
+    /// Users who join the waiting room [default: 200000, or 3000 with --smoke].
+    #[arg(long)]
+    pub waitroom_users: Option<u32>,
+    /// Share of the users who join in the burst before the sale opens (the lottery); the
+    /// rest join in a second burst once it is open (first come, first served).
+    #[arg(long, default_value_t = 0.5)]
+    pub waitroom_presale_share: f64,
+    /// Seconds between the first join and the sale opening [default: 60, or 5 with
+    /// --smoke]. Pre-sale joiners still joining when it opens join after it.
+    #[arg(long)]
+    pub waitroom_presale_secs: Option<f64>,
+    /// Stop admitting this many seconds after the sale opened, whoever still waits
+    /// [default: 240, or 60 with --smoke].
+    #[arg(long)]
+    pub waitroom_secs: Option<f64>,
+    /// Joins in flight at once (each user joins once; closed loop).
+    #[arg(long)]
+    pub waitroom_join_concurrency: Option<usize>,
+    /// Users who poll their ticket like the browser app does (`GET …/queue/{ticket}`
+    /// every --waitroom-poll-ms); everyone else learns of their admission as from the
+    /// user stream (see the scenario's docs) [default: 1000, or 100 with --smoke].
+    #[arg(long)]
+    pub waitroom_pollers: Option<usize>,
+    /// How often a polling user reads their ticket (the browser app: 4000).
+    #[arg(long, default_value_t = 4_000)]
+    pub waitroom_poll_ms: u64,
+    /// An admitted buyer looks at the seat map for a random 0..this many milliseconds
+    /// before asking for seats.
+    #[arg(long, default_value_t = 2_000)]
+    pub waitroom_think_ms: u64,
+    /// Admitted buyers acting (reading their ticket, asking for seats) at once.
+    #[arg(long, default_value_t = 256)]
+    pub waitroom_buyers_in_flight: usize,
+    /// Loopback source addresses the users are spread over (127.1.x.y), as people come
+    /// from many addresses and the gateway limits requests per client IP; 0: all from
+    /// the default address.
+    #[arg(long, default_value_t = 1_024)]
+    pub waitroom_source_ips: usize,
+    /// Proof-of-work difficulties of the verify/solve micro-benchmark [default: the
+    /// stack's `waiting_room.default_pow_difficulty` and 20].
+    #[arg(long, value_delimiter = ',')]
+    pub waitroom_pow_difficulty: Option<Vec<u32>>,
+}
+
+impl WaitroomArgs {
+    /// The size whose results go to latest.json and the README.
+    pub const FULL_USERS: u32 = 100_000;
+
+    pub fn users(&self, smoke: bool) -> u32 {
+        self.waitroom_users
+            .unwrap_or(if smoke { 3_000 } else { 200_000 })
+    }
+
+    pub fn presale_secs(&self, smoke: bool) -> f64 {
+        self.waitroom_presale_secs
+            .unwrap_or(if smoke { 5.0 } else { 60.0 })
+    }
+
+    pub fn max_secs(&self, smoke: bool) -> f64 {
+        self.waitroom_secs
+            .unwrap_or(if smoke { 60.0 } else { 240.0 })
+    }
+
+    pub fn join_concurrency(&self, smoke: bool) -> usize {
+        self.waitroom_join_concurrency
+            .unwrap_or(if smoke { 64 } else { 256 })
+    }
+
+    pub fn pollers(&self, smoke: bool) -> usize {
+        self.waitroom_pollers
+            .unwrap_or(if smoke { 100 } else { 1_000 })
     }
 }

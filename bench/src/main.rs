@@ -7,10 +7,12 @@
 //! maximum, the same storm through kill -9 of the consumer and the broker, and each
 //! stage on its own; and the hold lifecycle after the sale (payments, expiry, waitlist
 //! offers, bookings); and the live seat-map streams of one standalone notifier under a
-//! storm (`sse`: thousands of SSE clients). `bench all` does everything and writes `results/latest.json`, a
-//! dated copy and `results/README.md`; the other subcommands run one part (a dated
-//! `-partial` copy only, except that a full-size `bench lifecycle` also replaces its own
-//! section of latest.json and the README).
+//! storm (`sse`: thousands of SSE clients); and an on-sale through the virtual waiting
+//! room (`waitroom`: a burst of joins, admissions paced by the scheduler's controller,
+//! holds with admission tokens). `bench all` does everything and writes
+//! `results/latest.json`, a dated copy and `results/README.md`; the other subcommands run
+//! one part (a dated `-partial` copy only, except that a full-size `bench lifecycle`,
+//! `sse` or `waitroom` also replaces its own section of latest.json and the README).
 
 mod cli;
 mod error;
@@ -27,6 +29,7 @@ mod sse;
 mod stack;
 mod stages;
 mod verify;
+mod waitroom;
 mod workload;
 
 use std::path::PathBuf;
@@ -38,7 +41,7 @@ use clap::Parser;
 
 use cli::{
     Cli, Command, Design, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, SseArgs, Stage,
-    ALL_DESIGNS,
+    WaitroomArgs, ALL_DESIGNS,
 };
 use pg::BenchDatabase;
 use pipeline::runs::{self, CrashPlan};
@@ -60,6 +63,7 @@ struct Parts {
     broker: bool,
     lifecycle: bool,
     sse: bool,
+    waitroom: bool,
 }
 
 impl Parts {
@@ -72,6 +76,7 @@ impl Parts {
         broker: true,
         lifecycle: true,
         sse: true,
+        waitroom: true,
     };
 
     /// The parts that send the flash-sale workload through seatq.
@@ -86,7 +91,7 @@ impl Parts {
     }
 
     fn needs_stack(self) -> bool {
-        self.needs_pipeline() || self.lifecycle || self.sse
+        self.needs_pipeline() || self.lifecycle || self.sse || self.waitroom
     }
 }
 
@@ -97,6 +102,7 @@ struct PartArgs {
     pipeline: Option<PipelineArgs>,
     lifecycle: Option<LifecycleArgs>,
     sse: Option<SseArgs>,
+    waitroom: Option<WaitroomArgs>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -120,12 +126,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             pipeline,
             lifecycle,
             sse,
+            waitroom,
         } => {
             let args = PartArgs {
                 naive: Some(naive),
                 pipeline: Some(pipeline),
                 lifecycle: Some(lifecycle),
                 sse: Some(sse),
+                waitroom: Some(waitroom),
             };
             execute(run, args, Parts::ALL).await
         }
@@ -187,6 +195,22 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             };
             execute(run, args, parts).await
         }
+        Command::Waitroom {
+            run,
+            pipeline,
+            waitroom,
+        } => {
+            let parts = Parts {
+                waitroom: true,
+                ..none
+            };
+            let args = PartArgs {
+                pipeline: Some(pipeline),
+                waitroom: Some(waitroom),
+                ..PartArgs::default()
+            };
+            execute(run, args, parts).await
+        }
         Command::SseWorker { .. } => anyhow::bail!("sse-worker is started by `bench sse`"),
         Command::Stage {
             which,
@@ -219,6 +243,7 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
         pipeline,
         lifecycle,
         sse,
+        waitroom,
     } = args;
     anyhow::ensure!(run.concurrency > 0, "--concurrency must be at least 1");
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -270,6 +295,9 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
             let root = crate_dir.parent().unwrap_or(&crate_dir);
             sse_part(args, opts, &run, &stack, root, &mut report).await?;
         }
+        if let (true, Some(args), Some(opts)) = (parts.waitroom, &waitroom, &pipeline) {
+            waitroom_part(args, opts, &run, &stack, &mut report).await?;
+        }
     }
 
     report.compute_ratios();
@@ -317,6 +345,20 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
             .is_some_and(|r| r.phases.iter().any(|p| p.streams >= SseArgs::FULL_STREAMS));
     if sse_full {
         written.extend(report::save_sse(&report, &dir)?);
+    }
+    // And a full-size waiting-room run.
+    let waitroom_full = !run.smoke
+        && parts
+            == (Parts {
+                waitroom: true,
+                ..Parts::default()
+            })
+        && report
+            .waitroom
+            .as_ref()
+            .is_some_and(|r| r.users >= WaitroomArgs::FULL_USERS);
+    if waitroom_full {
+        written.extend(report::save_waitroom(&report, &dir)?);
     }
     for path in written {
         println!("wrote {}", path.display());
@@ -412,6 +454,53 @@ async fn sse_part(
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
     report.sse = Some(result);
+    Ok(())
+}
+
+/// An on-sale through the waiting room, on a fresh event of its own. It handles Ctrl-C
+/// itself: the line it filled must be closed before the bench exits, or the scheduler
+/// would go on admitting its users.
+async fn waitroom_part(
+    args: &WaitroomArgs,
+    opts: &PipelineArgs,
+    run: &RunArgs,
+    stack: &Stack,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let smoke = run.smoke;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.waitroom_presale_share),
+        "--waitroom-presale-share is a share in [0, 1]"
+    );
+    let users = args.users(smoke);
+    anyhow::ensure!(users >= 1, "--waitroom-users must be at least 1");
+    anyhow::ensure!(
+        args.presale_secs(smoke) >= 0.0 && args.max_secs(smoke) > 0.0,
+        "--waitroom-presale-secs must not be negative, --waitroom-secs must be positive"
+    );
+    anyhow::ensure!(
+        args.join_concurrency(smoke) >= 1 && args.waitroom_buyers_in_flight >= 1,
+        "--waitroom-join-concurrency and --waitroom-buyers-in-flight must be at least 1"
+    );
+    let options = waitroom::Options {
+        users,
+        presale_share: args.waitroom_presale_share,
+        presale_secs: args.presale_secs(smoke),
+        max_secs: args.max_secs(smoke),
+        join_concurrency: args.join_concurrency(smoke),
+        pollers: args.pollers(smoke),
+        poll_ms: args.waitroom_poll_ms,
+        think_ms: args.waitroom_think_ms,
+        buyers_in_flight: args.waitroom_buyers_in_flight,
+        source_ips: args.waitroom_source_ips,
+        pow_difficulties: args.waitroom_pow_difficulty.clone().unwrap_or_default(),
+        seed: run.seed,
+        stall: Duration::from_secs(opts.stall_secs.unwrap_or(if smoke { 30 } else { 60 })),
+    };
+    let result = waitroom::run(stack, &options)
+        .await
+        .context("waiting-room on-sale")?;
+    report.waitroom = Some(result);
     Ok(())
 }
 

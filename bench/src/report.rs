@@ -18,6 +18,7 @@ use crate::results::{
     RedisFirstResult, SeatsTableResult, SsePhase, SseResult, Stages, Timing,
 };
 use crate::sse::measure::Percentiles;
+use crate::waitroom::result::WaitroomResult;
 use crate::workload::{self, Stadium};
 
 /// Everything below this line of the README is generated. (The text names `bench naive`,
@@ -52,6 +53,12 @@ const LIFECYCLE: Section = Section {
 const SSE: Section = Section {
     begin: SSE_BEGIN,
     end: SSE_END,
+};
+
+/// The waiting-room section, likewise (`bench waitroom`).
+const WAITROOM: Section = Section {
+    begin: crate::waitroom::report::BEGIN,
+    end: crate::waitroom::report::END,
 };
 
 const DEFAULT_INTRO: &str = "# seatq benchmark results
@@ -104,6 +111,9 @@ pub struct Report {
     /// SSE fan-out on one standalone notifier (`sse`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sse: Option<SseResult>,
+    /// On-sale with the virtual waiting room (`waitroom`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitroom: Option<WaitroomResult>,
     /// Pipeline decisions/s over naive (b)'s, same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_for_update: Option<f64>,
@@ -213,6 +223,7 @@ impl Report {
             stages: None,
             lifecycle: None,
             sse: None,
+            waitroom: None,
             ratio_vs_for_update: None,
             ratio_vs_conditional_update: None,
             notes: vec![
@@ -682,6 +693,12 @@ impl Report {
                 let _ = writeln!(out, "{line}");
             }
         }
+        if let Some(r) = &self.waitroom {
+            if !out.ends_with("\n\n") {
+                out.push('\n');
+            }
+            out.push_str(&crate::waitroom::report::summary(r));
+        }
         // The notes are about the flash-sale designs.
         if !lines.is_empty() {
             for note in &self.notes {
@@ -731,7 +748,29 @@ impl Report {
         if let Some(section) = self.sse_markdown() {
             let _ = write!(out, "\n{section}");
         }
+        if let Some(section) = self.waitroom_markdown() {
+            let _ = write!(out, "\n{section}");
+        }
         out
+    }
+
+    /// When and where a part ran, for the line under its section's heading.
+    fn run_line(&self) -> String {
+        format!(
+            "Run finished {} — git {}{}, machine: {}; load {:.2} at start{}.",
+            self.finished_at,
+            &self.git_sha[..self.git_sha.len().min(12)],
+            if self.git_dirty { "+dirty" } else { "" },
+            self.machine.note,
+            self.machine.load_avg_1m_at_start,
+            if self.smoke { " (smoke)" } else { "" },
+        )
+    }
+
+    /// The README's waiting-room section, markers included.
+    fn waitroom_markdown(&self) -> Option<String> {
+        let r = self.waitroom.as_ref()?;
+        Some(crate::waitroom::report::markdown(r, &self.run_line()))
     }
 
     /// The README's SSE section, markers included.
@@ -1025,7 +1064,10 @@ pub fn save(
             },
             Err(_) => DEFAULT_INTRO.to_string(),
         };
-        let intro = without_section(&without_section(&intro, LIFECYCLE), SSE);
+        let intro = without_section(
+            &without_section(&without_section(&intro, LIFECYCLE), SSE),
+            WAITROOM,
+        );
         let intro = intro.trim_end();
         write(
             &readme,
@@ -1140,6 +1182,16 @@ pub fn save_sse(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError>
     };
     let value = serde_json::to_string_pretty(&report.sse)?;
     save_part(report, dir, "sse", value, SSE, &section)
+}
+
+/// After a full-size waiting-room run on its own: the same for `waitroom` (and
+/// `waitroom_run`) and the README's waiting-room section.
+pub fn save_waitroom(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    let Some(section) = report.waitroom_markdown() else {
+        return Ok(Vec::new());
+    };
+    let value = serde_json::to_string_pretty(&report.waitroom)?;
+    save_part(report, dir, "waitroom", value, WAITROOM, &section)
 }
 
 /// Put one part's result (`value`, pretty JSON) into `latest.json` as `key`, with

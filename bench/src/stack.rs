@@ -95,6 +95,11 @@ impl Stack {
         })
     }
 
+    /// The repository the stack runs from (its `.dev/` and `deploy/local/`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// `deploy/local/service ACTION SERVICE`, waiting for it to finish.
     pub async fn service(&self, action: Action, service: Service) -> Result<(), BenchError> {
         let script = self.root.join("deploy/local/service");

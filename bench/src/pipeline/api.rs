@@ -108,7 +108,9 @@ async fn post_admin(
 }
 
 /// Create a venue shaped like `stadium` (reserved sections only, codes and numbering as
-/// the demo stadium's) and an event on sale now with `rules`; returns the event id.
+/// the demo stadium's) and an event with `rules`: on sale now and without a waiting room
+/// unless `overrides` (an object of the event's fields, e.g. `on_sale_at` and the waiting
+/// room's) says otherwise; returns the event id.
 pub async fn create_event(
     http: &reqwest::Client,
     gateway: &str,
@@ -116,6 +118,7 @@ pub async fn create_event(
     stadium: &Stadium,
     title: &str,
     rules: EventRules,
+    overrides: serde_json::Value,
 ) -> Result<Uuid, BenchError> {
     let sections: Vec<serde_json::Value> = stadium
         .sections
@@ -140,11 +143,7 @@ pub async fn create_event(
     )
     .await?;
     let now = Utc::now();
-    post_admin(
-        http,
-        format!("{gateway}/v1/admin/events"),
-        &tokens.admin,
-        serde_json::json!({
+    let mut event = serde_json::json!({
             "venue_id": venue,
             "title": title,
             "performer": "seatq bench",
@@ -155,7 +154,15 @@ pub async fn create_event(
             // The pipeline runs measure hold decisions, not the waiting room (on by
             // default for events this large); the waiting room has its own scenario.
             "waiting_room_enabled": false,
-        }),
+    });
+    if let (Some(event), Some(overrides)) = (event.as_object_mut(), overrides.as_object()) {
+        event.extend(overrides.clone());
+    }
+    post_admin(
+        http,
+        format!("{gateway}/v1/admin/events"),
+        &tokens.admin,
+        event,
         "create event",
     )
     .await

@@ -61,7 +61,31 @@ pub async fn new_event(
     title: &str,
     rules: EventRules,
 ) -> Result<Event, BenchError> {
-    let id = api::create_event(http, &stack.gateway, tokens, venue, title, rules).await?;
+    new_event_with(
+        stack,
+        http,
+        tokens,
+        venue,
+        title,
+        rules,
+        serde_json::json!({}),
+    )
+    .await
+}
+
+/// [`new_event`] with some of the event's fields set by `overrides` (see
+/// [`api::create_event`]).
+pub async fn new_event_with(
+    stack: &Stack,
+    http: &reqwest::Client,
+    tokens: &Tokens,
+    venue: &Stadium,
+    title: &str,
+    rules: EventRules,
+    overrides: serde_json::Value,
+) -> Result<Event, BenchError> {
+    let id =
+        api::create_event(http, &stack.gateway, tokens, venue, title, rules, overrides).await?;
     let partition: i32 = sqlx::query_scalar(EVENT_PARTITION)
         .bind(id)
         .fetch_one(&stack.pool)

@@ -263,7 +263,7 @@ pub fn cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_sec() -> f64 {
+pub fn ticks_per_sec() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         std::process::Command::new("getconf")

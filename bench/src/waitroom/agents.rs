@@ -1,0 +1,293 @@
+//! The users' HTTP side of the waiting room: join, read the ticket, hold with the
+//! admission token.
+//!
+//! People come from many addresses and the gateway limits requests per client IP as
+//! well as per user, so the users are spread over loopback source addresses
+//! (`127.1.x.y`: Linux routes all of 127.0.0.0/8 to `lo`, and a socket may bind any of
+//! them), one connection pool per address. A `429` is waited out as its `Retry-After`
+//! says and a `503` (broker unavailable) after a moment, then the same request is sent
+//! again; both are counted, and the latency recorded is the round trip of the request
+//! that was answered.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::BenchError;
+use crate::pipeline::api::Tokens;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before re-sending a request the gateway could not queue (503).
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(200);
+/// Longest wait honoured from a `Retry-After`.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Give up on one request after this long of 429s and 503s.
+const PATIENCE: Duration = Duration::from_secs(120);
+/// The most source addresses (127.1.0.1 ..= 127.1.239.250).
+pub const MAX_SOURCE_IPS: usize = 60_000;
+
+/// A ticket as `POST …/queue` and `GET …/queue/{ticket}` show it (what the bench reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketView {
+    pub ticket: Uuid,
+    pub status: String,
+    /// Before the sale opens the place is a lottery draw, provisional.
+    pub provisional: bool,
+    pub admission_token: Option<String>,
+    pub admission_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A join's answer: `201` (a new ticket) or `200` (the user's ticket already).
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub created: bool,
+    pub view: TicketView,
+    /// Round trip of the answered request.
+    pub latency: Duration,
+}
+
+/// A hold request's answer.
+#[derive(Debug, Clone)]
+pub enum HoldAnswer {
+    /// `202` (or `200` decided inline): queued under this request id.
+    Accepted { request_id: Uuid, latency: Duration },
+    /// Refused by the gateway: `status code` (the problem's code).
+    Refused(String),
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    request_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct Problem {
+    code: Option<String>,
+}
+
+/// 429s and 503s waited out and sent again.
+#[derive(Debug, Default)]
+pub struct Retries {
+    pub rate_limited: AtomicU64,
+    pub unavailable: AtomicU64,
+}
+
+pub struct Agents {
+    clients: Vec<reqwest::Client>,
+    /// `{gateway}/v1/events/{event}`.
+    event_url: String,
+    tokens: Arc<Tokens>,
+    pub retries: Retries,
+}
+
+/// The `i`-th source address.
+pub fn source_ip(i: usize) -> Ipv4Addr {
+    let i = i % MAX_SOURCE_IPS;
+    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
+}
+
+fn client(local: Option<IpAddr>) -> Result<reqwest::Client, BenchError> {
+    Ok(reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(usize::MAX)
+        .local_address(local)
+        .build()?)
+}
+
+/// `status code` of a refusal, from its problem+json body.
+async fn refusal(response: reqwest::Response) -> String {
+    let status = response.status().as_u16();
+    let code = response
+        .json::<Problem>()
+        .await
+        .ok()
+        .and_then(|p| p.code)
+        .unwrap_or_else(|| "-".to_string());
+    format!("{status} {code}")
+}
+
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(Duration::from_secs(1), |s| {
+            Duration::from_secs_f64(s.max(0.05)).min(MAX_RETRY_AFTER)
+        })
+}
+
+impl Agents {
+    /// Users spread over `source_ips` loopback addresses (0: the default address).
+    pub fn new(
+        gateway: &str,
+        event: Uuid,
+        tokens: Arc<Tokens>,
+        source_ips: usize,
+    ) -> Result<Self, BenchError> {
+        let clients = if source_ips == 0 {
+            vec![client(None)?]
+        } else {
+            (0..source_ips.min(MAX_SOURCE_IPS))
+                .map(|i| client(Some(IpAddr::V4(source_ip(i)))))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Self {
+            clients,
+            event_url: format!("{gateway}/v1/events/{event}"),
+            tokens,
+            retries: Retries::default(),
+        })
+    }
+
+    pub fn source_ips(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn http(&self, user: u32) -> &reqwest::Client {
+        &self.clients[user as usize % self.clients.len()]
+    }
+
+    pub fn token(&self, user: u32) -> &str {
+        &self.tokens.users[user as usize % self.tokens.users.len()]
+    }
+
+    /// Send the request `build` makes until it is answered with something else than
+    /// `429` or `503`; returns the answer and its round trip.
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, Duration), BenchError> {
+        let started = Instant::now();
+        loop {
+            let sent = Instant::now();
+            let response = build().send().await?;
+            let latency = sent.elapsed();
+            let pause = match response.status() {
+                StatusCode::TOO_MANY_REQUESTS => {
+                    self.retries.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    retry_after(&response)
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    self.retries.unavailable.fetch_add(1, Ordering::Relaxed);
+                    UNAVAILABLE_PAUSE.max(retry_after(&response).min(Duration::from_secs(1)))
+                }
+                _ => return Ok((response, latency)),
+            };
+            if started.elapsed() > PATIENCE {
+                return Err(BenchError::Gateway {
+                    what: "waiting-room request",
+                    status: response.status().as_u16(),
+                    body: format!("still refused after {PATIENCE:?} of retries"),
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// `POST /v1/events/{id}/queue` (no proof of work: the event asks for none).
+    pub async fn join(&self, user: u32) -> Result<Joined, BenchError> {
+        let url = format!("{}/queue", self.event_url);
+        let (response, latency) = self
+            .send(|| {
+                self.http(user)
+                    .post(&url)
+                    .bearer_auth(self.token(user))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body("{}")
+            })
+            .await?;
+        let created = match response.status() {
+            StatusCode::CREATED => true,
+            StatusCode::OK => false,
+            _ => {
+                return Err(BenchError::Gateway {
+                    what: "join",
+                    status: response.status().as_u16(),
+                    body: refusal(response).await,
+                })
+            }
+        };
+        Ok(Joined {
+            created,
+            view: response.json().await?,
+            latency,
+        })
+    }
+
+    /// `GET /v1/events/{id}/queue/{ticket}`.
+    pub async fn ticket(
+        &self,
+        user: u32,
+        ticket: Uuid,
+    ) -> Result<(TicketView, Duration), BenchError> {
+        let url = format!("{}/queue/{ticket}", self.event_url);
+        let (response, latency) = self
+            .send(|| self.http(user).get(&url).bearer_auth(self.token(user)))
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(BenchError::Gateway {
+                what: "ticket",
+                status: response.status().as_u16(),
+                body: refusal(response).await,
+            });
+        }
+        Ok((response.json().await?, latency))
+    }
+
+    /// `POST /v1/events/{id}/holds` with `X-Admission-Token` (none if `admission` is
+    /// None).
+    pub async fn hold(
+        &self,
+        user: u32,
+        admission: Option<&str>,
+        body: &[u8],
+    ) -> Result<HoldAnswer, BenchError> {
+        let url = format!("{}/holds", self.event_url);
+        let (response, latency) = self
+            .send(|| {
+                let request = self
+                    .http(user)
+                    .post(&url)
+                    .bearer_auth(self.token(user))
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_vec());
+                match admission {
+                    Some(token) => request.header("x-admission-token", token),
+                    None => request,
+                }
+            })
+            .await?;
+        match response.status() {
+            StatusCode::ACCEPTED | StatusCode::OK => {
+                let accepted: Accepted = response.json().await?;
+                Ok(HoldAnswer::Accepted {
+                    request_id: accepted.request_id,
+                    latency,
+                })
+            }
+            _ => Ok(HoldAnswer::Refused(refusal(response).await)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_are_distinct_loopback_addresses() {
+        let all: std::collections::HashSet<Ipv4Addr> = (0..MAX_SOURCE_IPS).map(source_ip).collect();
+        assert_eq!(all.len(), MAX_SOURCE_IPS);
+        assert!(all.iter().all(|ip| ip.is_loopback() && ip.octets()[3] != 0));
+        assert_eq!(source_ip(0), Ipv4Addr::new(127, 1, 0, 1));
+        assert_eq!(source_ip(250), Ipv4Addr::new(127, 1, 1, 1));
+    }
+}
