@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{Api, TestEnv};
+use seatq_common::testkit::{free_port, Api, TestEnv};
 use serde_json::{json, Value};
 
 /// The whole run's budget; the test as a whole stays well under three minutes. By hand,
@@ -71,12 +71,20 @@ async fn the_api_honours_its_openapi_document_under_fuzzing() {
         return;
     };
     let env = TestEnv::new(1).await;
+    // The sandbox payment provider on the gateway's own port, so a checkout of the real
+    // hold reaches a provider (without one it is a 503, which is no fault of the API).
+    let mut settings = env.settings.clone();
+    let port = free_port();
+    settings.gateway.listen = format!("127.0.0.1:{port}");
+    settings.payments.sandbox_enabled = true;
+    settings.payments.provider_url = format!("http://127.0.0.1:{port}");
+    settings.payments.sandbox_webhook_url = format!("http://127.0.0.1:{port}/v1/payments/webhook");
     let stop = Shutdown::new();
     let consumer = {
-        let (settings, stop) = (env.settings.clone(), stop.clone());
+        let (settings, stop) = (settings.clone(), stop.clone());
         tokio::spawn(async move { seatq_consumer::run(settings, stop).await })
     };
-    let (addr, _) = seatq_gateway::app::spawn(env.settings.clone(), stop.clone())
+    let (addr, _) = seatq_gateway::app::spawn(settings, stop.clone())
         .await
         .expect("gateway starts");
     let api = Api::new(addr);
