@@ -146,6 +146,21 @@ pub struct PaymentSettings {
     pub sandbox_enabled: bool,
     /// Where the sandbox provider sends its webhooks.
     pub sandbox_webhook_url: String,
+    /// The reconciler asks the provider about a payment still pending/processing this
+    /// long after it was last heard of (its webhook may have been lost).
+    #[serde(default = "default_reconcile_after_secs")]
+    pub reconcile_after_secs: u64,
+    /// How often the reconciler looks for such payments.
+    #[serde(default = "default_reconcile_interval_secs")]
+    pub reconcile_interval_secs: u64,
+}
+
+fn default_reconcile_after_secs() -> u64 {
+    60
+}
+
+fn default_reconcile_interval_secs() -> u64 {
+    15
 }
 
 #[derive(Debug, Clone, Deserialize)]

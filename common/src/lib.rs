@@ -14,6 +14,7 @@ pub mod layout;
 pub mod membership;
 pub mod message;
 pub mod metrics;
+pub mod payment_outcome;
 pub mod payment_provider;
 pub mod pow;
 pub mod record;

@@ -52,6 +52,32 @@ pub struct RefundReceipt {
     pub amount_cents: i64,
 }
 
+/// A payment as the provider sees it (`GET /sandbox/v1/payments/{payment_id}`): what the
+/// reconciler asks when a payment's webhook is overdue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderPayment {
+    pub session_id: String,
+    /// `open` (the buyer has not paid), `succeeded`, `failed` or `expired`.
+    pub status: String,
+    pub amount_cents: i64,
+    pub captured_cents: i64,
+    #[serde(default)]
+    pub refunded_cents: i64,
+}
+
+impl ProviderPayment {
+    /// The final outcome the provider reports, as the webhook that would say it; `None`
+    /// while the session is still open.
+    pub fn outcome(&self) -> Option<WebhookKind> {
+        match self.status.as_str() {
+            "succeeded" => Some(WebhookKind::Succeeded),
+            // An abandoned session never takes money: for seatq it is a failed attempt.
+            "failed" | "expired" | "canceled" => Some(WebhookKind::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// The body of every webhook the provider sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEvent {
@@ -159,6 +185,27 @@ impl PaymentProvider {
         self.post("/sandbox/v1/refunds", req).await
     }
 
+    /// The provider's view of a payment; `None` if it has no session for it (the session
+    /// was never opened, so no money can have been taken).
+    pub async fn payment(
+        &self,
+        payment_id: Uuid,
+    ) -> Result<Option<ProviderPayment>, ProviderError> {
+        let response = self
+            .http
+            .get(format!(
+                "{}/sandbox/v1/payments/{payment_id}",
+                self.base_url
+            ))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Self::read(response).await.map(Some)
+    }
+
     async fn post<B: Serialize, T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -171,6 +218,13 @@ impl PaymentProvider {
             .json(body)
             .send()
             .await?;
+        Self::read(response).await
+    }
+
+    /// A 2xx answer's body, or the error status with (the start of) its body.
+    async fn read<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<T, ProviderError> {
         let status = response.status();
         if !status.is_success() {
             let mut body = response.text().await.unwrap_or_default();

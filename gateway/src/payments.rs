@@ -11,12 +11,14 @@
 //! webhook's transaction commits and with a request id derived from the payment: if the
 //! broker is down the webhook gets a 503 and the provider retries; if the gateway dies
 //! after producing, the retry produces the same request id, which the consumer decides
-//! once. A webhook is therefore never lost and never applied twice.
+//! once. A webhook is therefore never lost and never applied twice. The transition and
+//! the command are `seatq_common::payment_outcome`, shared with the scheduler's payment
+//! reconciler, which settles payments whose webhook never comes.
 
 use chrono::{DateTime, Utc};
-use seatq_common::command::{Command, CommandEnvelope, PaymentOutcome};
-use seatq_common::ids::{EventId, HoldId, PaymentId, RequestId, SectionId, UserId};
-use seatq_common::payment_provider::{CreateSession, WebhookEvent, WebhookKind};
+use seatq_common::ids::{EventId, HoldId, PaymentId, SectionId, UserId};
+use seatq_common::payment_outcome::{self, OutcomeError};
+use seatq_common::payment_provider::{CreateSession, WebhookEvent};
 use serde::Serialize;
 
 use crate::auth::AuthUser;
@@ -24,7 +26,7 @@ use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// Who sends payment commands (`requests.user_id`).
-pub const PAYMENTS_USER: &str = "system:payments";
+pub use seatq_common::payment_outcome::PAYMENTS_USER;
 const CURRENCY: &str = "USD";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -75,10 +77,6 @@ const ABANDON_PAYMENT: &str =
     "UPDATE payments SET status = 'failed', updated_at = now() WHERE id = $1 AND status = 'pending'";
 const RECORD_WEBHOOK: &str = "INSERT INTO webhook_events (provider_event_id, payment_id, kind) \
      VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-const LOCK_PAYMENT: &str =
-    "SELECT hold_id, event_id, amount_cents, status FROM payments WHERE id = $1 FOR UPDATE";
-const SET_PAYMENT_STATUS: &str =
-    "UPDATE payments SET status = $2, updated_at = now() WHERE id = $1";
 
 /// Start (or resume) paying for `hold_id`.
 pub async fn checkout(state: &AppState, user: &AuthUser, hold_id: HoldId) -> AppResult<Checkout> {
@@ -212,14 +210,11 @@ pub async fn webhook(
     })?;
     let payment_id = PaymentId(event.data.payment_id);
     let mut tx = state.pool.begin().await?;
-    let (hold_id, event_id, amount_cents, status): (HoldId, EventId, i64, String) =
-        sqlx::query_as(LOCK_PAYMENT)
-            .bind(payment_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                AppError::not_found("payment_not_found", format!("no payment {payment_id}"))
-            })?;
+    let payment = payment_outcome::lock(&mut tx, payment_id)
+        .await?
+        .ok_or_else(|| {
+            AppError::not_found("payment_not_found", format!("no payment {payment_id}"))
+        })?;
     let recorded = sqlx::query(RECORD_WEBHOOK)
         .bind(&event.id)
         .bind(payment_id)
@@ -234,61 +229,18 @@ pub async fn webhook(
             duplicate: true,
         });
     }
-    let (next, command) = match (event.kind, status.as_str()) {
-        (WebhookKind::Processing, "pending") => ("processing", None),
-        (WebhookKind::Succeeded, "pending" | "processing") => (
-            "paid",
-            Some(Command::PaymentSucceeded(PaymentOutcome {
-                hold_id,
-                payment_id,
-                amount_cents,
-            })),
-        ),
-        (WebhookKind::Failed, "pending" | "processing") => (
-            "failed",
-            Some(Command::PaymentFailed(PaymentOutcome {
-                hold_id,
-                payment_id,
-                amount_cents,
-            })),
-        ),
-        // Out of order or already final (another event id for the same outcome): the
-        // state machine only moves forward.
-        _ => {
-            tx.commit().await?;
-            return Ok(WebhookAck {
-                received: true,
-                duplicate: false,
-            });
-        }
-    };
-    sqlx::query(SET_PAYMENT_STATUS)
-        .bind(payment_id)
-        .bind(next)
-        .execute(&mut *tx)
-        .await?;
-    if let Some(command) = command {
-        let entry = state
-            .catalog
-            .event(event_id)
-            .await?
-            .ok_or_else(|| AppError::internal("webhook", "payment of an unknown event"))?;
-        let envelope = CommandEnvelope {
-            request_id: RequestId::derived(payment_id.0, command.kind()),
-            event_id,
-            user_id: UserId(PAYMENTS_USER.into()),
-            issued_at: Utc::now(),
-            command,
-            reply: false,
-        };
-        let payload = envelope
-            .encode()
-            .map_err(|e| AppError::internal("encode command", e))?;
-        if let Err(e) = state
-            .commands
-            .send(entry.info.kafka_partition, payload)
-            .await
-        {
+    match payment_outcome::record(
+        &mut tx,
+        &state.catalog,
+        &state.commands,
+        &payment,
+        event.kind,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(OutcomeError::Database(e)) => return Err(e.into()),
+        Err(e @ OutcomeError::Broker(_)) => {
             tracing::warn!(%payment_id, error = %e, "payment command not accepted; the provider will retry");
             return Err(AppError::unavailable(
                 "broker_unavailable",
@@ -296,8 +248,7 @@ pub async fn webhook(
                 2,
             ));
         }
-        tracing::info!(%payment_id, %hold_id, %event_id, request_id = %envelope.request_id,
-            kind = envelope.command.kind(), "payment outcome enqueued");
+        Err(e) => return Err(AppError::internal("webhook", e)),
     }
     tx.commit().await?;
     Ok(WebhookAck {

@@ -5,6 +5,7 @@
 //!                                     └──reminder──► reservation_expiring ──► seatq.seat-events
 //! sweeper (every 30 s): overdue active holds ──► expire_hold; waitlist mirrors ◄── PostgreSQL
 //! refund worker: refunds (pending) ──► payment provider ──► refund_issued
+//! reconciler: payments with an overdue webhook ──► payment provider ──► payment_* commands
 //! admission: waiting rooms ──► admitted / queue_position, at a rate the pipeline can take
 //! ```
 //! Nothing here writes seat state: expiries are commands, decided by the consumer in
@@ -14,6 +15,7 @@
 pub mod admission;
 pub mod delay_queue;
 pub mod metrics;
+pub mod reconcile;
 pub mod refunds;
 pub mod sweeper;
 pub mod timers;
@@ -45,7 +47,8 @@ fn instance_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Run the timers, the sweeper and the refund worker until `shutdown`.
+/// Run the timers, the sweeper, the refund worker and the payment reconciler until
+/// `shutdown`.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), SchedulerError> {
     let pool = seatq_common::db::connect(&settings.database).await?;
     seatq_common::db::migrate(&pool).await?;
@@ -75,6 +78,14 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         settings.kafka.batch_limits(),
     );
     let catalog = Arc::new(Catalog::new(pool.clone(), Duration::from_secs(2)));
+    let reconciler = reconcile::Reconciler {
+        pool: pool.clone(),
+        provider: PaymentProvider::new(&settings.payments),
+        catalog: catalog.clone(),
+        commands: commands.clone(),
+        after: Duration::from_secs(settings.payments.reconcile_after_secs),
+        interval: Duration::from_secs(settings.payments.reconcile_interval_secs.max(1)),
+    };
     let redis = match seatq_common::redis_client::connect(&settings.redis).await {
         Ok(r) => Some(r),
         Err(e) => {
@@ -141,9 +152,11 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
     let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));
+    let reconciling = tokio::spawn(reconciler.run(shutdown.clone()));
     timers.run(consumer, shutdown).await;
     let _ = sweeping.await;
     let _ = refunding.await;
+    let _ = reconciling.await;
     let _ = admitting.await;
     tracing::info!("scheduler stopped");
     Ok(())

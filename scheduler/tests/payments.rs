@@ -1,8 +1,9 @@
 //! Paying, through the sandbox provider's real protocol (checkout session, payment page,
 //! signed webhooks): forged webhooks are refused, duplicates make one booking, a payment in
 //! progress at expiry gets a grace period, a payment too late is refunded while the seat
-//! stays with its new holder, and a cancelled booking is refunded once with its seats back
-//! on sale (to the waitlist first). Tickets of a real booking check in once and transfer.
+//! stays with its new holder, a payment whose webhooks are lost is settled by the
+//! reconciler asking the provider, and a cancelled booking is refunded once with its seats
+//! back on sale (to the waitlist first). Tickets of a real booking check in once and transfer.
 
 mod support;
 
@@ -317,6 +318,85 @@ async fn a_payment_after_the_hold_ended_is_refunded_and_the_seat_stays_with_its_
         ("held".into(), Some(stack.user("bob")))
     );
     assert_eq!(stack.hold_view(&bob, &offer).await["status"], "active");
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// The provider takes alice's money but its webhooks are lost (as when the gateway that
+/// sends them is killed): the reconciler asks the provider and the hold becomes a booking;
+/// the webhook redelivered later changes nothing. A declined payment whose webhook is lost
+/// is marked failed the same way, and its hold stays active for another try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_whose_webhooks_are_lost_is_reconciled_with_the_provider() {
+    let stack = Stack::start(|s| {
+        s.payments.reconcile_after_secs = 3600;
+        s.payments.reconcile_interval_secs = 1;
+    })
+    .await;
+    let event = stack.event(json!({})).await;
+    let (alice, bob) = (stack.token("alice").await, stack.token("bob").await);
+    let hold = hold_id(&stack.hold(&alice, &event, &["A-1-5", "A-1-6"]).await);
+    let checkout = stack.checkout(&alice, &hold).await;
+    let completed = stack
+        .pay(&checkout, "succeed", json!({"drop_webhooks": true}))
+        .await;
+    let booking = booking_of(&stack, &alice, &hold).await;
+    assert_eq!(booking["status"], "confirmed");
+    assert_eq!(booking["amount_cents"], 10_000);
+    // No webhook arrived: the reconciler recorded the outcome.
+    assert_eq!(stack.count("SELECT count(*) FROM webhook_events").await, 0);
+
+    // The provider redelivers after all: acknowledged, nothing happens twice.
+    let event_id = completed["event_id"].as_str().expect("event id");
+    let body = succeeded(&checkout, event_id);
+    let secret = stack.env.settings.payments.webhook_secret.clone();
+    let sig = signature_header(secret.as_bytes(), chrono::Utc::now().timestamp(), &body);
+    let (status, ack) = post_webhook(&stack, &body, Some(sig)).await;
+    assert_eq!(status, 200, "{ack}");
+
+    // Bob's card is declined and that webhook is lost too.
+    let declined = hold_id(&stack.hold(&bob, &event, &["A-1-8"]).await);
+    let checkout = stack.checkout(&bob, &declined).await;
+    stack
+        .pay(&checkout, "fail", json!({"drop_webhooks": true}))
+        .await;
+    eventually(
+        "the declined payment reconciled",
+        Duration::from_secs(30),
+        || async {
+            (stack
+                .count("SELECT count(*) FROM payments WHERE status = 'failed'")
+                .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the payment_failed command applied",
+        Duration::from_secs(10),
+        || async {
+            (stack
+                .count("SELECT count(*) FROM requests WHERE kind = 'payment_failed'")
+                .await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(stack.hold_view(&bob, &declined).await["status"], "active");
+    for (sql, n) in [
+        ("SELECT count(*) FROM bookings", 1),
+        ("SELECT count(*) FROM tickets", 2),
+        (
+            "SELECT count(*) FROM requests WHERE kind = 'payment_succeeded'",
+            1,
+        ),
+        ("SELECT count(*) FROM payments WHERE status = 'paid'", 1),
+        ("SELECT count(*) FROM refunds", 0),
+        ("SELECT count(*) FROM seats WHERE status = 'sold'", 2),
+    ] {
+        assert_eq!(stack.count(sql).await, n, "{sql}");
+    }
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }
 

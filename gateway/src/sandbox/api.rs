@@ -1,6 +1,6 @@
 //! The sandbox provider's JSON API (`/sandbox/v1/…`, Bearer API key): what seatq's
 //! `PaymentProvider` client calls, plus the controls tests use to drive a payment
-//! (`complete` with delays and duplicate webhooks) and to inspect it afterwards.
+//! (`complete` with delays, duplicate or dropped webhooks) and to inspect it afterwards.
 
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub(super) struct CompleteRequest {
     duplicates: Option<u32>,
     /// Send no `payment.processing` first.
     skip_processing: Option<bool>,
+    /// Send no webhooks at all, as when the provider's process dies before delivering
+    /// them: only asking the provider (`GET …/payments/{id}`) reveals the outcome.
+    drop_webhooks: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,6 +189,7 @@ pub(super) async fn complete_session(
         delay: Duration::from_millis(delay_ms),
         processing: !req.skip_processing.unwrap_or(false),
         duplicates,
+        dropped: req.drop_webhooks.unwrap_or(false),
     };
     match complete(&state, &session_id, req.outcome, plan).await? {
         Finish::Done { session, event_id } => Ok((

@@ -3,7 +3,8 @@
 //! fails, and, when asked, delivered several times with the same event id.
 //!
 //! Duplicates and delays are the point: seatq must treat a webhook as "at least once, maybe
-//! late", and tests use `duplicates` and `delay_ms` to prove it does.
+//! late", and tests use `duplicates` and `delay_ms` to prove it does; `drop_webhooks` loses
+//! them altogether, which the payment reconciler must make up for.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub(super) struct Plan {
     pub processing: bool,
     /// Send the final webhook this many times at once, with one event id.
     pub duplicates: u32,
+    /// Send nothing (a lost outcome, for the reconciler to find).
+    pub dropped: bool,
 }
 
 impl Default for Plan {
@@ -35,6 +38,7 @@ impl Default for Plan {
             delay: Duration::ZERO,
             processing: true,
             duplicates: 1,
+            dropped: false,
         }
     }
 }
@@ -74,6 +78,11 @@ pub(super) fn spawn(
         .processing
         .then(|| event(session, WebhookKind::Processing, event_id()));
     let outcome = event(session, kind, final_id.clone());
+    if plan.dropped {
+        tracing::info!(payment_id = %session.payment_id, event_id = %final_id,
+            "sandbox drops this session's webhooks, as asked");
+        return final_id;
+    }
     let state = state.clone();
     tokio::spawn(async move {
         if !plan.delay.is_zero() {
