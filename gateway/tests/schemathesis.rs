@@ -177,4 +177,6 @@ async fn the_api_honours_its_openapi_document_under_fuzzing() {
         stdout.contains("passed") || stdout.contains("Passed"),
         "no operation was tested:\n{stdout}\n{stderr}"
     );
+    // Kept only when the run failed, for its report.
+    let _ = std::fs::remove_dir_all(&dir);
 }
