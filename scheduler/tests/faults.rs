@@ -752,7 +752,7 @@ async fn every_component_killed_mid_storm_keeps_the_invariants() {
     let decided_total = stat("SELECT count(*) FROM requests").await;
     let webhooks = stat("SELECT count(*) FROM webhook_events").await;
     // Completed payments whose final webhook from the sandbox never arrived (lost with a
-    // gateway it was being sent from): only the buyer's redelivery settled them.
+    // gateway it was being sent from): settled by the buyer's redelivery or the reconciler.
     let sandbox_lost = stat(
         "SELECT count(*) FROM sandbox_sessions s WHERE s.status <> 'open' AND NOT EXISTS \
          (SELECT 1 FROM webhook_events w WHERE w.payment_id = s.payment_id \
