@@ -328,7 +328,7 @@ async fn a_payment_after_the_hold_ended_is_refunded_and_the_seat_stays_with_its_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payment_whose_webhooks_are_lost_is_reconciled_with_the_provider() {
     let stack = Stack::start(|s| {
-        s.payments.reconcile_after_secs = 3600;
+        s.payments.reconcile_after_secs = 1;
         s.payments.reconcile_interval_secs = 1;
     })
     .await;
