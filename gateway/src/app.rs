@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
             get(holds::get_hold).delete(holds::cancel_hold),
         )
         .route("/v1/me/holds", get(holds::my_holds))
+        .route("/v1/me/waitlists", get(waitlist::mine))
         .route("/v1/events/{event_id}/queue", post(queue::join))
         .route(
             "/v1/events/{event_id}/queue/challenge",

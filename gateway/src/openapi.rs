@@ -40,6 +40,7 @@ stable `code`."
         routes::waitlist::join,
         routes::waitlist::place,
         routes::waitlist::leave,
+        routes::waitlist::mine,
         routes::bookings::get_booking,
         routes::bookings::my_bookings,
         routes::bookings::cancel_booking,

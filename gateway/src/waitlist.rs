@@ -68,6 +68,14 @@ const LIVE_OFFER: &str = "SELECT w.offered_hold_id FROM waitlist_entries w \
      WHERE w.event_id = $1 AND w.seat_no = $2 AND w.user_id = $3 AND w.status = 'offered' \
        AND h.status = 'active' ORDER BY w.id DESC LIMIT 1";
 
+/// The seats a user waits for or has been offered from a waitlist, oldest first; bounded
+/// (one user waits for at most `waitlist.max_per_user` seats per event).
+const MY_WAITLISTS: &str = "SELECT w.event_id, w.seat_no FROM waitlist_entries w \
+     LEFT JOIN holds h ON h.id = w.offered_hold_id \
+     WHERE w.user_id = $1 AND (w.status = 'waiting' OR (w.status = 'offered' AND h.status = 'active')) \
+     ORDER BY w.joined_at, w.id LIMIT $2";
+const MY_WAITLISTS_MAX: i64 = 200;
+
 const DECISION_WAIT: Duration = Duration::from_secs(5);
 
 fn seat_no(entry: &EventEntry, seat_id: &str) -> AppResult<i32> {
@@ -191,6 +199,32 @@ pub async fn position(
             format!("you are not on the waitlist of {seat_id}"),
         )),
     }
+}
+
+/// Every waitlist place of the caller (waiting, or offered and not yet ended), across
+/// events, each as `GET …/seats/{seat_id}/waitlist` would answer it.
+pub async fn my_places(state: &AppState, user: &AuthUser) -> AppResult<Vec<WaitlistPlace>> {
+    let entries: Vec<(EventId, i32)> = sqlx::query_as(MY_WAITLISTS)
+        .bind(&user.user_id)
+        .bind(MY_WAITLISTS_MAX)
+        .fetch_all(&state.pool)
+        .await?;
+    let mut places = Vec::with_capacity(entries.len());
+    for (event_id, seat) in entries {
+        let Some(entry) = state.catalog.event(event_id).await? else {
+            continue;
+        };
+        let Some(label) = entry.layout.seat_label(seat) else {
+            continue;
+        };
+        match position(state, user, &entry, &label).await {
+            Ok(place) => places.push(place),
+            // Left or handed on between the two reads.
+            Err(e) if e.code == "not_waiting" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(places)
 }
 
 async fn place(

@@ -310,3 +310,67 @@ async fn waitlists_are_rebuilt_from_postgres_after_redis_loses_them() {
     .await;
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }
+
+/// `GET /v1/me/waitlists` lists every place of the caller across seats, with positions,
+/// and shows a place that became an offer with its hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn my_waitlists_lists_places_and_offers() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let (alice, bob, carol) = (
+        stack.token("alice").await,
+        stack.token("bob").await,
+        stack.token("carol").await,
+    );
+    let first = stack.hold(&alice, &event, &["A-1-9"]).await;
+    stack.hold(&alice, &event, &["A-1-10"]).await;
+    for seat in ["A-1-9", "A-1-10"] {
+        let (status, place) = stack.waitlist(Method::POST, &bob, &event, seat).await;
+        assert_eq!(status, 201, "{place}");
+    }
+    let (status, place) = stack.waitlist(Method::POST, &carol, &event, "A-1-9").await;
+    assert_eq!(status, 201, "{place}");
+    let mine = |token: String| {
+        let api = &stack.api;
+        async move {
+            let (status, view) = api.get("/v1/me/waitlists", Some(&token)).await;
+            assert_eq!(status, 200, "{view}");
+            view["places"]
+                .as_array()
+                .expect("places")
+                .iter()
+                .map(|p| {
+                    (
+                        p["seat_id"].as_str().expect("seat").to_owned(),
+                        p["status"].as_str().expect("status").to_owned(),
+                        p["position"].as_i64().expect("position"),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let waiting = |seat: &str, position| (seat.to_owned(), "waiting".to_owned(), position);
+    assert_eq!(
+        mine(bob.clone()).await,
+        [waiting("A-1-9", 1), waiting("A-1-10", 1)]
+    );
+    assert_eq!(mine(carol.clone()).await, [waiting("A-1-9", 2)]);
+    assert_eq!(mine(alice.clone()).await, []);
+
+    // Alice lets A-1-9 go: Bob's place there becomes his offer, Carol moves up.
+    let (status, cancelled) = stack
+        .cancel_hold(&alice, first["hold_id"].as_str().expect("hold id"))
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let offer = stack.wait_offer(&bob, &event, "A-1-9").await;
+    assert_eq!(
+        mine(bob.clone()).await,
+        [
+            ("A-1-9".to_owned(), "offered".to_owned(), 0),
+            waiting("A-1-10", 1)
+        ]
+    );
+    let (_, view) = stack.api.get("/v1/me/waitlists", Some(&bob)).await;
+    assert_eq!(view["places"][0]["hold_id"], offer.as_str());
+    assert_eq!(mine(carol).await, [waiting("A-1-9", 1)]);
+}

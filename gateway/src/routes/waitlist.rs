@@ -84,3 +84,20 @@ pub async fn leave(
         },
     )
 }
+
+/// The caller's waitlist places.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MyWaitlists {
+    /// Seats the caller waits for, or was offered and has not paid or given up yet,
+    /// oldest first (at most 200).
+    pub places: Vec<WaitlistPlace>,
+}
+
+#[utoipa::path(get, path = "/v1/me/waitlists", tag = "waitlist", security(("bearer" = [])),
+    responses((status = 200, body = MyWaitlists),
+        (status = 503, body = crate::error::Problem, description = "waitlist_unavailable")))]
+pub async fn mine(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<MyWaitlists>> {
+    Ok(Json(MyWaitlists {
+        places: waitlist::my_places(&state, &user).await?,
+    }))
+}
