@@ -276,10 +276,7 @@ impl PrivateRedis {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        super::kill_now(&mut self.child);
     }
 
     pub fn restart(&mut self) {
@@ -380,10 +377,7 @@ impl ServiceProcess {
     }
 
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        super::kill_now(&mut self.child);
     }
 
     pub fn restart(&mut self) {

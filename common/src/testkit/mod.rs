@@ -176,6 +176,14 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// SIGKILL a child process of a test and reap it (no-op when it is not running).
+pub(crate) fn kill_now(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// A Tansu broker of the test's own, on a random port with its own SQLite file, that can
 /// be killed with SIGKILL and restarted on the same data.
 pub struct PrivateBroker {
@@ -232,10 +240,7 @@ impl PrivateBroker {
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_now(&mut self.child);
     }
 
     pub fn restart(&mut self) {
