@@ -6,48 +6,34 @@
 //! route that needs a token refuses expired, forged, unsigned and garbage ones with a
 //! 401 problem whose code is `unauthorized`.
 
+mod support;
+
 use std::time::Duration;
 
 use seatq_common::config::Settings;
-use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{eventually, free_port, Api, Reply, TestEnv};
+use seatq_common::testkit::{eventually, Api, Reply, TestEnv};
 use serde_json::{json, Value};
+use support::{gateway, with_sandbox, TestConsumer, TestGateway};
 
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// The gateway (with the sandbox provider on its own port) and a consumer, stopped on drop.
 struct Stack {
     api: Api,
-    stop: Shutdown,
     settings: Settings,
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+    _gateway: TestGateway,
+    _consumer: Option<TestConsumer>,
 }
 
 async fn stack(env: &TestEnv, consumer: bool) -> Stack {
-    let mut settings = env.settings.clone();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    settings.gateway.listen = format!("127.0.0.1:{port}");
-    settings.payments.sandbox_enabled = true;
-    settings.payments.provider_url = base.clone();
-    settings.payments.sandbox_webhook_url = format!("{base}/v1/payments/webhook");
-    let stop = Shutdown::new();
-    if consumer {
-        let (settings, stop) = (settings.clone(), stop.clone());
-        tokio::spawn(async move { seatq_consumer::run(settings, stop).await });
-    }
-    let (addr, _) = seatq_gateway::app::spawn(settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
+    let settings = with_sandbox(&env.settings);
+    let _consumer = consumer.then(|| support::consumer(&settings));
+    let gateway = gateway(&settings).await;
     Stack {
-        api: Api::new(addr),
-        stop,
+        api: gateway.api.clone_client(),
         settings,
+        _gateway: gateway,
+        _consumer,
     }
 }
 

@@ -8,38 +8,16 @@
 //!
 //! The slow clients are raw TCP, so the test controls every byte and its timing.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use seatq_common::http::serve::HEADER_READ_TIMEOUT;
-use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{Api, Reply, TestEnv};
+use seatq_common::testkit::{Reply, TestEnv};
 use serde_json::{json, Value};
+use support::gateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-struct Gateway {
-    api: Api,
-    addr: std::net::SocketAddr,
-    stop: Shutdown,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn gateway(settings: &seatq_common::config::Settings) -> Gateway {
-    let stop = Shutdown::new();
-    let (addr, _) = seatq_gateway::app::spawn(settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
-    Gateway {
-        api: Api::new(addr),
-        addr,
-        stop,
-    }
-}
 
 fn sections() -> Value {
     json!([

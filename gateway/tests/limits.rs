@@ -6,58 +6,17 @@
 //! Every test has its own limiter keys (the test settings prefix them with the test's
 //! database name) and its user ids carry that name too: Redis is shared by all tests.
 
+mod support;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seatq_common::config::{RateLimitClass, Settings};
-use seatq_common::shutdown::Shutdown;
+use seatq_common::config::RateLimitClass;
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::{eventually, free_port, Api, TestEnv};
 use serde_json::{json, Value};
-
-/// A gateway of the test's own settings; stopped when dropped.
-struct Gateway {
-    api: Api,
-    stop: Shutdown,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-async fn gateway(settings: &Settings) -> Gateway {
-    let stop = Shutdown::new();
-    let (addr, _) = seatq_gateway::app::spawn(settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
-    Gateway {
-        api: Api::new(addr),
-        stop,
-    }
-}
-
-/// The consumer, in this process, until the returned handle is cancelled.
-struct Consumer(Shutdown);
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-fn start_consumer(env: &TestEnv) -> Consumer {
-    let stop = Shutdown::new();
-    let (settings, token) = (env.settings.clone(), stop.clone());
-    tokio::spawn(async move {
-        if let Err(e) = seatq_consumer::run(settings, token).await {
-            panic!("consumer failed: {e}");
-        }
-    });
-    Consumer(stop)
-}
+use support::{consumer, gateway};
 
 /// Limits of one class: (rate per second, burst) per user and per IP; rate 0 = off.
 fn class(user: (f64, u32), ip: (f64, u32)) -> RateLimitClass {
@@ -360,7 +319,7 @@ async fn per_user_seat_limit_holds_under_50_concurrent_requests() {
     let mut env = TestEnv::new(1).await;
     env.settings.rate_limits.seat_limit_precheck = true;
     let gw = gateway(&env.settings).await;
-    let _consumer = start_consumer(&env);
+    let _consumer = consumer(&env.settings);
     let event = gw
         .api
         .create_event(section_a(5, 20), json!({"max_seats_per_user": 4}))
@@ -425,7 +384,7 @@ async fn seat_limit_precheck_refuses_a_user_at_the_limit() {
     let mut env = TestEnv::new(1).await;
     env.settings.rate_limits.seat_limit_precheck = true;
     let gw = gateway(&env.settings).await;
-    let _consumer = start_consumer(&env);
+    let _consumer = consumer(&env.settings);
     let event = gw
         .api
         .create_event(section_a(2, 10), json!({"max_seats_per_user": 4}))

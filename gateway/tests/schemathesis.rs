@@ -8,11 +8,13 @@
 //! deploy/local/lib.sh (deploy/local/test calls it; so does this test when it is missing).
 //! Only when it cannot be installed does the test skip, loudly.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{free_port, Api, TestEnv};
+use seatq_common::testkit::{Api, TestEnv};
 use serde_json::{json, Value};
 
 /// The whole run's budget; the test as a whole stays well under three minutes. By hand,
@@ -73,12 +75,7 @@ async fn the_api_honours_its_openapi_document_under_fuzzing() {
     let env = TestEnv::new(1).await;
     // The sandbox payment provider on the gateway's own port, so a checkout of the real
     // hold reaches a provider (without one it is a 503, which is no fault of the API).
-    let mut settings = env.settings.clone();
-    let port = free_port();
-    settings.gateway.listen = format!("127.0.0.1:{port}");
-    settings.payments.sandbox_enabled = true;
-    settings.payments.provider_url = format!("http://127.0.0.1:{port}");
-    settings.payments.sandbox_webhook_url = format!("http://127.0.0.1:{port}/v1/payments/webhook");
+    let settings = support::with_sandbox(&env.settings);
     let stop = Shutdown::new();
     let consumer = {
         let (settings, stop) = (settings.clone(), stop.clone());
