@@ -2,7 +2,8 @@
 //! seat lists, unicode and binary garbage, deeply nested JSON and huge numbers in bodies,
 //! paths and query strings — always a 4xx problem with a stable code, never a 5xx; very
 //! long URLs and headers refused by the HTTP layer (414/431); and slow clients bounded:
-//! request heads trickled a byte a second are cut off after the header timeout
+//! request heads trickled a byte a second, connections that send nothing and HTTP/2
+//! prefaces trickled or left without a request are all cut off after the idle timeout
 //! (slowloris), a body trickled slowly gets 408 from the request timeout, while a
 //! live-update stream (SSE) outlives both.
 //!
@@ -12,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use seatq_common::http::serve::HEADER_READ_TIMEOUT;
+use seatq_common::http::serve::{HEADER_READ_TIMEOUT, IDLE_TIMEOUT};
 use seatq_common::testkit::{Reply, TestEnv};
 use serde_json::{json, Value};
 use support::gateway;
@@ -457,6 +458,27 @@ async fn trickle(
     None
 }
 
+/// Read and discard until the server closes the connection; how long that took from
+/// `since`, or None if it was still open after `give_up`.
+async fn closed_after(
+    stream: &mut TcpStream,
+    since: Instant,
+    give_up: Duration,
+) -> Option<Duration> {
+    let mut sink = [0u8; 4096];
+    loop {
+        let left = give_up.checked_sub(since.elapsed())?;
+        match tokio::time::timeout(left, stream.read(&mut sink)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The HTTP/2 client preface (prior knowledge, no TLS).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_but_streams_live_on() {
     let env = TestEnv::new(1).await;
@@ -500,6 +522,26 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
             HEADER_READ_TIMEOUT * 3,
         )
         .await
+    };
+    // Idle from the first byte: a connection that sends nothing; an HTTP/2 preface
+    // trickled a byte a second (cut off mid-preface, while the protocol is still unknown);
+    // a whole preface and an empty SETTINGS frame, then no request.
+    let silent = async {
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        closed_after(&mut s, Instant::now(), IDLE_TIMEOUT * 3).await
+    };
+    let h2_trickled = async {
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        trickle(&mut s, H2_PREFACE, Duration::from_secs(1), IDLE_TIMEOUT * 3).await
+    };
+    let h2_idle = async {
+        let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+        let started = Instant::now();
+        s.write_all(H2_PREFACE).await.expect("write");
+        s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
+            .await
+            .expect("write");
+        closed_after(&mut s, started, IDLE_TIMEOUT * 3).await
     };
     // A body trickled slowly on a normal route: 408 after the request timeout.
     let slow_body = async {
@@ -546,14 +588,22 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     };
-    let (slowloris, (body_took, body_reply), ()) = tokio::join!(slowloris, slow_body, healthy);
+    let (slowloris, silent, h2_trickled, h2_idle, (body_took, body_reply), ()) =
+        tokio::join!(slowloris, silent, h2_trickled, h2_idle, slow_body, healthy);
 
-    let open = slowloris.expect("the slowloris connection was never closed");
-    assert!(
-        open >= HEADER_READ_TIMEOUT - Duration::from_secs(1)
-            && open <= HEADER_READ_TIMEOUT + Duration::from_secs(5),
-        "the slowloris connection closed after {open:?}, want about {HEADER_READ_TIMEOUT:?}"
-    );
+    for (what, open) in [
+        ("slowloris", slowloris),
+        ("silent", silent),
+        ("trickled HTTP/2 preface", h2_trickled),
+        ("idle HTTP/2", h2_idle),
+    ] {
+        let open = open.unwrap_or_else(|| panic!("the {what} connection was never closed"));
+        assert!(
+            open >= IDLE_TIMEOUT - Duration::from_secs(1)
+                && open <= IDLE_TIMEOUT + Duration::from_secs(5),
+            "the {what} connection closed after {open:?}, want about {IDLE_TIMEOUT:?}"
+        );
+    }
     assert!(
         body_reply.starts_with("HTTP/1.1 408"),
         "slow body: {body_reply}"

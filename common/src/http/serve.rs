@@ -7,13 +7,18 @@
 //! carry a [`ConnectionKill`]: cancelling it drops the connection (the socket is closed),
 //! so a client that fell behind can be cut off at once and reconnect later.
 //!
-//! Hostile clients are bounded here too: a request head must arrive within
-//! [`HEADER_READ_TIMEOUT`] (slowloris: headers trickled a byte at a time would otherwise
-//! hold a connection forever) and fit in [`MAX_HEAD_BYTES`] (431 beyond). Responses are
-//! never timed here, so endless streams (SSE) are unaffected; request bodies are bounded
-//! by each router's body limit and request timeout.
+//! Hostile clients are bounded here too. A connection with no request in flight is closed
+//! after [`IDLE_TIMEOUT`], whatever protocol it speaks or pretends to: one that connects and
+//! sends nothing, an HTTP/2 preface trickled a byte at a time (hyper's protocol sniffing
+//! and its HTTP/2 side have no timeout of their own), a request head that never completes
+//! (slowloris; hyper's HTTP/1 header read timeout closes it at the same moment) and an idle
+//! keep-alive connection. A request is in flight from its head until its response body has
+//! ended, so endless streams (SSE) are never idle. A request head must also fit in
+//! [`MAX_HEAD_BYTES`] (431 beyond); request bodies are bounded by each router's body limit
+//! and request timeout.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -24,6 +29,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -40,6 +46,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// the server starts waiting for it — so it is also how long an idle keep-alive
 /// connection stays open.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may stay open with no request in flight (see the module docs);
+/// the same as the header read timeout, so both protocols get the same bound.
+pub const IDLE_TIMEOUT: Duration = HEADER_READ_TIMEOUT;
 
 /// The most a request head may take (hyper's read buffer): 431 beyond it. hyper's own
 /// default is about 400 KiB per connection.
@@ -133,7 +143,9 @@ pub async fn serve_with(
         let kill = CancellationToken::new();
         let router = router.clone();
         let tag = ConnectionKill(kill.clone());
+        let (activity, idle) = Activity::new_connection();
         let service = tower::service_fn(move |mut request: Request<Incoming>| {
+            let in_flight = activity.start();
             request.extensions_mut().insert(tag.clone());
             // The peer address, for `axum::extract::ConnectInfo` (per-IP rate limits).
             request
@@ -141,12 +153,17 @@ pub async fn serve_with(
                 .insert(axum::extract::ConnectInfo(peer));
             let router = router.clone();
             async move {
-                Ok::<_, Infallible>(
-                    router
-                        .oneshot(request.map(axum::body::Body::new))
-                        .await
-                        .unwrap_or_else(|never| match never {}),
-                )
+                let response = router
+                    .oneshot(request.map(axum::body::Body::new))
+                    .await
+                    .unwrap_or_else(|never| match never {});
+                // In flight until the body has been sent (or the connection dropped it).
+                Ok::<_, Infallible>(response.map(|body| {
+                    axum::body::Body::new(TrackedBody {
+                        inner: body,
+                        _in_flight: in_flight,
+                    })
+                }))
             }
         });
         let connection = builder
@@ -161,6 +178,7 @@ pub async fn serve_with(
                     }
                 }
                 _ = kill.cancelled() => tracing::debug!("connection dropped by its handler"),
+                _ = idle_for(idle, IDLE_TIMEOUT) => tracing::debug!("idle connection closed"),
             }
         });
     }
@@ -172,4 +190,73 @@ pub async fn serve_with(
         tracing::warn!("connections still open after the drain period; closing them");
     }
     Ok(())
+}
+
+/// One connection's count of requests in flight, for [`idle_for`].
+#[derive(Clone)]
+struct Activity(Arc<watch::Sender<usize>>);
+
+impl Activity {
+    /// A new connection's counter (zero) and the receiver [`idle_for`] watches.
+    fn new_connection() -> (Self, watch::Receiver<usize>) {
+        let (sender, receiver) = watch::channel(0);
+        (Self(Arc::new(sender)), receiver)
+    }
+
+    /// A request started: it is in flight until the returned guard is dropped.
+    fn start(&self) -> InFlight {
+        self.0.send_modify(|n| *n += 1);
+        InFlight(self.0.clone())
+    }
+}
+
+/// One request in flight, from its head until its response body ends or is dropped.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Completes once the connection has had no request in flight for `limit` in a row.
+async fn idle_for(mut in_flight: watch::Receiver<usize>, limit: Duration) {
+    loop {
+        if in_flight.wait_for(|n| *n == 0).await.is_err() {
+            // The connection's service is gone, and with it the connection.
+            return std::future::pending().await;
+        }
+        if tokio::time::timeout(limit, in_flight.wait_for(|n| *n > 0))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A response body that keeps its request in flight until it ends or is dropped.
+struct TrackedBody {
+    inner: axum::body::Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
