@@ -103,9 +103,65 @@ pub fn owned_partitions(members: &[String], me: &str, partitions: i32) -> Vec<i3
         .collect()
 }
 
+/// Turns each heartbeat's member list into the partitions to own now: partitions no
+/// longer ours are given up at once, new ones are taken only when the member list is the
+/// same as a beat ago. Every member beats at the same interval, so by then the previous
+/// owner has seen the new list too, finished its batch and let go. Taking them at once
+/// made two consumers apply a partition for up to a heartbeat, each batch of one fencing
+/// the other's (harmless, the fence holds, but every fenced batch is a rolled-back
+/// transaction holding seat locks and a re-seek, seen as dozens per join under a storm);
+/// for the scheduler it made two instances fire the same timers (decided once, but each
+/// a wasted command). The price: a partition moves one beat later (a joining member
+/// starts a beat after it registers).
+#[derive(Debug, Default)]
+pub struct HandOver {
+    last_members: Option<Vec<String>>,
+}
+
+impl HandOver {
+    /// What `me` owns after a beat that saw `members`, owning `owned` before it.
+    pub fn target(
+        &mut self,
+        members: Vec<String>,
+        me: &str,
+        partitions: i32,
+        owned: &[i32],
+    ) -> Vec<i32> {
+        let mine = owned_partitions(&members, me, partitions);
+        let settled = self.last_members.as_ref() == Some(&members);
+        self.last_members = Some(members);
+        if settled {
+            mine
+        } else {
+            mine.into_iter().filter(|p| owned.contains(p)).collect()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn partitions_are_released_at_once_and_taken_a_beat_later() {
+        let mut hand_over = HandOver::default();
+        // Joining: nothing until the member list held for a beat.
+        assert!(hand_over.target(names(1), "m0", 4, &[]).is_empty());
+        let all = hand_over.target(names(1), "m0", 4, &[]);
+        assert_eq!(all, vec![0, 1, 2, 3]);
+        // Someone joined: what moves to them is given up now, the rest kept.
+        let kept = hand_over.target(names(2), "m0", 4, &all);
+        assert_eq!(kept, owned_partitions(&names(2), "m0", 4));
+        assert!(kept.len() < all.len(), "m1 owns nothing: {kept:?}");
+        assert_eq!(hand_over.target(names(2), "m0", 4, &kept), kept);
+        // It left: keep what we have, take its share back on the next beat.
+        assert_eq!(hand_over.target(names(1), "m0", 4, &kept), kept);
+        assert_eq!(hand_over.target(names(1), "m0", 4, &kept), all);
+    }
 
     #[test]
     fn every_partition_has_exactly_one_owner() {

@@ -34,7 +34,7 @@ use crate::assignment::Assignment;
 use crate::batch::BatchApplier;
 use crate::relay::Relay;
 use crate::worker::{Control, WorkerShared};
-use seatq_common::membership::{owned_partitions, Membership};
+use seatq_common::membership::{HandOver, Membership};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -168,8 +168,7 @@ async fn coordinate(
     let interval = Duration::from_millis(settings.consumer.heartbeat_ms);
     let mut partitions = settings.kafka.partitions;
     let mut owned: Option<Vec<i32>> = None;
-    // The member list of the previous beat.
-    let mut settled: Option<Vec<String>> = None;
+    let mut hand_over = HandOver::default();
     for beat in 0u64.. {
         if beat % 30 == 0 {
             let (producer, topic) = (producer.clone(), topic.to_owned());
@@ -187,9 +186,12 @@ async fn coordinate(
         }
         match membership.heartbeat().await {
             Ok(members) => {
-                let mine = owned_partitions(&members, &membership.member, partitions);
-                let target = hand_over(&mine, owned.as_deref(), settled.as_ref() == Some(&members));
-                settled = Some(members);
+                let target = hand_over.target(
+                    members,
+                    &membership.member,
+                    partitions,
+                    owned.as_deref().unwrap_or_default(),
+                );
                 if owned.as_ref() != Some(&target) {
                     tracing::info!(partitions = ?target, "ownership changed");
                     let _ = control.send(Control::Own(target.clone()));
@@ -205,38 +207,5 @@ async fn coordinate(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-    }
-}
-
-/// What to own after a heartbeat: partitions no longer ours are given up at once, but new
-/// ones are taken only when the member list is the same as a beat ago. Every member beats
-/// at the same interval, so by then their previous owner has seen the new list too and
-/// has finished its batch and let go. Taking them at once made both apply the partition
-/// for up to a heartbeat, each batch of one fencing the other's (harmless, the fence
-/// holds, but every fenced batch is a rolled-back transaction holding seat locks and a
-/// re-seek, seen as dozens per join under a storm). The price: a partition moves one
-/// beat later (a joining member starts a beat after it registers).
-fn hand_over(mine: &[i32], owned: Option<&[i32]>, members_settled: bool) -> Vec<i32> {
-    if members_settled {
-        return mine.to_vec();
-    }
-    let owned = owned.unwrap_or_default();
-    mine.iter().copied().filter(|p| owned.contains(p)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::hand_over;
-
-    #[test]
-    fn partitions_are_released_at_once_and_taken_a_beat_later() {
-        // Joining: nothing until the member list held for a beat.
-        assert_eq!(hand_over(&[0, 1, 2], None, false), Vec::<i32>::new());
-        assert_eq!(hand_over(&[0, 1, 2], Some(&[]), true), vec![0, 1, 2]);
-        // Someone joined: give up 2 now, keep the rest.
-        assert_eq!(hand_over(&[0, 1], Some(&[0, 1, 2]), false), vec![0, 1]);
-        // Someone left: keep what we have, take 3 on the next beat.
-        assert_eq!(hand_over(&[0, 1, 3], Some(&[0, 1]), false), vec![0, 1]);
-        assert_eq!(hand_over(&[0, 1, 3], Some(&[0, 1]), true), vec![0, 1, 3]);
     }
 }

@@ -1,8 +1,8 @@
 //! Reading `seatq.hold-timers` and firing what is due.
 //!
 //! Scheduler instances share the topic's partitions the way consumers share the commands
-//! topic (PostgreSQL membership with heartbeats, rendezvous hashing; see
-//! `seatq_common::membership`), because Tansu's group coordinator can leave a restarted
+//! topic (PostgreSQL membership with heartbeats, rendezvous hashing, partitions taken a
+//! beat after the member list settles; see `seatq_common::membership`), because Tansu's group coordinator can leave a restarted
 //! member without partitions for a long time. Each owned partition has a [`DelayQueue`];
 //! its safe offset is saved in `consumer_offsets` so a restart (or the instance taking the
 //! partition over) resumes there.
@@ -26,7 +26,7 @@ use seatq_common::catalog::Catalog;
 use seatq_common::command::{Command, CommandEnvelope, ExpireHold};
 use seatq_common::command_producer::CommandProducer;
 use seatq_common::ids::{HoldId, RequestId, UserId};
-use seatq_common::membership::{owned_partitions, Membership};
+use seatq_common::membership::{HandOver, Membership};
 use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use seatq_common::shutdown::Shutdown;
@@ -72,6 +72,7 @@ impl TimerService {
         let mut queues: HashMap<i32, DelayQueue> = HashMap::new();
         let mut saved: HashMap<i32, i64> = HashMap::new();
         let mut owned: Vec<i32> = Vec::new();
+        let mut hand_over = HandOver::default();
         let mut beat = tokio::time::interval(self.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -90,7 +91,7 @@ impl TimerService {
                     }
                     match self.membership.heartbeat().await {
                         Ok(members) => {
-                            let mine = owned_partitions(&members, &self.membership.member, self.partitions);
+                            let mine = hand_over.target(members, &self.membership.member, self.partitions, &owned);
                             if mine != owned {
                                 tracing::info!(partitions = ?mine, "hold-timer partitions changed");
                                 match self.assign(&consumer, &mine).await {
