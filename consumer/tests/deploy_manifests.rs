@@ -1,5 +1,8 @@
 //! The deployment files parse and agree with the code: every manifest under deploy/k8s
-//! and deploy/compose is valid YAML with known kinds and API versions, every container
+//! and deploy/compose is valid YAML with known kinds and API versions, the Kubernetes
+//! objects validate strictly against the API schemas (kubernetes-validate from PyPI, which
+//! bundles them; the KEDA and kustomize kinds have none there and are checked below by
+//! hand), every container
 //! runs a binary this workspace builds, the KEDA ScaledObject scales the consumer up to the
 //! partition count on the commands topic and group the settings name, and the compose
 //! services build from deploy/docker/Dockerfile. No cluster or Docker needed.
@@ -7,16 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use seatq_common::testkit::{repo_root, repo_tool};
 use seatq_common::topics::Topics;
 use serde::Deserialize;
 use serde_yaml::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -77,7 +74,7 @@ fn toml_value(text: &str, section: &str, key: &str) -> Option<String> {
 
 /// The binaries the workspace builds: `[[bin]]` names and `src/bin/*.rs` of each member.
 fn workspace_binaries() -> BTreeSet<String> {
-    let root = root();
+    let root = repo_root();
     let mut bins = BTreeSet::new();
     for member in [
         "common",
@@ -149,7 +146,7 @@ const API_VERSIONS: &[(&str, &str)] = &[
 /// Every k8s document, by kind.
 fn k8s() -> BTreeMap<String, Vec<(PathBuf, Value)>> {
     let mut by_kind: BTreeMap<String, Vec<(PathBuf, Value)>> = BTreeMap::new();
-    for file in yaml_files(&root().join("deploy/k8s")) {
+    for file in yaml_files(&repo_root().join("deploy/k8s")) {
         for doc in documents(&file) {
             let kind = str_at(&doc, &["kind"])
                 .unwrap_or_else(|| panic!("{}: a document without kind", file.display()))
@@ -205,12 +202,49 @@ fn k8s_manifests_have_known_kinds_and_api_versions() {
     let listed: BTreeSet<String> = string_list(kustomization.get("resources"))
         .into_iter()
         .collect();
-    let files: BTreeSet<String> = yaml_files(&root().join("deploy/k8s"))
+    let files: BTreeSet<String> = yaml_files(&repo_root().join("deploy/k8s"))
         .iter()
         .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
         .filter(|f| f != "kustomization.yaml")
         .collect();
     assert_eq!(listed, files, "kustomization.yaml resources");
+}
+
+#[test]
+fn k8s_manifests_validate_against_the_kubernetes_api_schemas() {
+    let Some(validate) = repo_tool("ensure_kubernetes_validate", "KUBERNETES_VALIDATE_BIN") else {
+        eprintln!(
+            "\n\n########## SKIPPED: kubernetes-validate cannot be installed (deploy/local/lib.sh \
+             ensure_kubernetes_validate failed) ##########\n\n"
+        );
+        return;
+    };
+    let files = yaml_files(&repo_root().join("deploy/k8s"));
+    // --strict: unknown fields (a typo in a key) are errors too.
+    let out = std::process::Command::new(validate)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .expect("run kubernetes-validate");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !report.contains("ERROR"),
+        "{report}"
+    );
+    // Every workload was really checked against a schema, not skipped as unknown.
+    for kind in [
+        "deployment",
+        "service",
+        "job",
+        "poddisruptionbudget",
+        "configmap",
+    ] {
+        assert!(
+            report.contains(&format!("passed for resource {kind}/")),
+            "{kind} not validated:\n{report}"
+        );
+    }
 }
 
 #[test]
@@ -293,7 +327,7 @@ fn k8s_workloads_run_workspace_binaries_with_probes_on_declared_ports() {
 
 #[test]
 fn keda_scales_the_consumer_up_to_the_partition_count() {
-    let defaults = read(&root().join("common/config/default.toml"));
+    let defaults = read(&repo_root().join("common/config/default.toml"));
     let partitions: u64 = toml_value(&defaults, "kafka", "partitions")
         .and_then(|p| p.parse().ok())
         .expect("kafka.partitions in default.toml");
@@ -362,7 +396,7 @@ fn keda_scales_the_consumer_up_to_the_partition_count() {
 
 #[test]
 fn compose_builds_every_service_from_the_dockerfile() {
-    let dir = root().join("deploy/compose");
+    let dir = repo_root().join("deploy/compose");
     let binaries = workspace_binaries();
     let files = yaml_files(&dir);
     let compose = files
@@ -393,7 +427,7 @@ fn compose_builds_every_service_from_the_dockerfile() {
     for (name, service) in services {
         let name = name.as_str().expect("service name");
         let Some(build) = service.get("build") else {
-            if root().join("deploy/grafana").exists() {
+            if repo_root().join("deploy/grafana").exists() {
                 for volume in string_list(service.get("volumes")) {
                     let source = volume.split(':').next().unwrap_or_default();
                     if source.starts_with('.') {
@@ -408,7 +442,7 @@ fn compose_builds_every_service_from_the_dockerfile() {
         let dockerfile = context.join(str_at(build, &["dockerfile"]).expect("dockerfile"));
         assert_eq!(
             dockerfile.canonicalize().expect("the Dockerfile exists"),
-            root()
+            repo_root()
                 .join("deploy/docker/Dockerfile")
                 .canonicalize()
                 .expect("Dockerfile"),
@@ -420,7 +454,7 @@ fn compose_builds_every_service_from_the_dockerfile() {
         // Files mounted from the repository exist (the monitoring profile's once
         // deploy/grafana does).
         let optional = service.get("profiles").is_some();
-        let grafana = root().join("deploy/grafana").exists();
+        let grafana = repo_root().join("deploy/grafana").exists();
         for volume in string_list(service.get("volumes")) {
             let source = volume.split(':').next().unwrap_or_default();
             if source.starts_with('.') && (!optional || grafana) {
@@ -434,7 +468,7 @@ fn compose_builds_every_service_from_the_dockerfile() {
     assert!(consumer.get("container_name").is_none());
     assert!(consumer.get("ports").is_none());
     // The Dockerfile builds every binary the manifests run.
-    let dockerfile = read(&root().join("deploy/docker/Dockerfile"));
+    let dockerfile = read(&repo_root().join("deploy/docker/Dockerfile"));
     for bin in [
         "seatq-gateway",
         "seatq-consumer",
@@ -448,7 +482,7 @@ fn compose_builds_every_service_from_the_dockerfile() {
         );
     }
     // The optional monitoring profile points at deploy/grafana once it exists.
-    if root().join("deploy/grafana").exists() {
+    if repo_root().join("deploy/grafana").exists() {
         for service in ["prometheus", "grafana"] {
             assert!(services.contains_key(service), "no {service} service");
         }

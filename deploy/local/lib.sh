@@ -21,6 +21,8 @@ TANSU_VERSION=0.6.0
 TANSU_BIN=${SEATQ_TANSU_BIN:-$SEATQ_CACHE/tansu-$TANSU_VERSION/bin/tansu}
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_BIN=${SEATQ_SCHEMATHESIS_BIN:-$SEATQ_CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st}
+KUBERNETES_VALIDATE_VERSION=1.37.0
+KUBERNETES_VALIDATE_BIN=${SEATQ_KUBERNETES_VALIDATE_BIN:-$SEATQ_CACHE/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION/bin/kubernetes-validate}
 
 export DATABASE_URL="postgres://seatq@127.0.0.1:$PG_PORT/seatq"
 export SEATQ_DATABASE__URL="$DATABASE_URL"
@@ -28,6 +30,7 @@ export SEATQ_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
 export SEATQ_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT"
 export SEATQ_TANSU_BIN="$TANSU_BIN"
 export SEATQ_SCHEMATHESIS_BIN="$SCHEMATHESIS_BIN"
+export SEATQ_KUBERNETES_VALIDATE_BIN="$KUBERNETES_VALIDATE_BIN"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -74,25 +77,34 @@ ensure_tansu() {
 
 # schemathesis (PyPI), the OpenAPI fuzzer gateway/tests/schemathesis.rs runs, in a venv
 # under the machine-wide cache (python3 and its venv module from Debian if missing).
-ensure_schemathesis() {
-  [ -x "$SCHEMATHESIS_BIN" ] && return 0
+# A Python tool from PyPI in its own venv in the machine cache: ensure_pip_tool package version bin
+ensure_pip_tool() {
+  local package=$1 version=$2 bin=$3
+  [ -x "$bin" ] && return 0
   if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    say "installing python3 and python3-venv (Debian packages, for schemathesis)"
+    say "installing python3 and python3-venv (Debian packages, for $package)"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
   fi
   mkdir -p "$SEATQ_CACHE"
-  say "installing schemathesis $SCHEMATHESIS_VERSION into $SEATQ_CACHE (first time only)"
+  say "installing $package $version into $SEATQ_CACHE (first time only)"
   (
     flock 9
-    local venv="$SEATQ_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
-    [ -x "$SCHEMATHESIS_BIN" ] || {
+    local venv="$SEATQ_CACHE/$package-$version"
+    [ -x "$bin" ] || {
       rm -rf "$venv" &&
         python3 -m venv "$venv" &&
-        "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
-    } >"$SEATQ_CACHE/schemathesis-install.log" 2>&1 \
-      || { tail -30 "$SEATQ_CACHE/schemathesis-install.log" >&2; exit 1; }
-  ) 9>"$SEATQ_CACHE/schemathesis-install.lock"
+        "$venv/bin/pip" install -q "$package==$version"
+    } >"$SEATQ_CACHE/$package-install.log" 2>&1 \
+      || { tail -30 "$SEATQ_CACHE/$package-install.log" >&2; exit 1; }
+  ) 9>"$SEATQ_CACHE/$package-install.lock"
+}
+
+ensure_schemathesis() { ensure_pip_tool schemathesis "$SCHEMATHESIS_VERSION" "$SCHEMATHESIS_BIN"; }
+
+# Validates the Kubernetes manifests against the API schemas it bundles (no cluster).
+ensure_kubernetes_validate() {
+  ensure_pip_tool kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" "$KUBERNETES_VALIDATE_BIN"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

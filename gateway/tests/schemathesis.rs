@@ -10,11 +10,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{Api, TestEnv};
+use seatq_common::testkit::{repo_tool, Api, TestEnv};
 use serde_json::{json, Value};
 
 /// The whole run's budget; the test as a whole stays well under three minutes. By hand,
@@ -22,29 +21,6 @@ use serde_json::{json, Value};
 const MAX_TIME_SECS: u64 = 75;
 /// Generated cases per operation and phase.
 const MAX_EXAMPLES: u32 = 25;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The `st` executable: installed (or found) by deploy/local/lib.sh's `ensure_schemathesis`.
-fn schemathesis() -> Option<PathBuf> {
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg("source deploy/local/lib.sh >/dev/null && ensure_schemathesis >&2 && echo \"$SCHEMATHESIS_BIN\"")
-        .current_dir(repo_root())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    bin.is_file().then_some(bin)
-}
 
 /// schemathesis' configuration: real ids offered for path parameters half of the time.
 fn config(objects: &[(&str, Vec<String>)]) -> String {
@@ -62,9 +38,10 @@ fn config(objects: &[(&str, Vec<String>)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_honours_its_openapi_document_under_fuzzing() {
-    let Some(st) = tokio::task::spawn_blocking(schemathesis)
-        .await
-        .expect("join")
+    let Some(st) =
+        tokio::task::spawn_blocking(|| repo_tool("ensure_schemathesis", "SCHEMATHESIS_BIN"))
+            .await
+            .expect("join")
     else {
         eprintln!(
             "\n\n########## SKIPPED: schemathesis cannot be installed (deploy/local/lib.sh \

@@ -5,7 +5,7 @@
 //! The stack's addresses come from `SEATQ_TEST_*` variables (set by `deploy/local/test`),
 //! defaulting to the local stack's ports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,34 @@ pub fn tansu_bin() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     PathBuf::from(home).join(".cache/seatq/tansu-0.6.0/bin/tansu")
+}
+
+/// The workspace root (where deploy/ and docs/ live).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// A tool deploy/local/lib.sh installs into the machine cache: runs its `ensure` function
+/// (installing on first use) and returns the path in its `bin_variable`, or None, having
+/// said why, when it cannot be installed (no registry).
+pub fn repo_tool(ensure: &str, bin_variable: &str) -> Option<PathBuf> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source deploy/local/lib.sh >/dev/null && {ensure} >&2 && echo \"${bin_variable}\""
+        ))
+        .current_dir(repo_root())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    bin.is_file().then_some(bin)
 }
 
 /// An isolated environment: a fresh migrated database, a unique topic prefix (topics
