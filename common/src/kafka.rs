@@ -117,6 +117,29 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// [`ensure_topics`], retrying every second while the broker cannot be reached (it may
+/// still be starting: a service waits for it rather than exit). False if `shutdown` came
+/// first.
+pub async fn ensure_topics_patiently(
+    settings: &KafkaSettings,
+    topics: &[&str],
+    partitions: i32,
+    shutdown: &crate::shutdown::Shutdown,
+) -> bool {
+    loop {
+        match ensure_topics(settings, topics, partitions).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the broker to ensure topics; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Number of partitions of `topic`, from broker metadata.
 pub fn partition_count(
     producer: &FutureProducer,

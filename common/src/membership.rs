@@ -26,6 +26,13 @@ const LEAVE: &str = "DELETE FROM consumer_members WHERE topic = $1 AND member = 
 const FORGET_DEAD: &str = "DELETE FROM consumer_members \
      WHERE topic = $1 AND heartbeat_at < now() - interval '1 hour'";
 
+/// A name for this process among the members (and in `consumer_offsets.owner`): the host
+/// (the pod name in Kubernetes) and the process id, so a restarted process is a new member.
+pub fn instance_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| role.to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
 pub struct Membership {
     pub pool: PgPool,
     pub topic: String,

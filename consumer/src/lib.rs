@@ -48,37 +48,22 @@ pub enum ConsumerError {
     PollThread,
 }
 
-/// A name for this process in `consumer_offsets.owner`.
-fn instance_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "consumer".into());
-    format!("{host}-{}", std::process::id())
-}
-
 /// Consume until `shutdown`, then finish in-flight batches and leave the group.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerError> {
     let pool = seatq_common::db::connect(&settings.database).await?;
     seatq_common::db::migrate(&pool).await?;
     let topics = Topics::new(&settings.kafka.topic_prefix);
-    // The broker may still be starting: wait for it rather than exit.
-    loop {
-        match seatq_common::kafka::ensure_topics(
-            &settings.kafka,
-            &topics.all(),
-            settings.kafka.partitions,
-        )
-        .await
-        {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the broker to ensure topics; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+    if !seatq_common::kafka::ensure_topics_patiently(
+        &settings.kafka,
+        &topics.all(),
+        settings.kafka.partitions,
+        &shutdown,
+    )
+    .await
+    {
+        return Ok(());
     }
-    let owner = instance_name();
+    let owner = seatq_common::membership::instance_name("consumer");
     let producer = seatq_common::kafka::producer(&settings.kafka)?;
     let (control_tx, control_rx) = std::sync::mpsc::channel();
     let shared = Arc::new(WorkerShared {

@@ -42,34 +42,21 @@ pub enum SchedulerError {
     Kafka(#[from] rdkafka::error::KafkaError),
 }
 
-fn instance_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "scheduler".into());
-    format!("{host}-{}", std::process::id())
-}
-
 /// Run the timers, the sweeper, the refund worker and the payment reconciler until
 /// `shutdown`.
 pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), SchedulerError> {
     let pool = seatq_common::db::connect(&settings.database).await?;
     seatq_common::db::migrate(&pool).await?;
     let topics = Topics::new(&settings.kafka.topic_prefix);
-    loop {
-        match seatq_common::kafka::ensure_topics(
-            &settings.kafka,
-            &topics.all(),
-            settings.kafka.partitions,
-        )
-        .await
-        {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach the broker to ensure topics; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+    if !seatq_common::kafka::ensure_topics_patiently(
+        &settings.kafka,
+        &topics.all(),
+        settings.kafka.partitions,
+        &shutdown,
+    )
+    .await
+    {
+        return Ok(());
     }
     let producer = seatq_common::kafka::producer(&settings.kafka)?;
     let commands = CommandProducer::new(
@@ -103,7 +90,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         .and_then(Result::ok)
         .unwrap_or(settings.kafka.partitions)
     };
-    let member = instance_name();
+    let member = seatq_common::membership::instance_name("scheduler");
     let consumer: StreamConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.scheduler.group_id)
             .create()?;
