@@ -7,7 +7,7 @@
 //! ticket, and valid for `waiting_room.admission_ttl_secs` from admission.
 
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use seatq_common::http::auth::Hs256Keys;
 use seatq_common::ids::{EventId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -26,22 +26,11 @@ pub struct AdmissionClaims {
     pub exp: i64,
 }
 
-pub struct AdmissionKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
-}
+pub struct AdmissionKeys(Hs256Keys);
 
 impl AdmissionKeys {
     pub fn new(secret: &str) -> Self {
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
-        validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-        }
+        Self(Hs256Keys::new(secret))
     }
 
     /// The token of a ticket admitted at `admitted_at`; with its expiry.
@@ -62,7 +51,9 @@ impl AdmissionKeys {
             iat: admitted_at.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+        let token = self
+            .0
+            .sign(&claims)
             .map_err(|e| AppError::internal("admission token", e))?;
         Ok((token, expires_at))
     }
@@ -80,19 +71,13 @@ impl AdmissionKeys {
                 "this event has a waiting room: join it and send its admission token as X-Admission-Token",
             )
         })?;
-        let claims =
-            jsonwebtoken::decode::<AdmissionClaims>(token.trim(), &self.decoding, &self.validation)
-                .map_err(|e| match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AppError::forbidden(
-                        "admission_expired",
-                        "your admission has expired: join the waiting room again",
-                    ),
-                    _ => AppError::forbidden(
-                        "admission_invalid",
-                        "this is not a valid admission token",
-                    ),
-                })?
-                .claims;
+        let claims: AdmissionClaims = self.0.verify(token.trim()).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AppError::forbidden(
+                "admission_expired",
+                "your admission has expired: join the waiting room again",
+            ),
+            _ => AppError::forbidden("admission_invalid", "this is not a valid admission token"),
+        })?;
         if claims.typ != KIND || claims.sub != user.0 {
             return Err(AppError::forbidden(
                 "admission_invalid",

@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::Utc;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::AppError;
@@ -33,15 +34,16 @@ pub struct Claims {
     pub exp: i64,
 }
 
-/// Signing and verification keys derived from the configured secret.
+/// An HS256 key and its validation rules (`exp` and `sub` required, 5 s leeway for clock
+/// skew): what login tokens and the gateway's admission tokens share.
 #[derive(Clone)]
-pub struct JwtKeys {
+pub struct Hs256Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
 }
 
-impl JwtKeys {
+impl Hs256Keys {
     pub fn new(secret: &str) -> Self {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 5;
@@ -51,6 +53,28 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
         }
+    }
+
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&Header::default(), claims, &self.encoding)
+    }
+
+    /// The claims of `token` if it is signed with this key and valid now.
+    pub fn verify<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<T, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation).map(|data| data.claims)
+    }
+}
+
+/// Login token keys, derived from the configured secret.
+#[derive(Clone)]
+pub struct JwtKeys(Hs256Keys);
+
+impl JwtKeys {
+    pub fn new(secret: &str) -> Self {
+        Self(Hs256Keys::new(secret))
     }
 
     /// A token for `user_id` valid for `ttl_secs`; returns it with its expiry (unix secs).
@@ -68,17 +92,20 @@ impl JwtKeys {
             iat,
             exp,
         };
-        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding)
+        self.0
+            .sign(&claims)
             .map(|t| (t, exp))
             .map_err(|e| AppError::internal("jwt encode", e))
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims: Claims = self
+            .0
+            .verify(token)
             .map_err(|e| AppError::unauthorized(format!("invalid token: {e}")))?;
-        validate_user_id(&data.claims.sub)
+        validate_user_id(&claims.sub)
             .map_err(|_| AppError::unauthorized("invalid token: bad subject"))?;
-        Ok(data.claims)
+        Ok(claims)
     }
 }
 
