@@ -2,36 +2,17 @@
 //! authorization, the compact cached seat map, degraded mode without a broker, and the
 //! committed OpenAPI document.
 
-use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{Api, TestEnv};
+mod support;
+
+use seatq_common::testkit::TestEnv;
 use serde_json::{json, Value};
-
-async fn start(env: &TestEnv) -> (Api, Shutdown) {
-    let stop = Shutdown::new();
-    let (addr, _) = seatq_gateway::app::spawn(env.settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
-    (Api::new(addr), stop)
-}
-
-fn sections() -> Value {
-    json!([
-        {"kind": "reserved", "code": "A", "name": "A", "rows": 3, "seats_per_row": 10, "price_cents": 5000},
-        {"kind": "general_admission", "code": "FLOOR", "name": "Floor", "capacity": 50, "price_cents": 2500}
-    ])
-}
-
-fn assert_problem(reply: &(reqwest::StatusCode, Value), status: u16, code: &str) {
-    assert_eq!(reply.0.as_u16(), status, "{}", reply.1);
-    assert_eq!(reply.1["code"], code, "{}", reply.1);
-    assert_eq!(reply.1["status"], status);
-    assert!(reply.1["detail"].is_string());
-}
+use support::{assert_problem, gateway, sections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_problem_json_with_stable_codes() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api
         .create_event(sections(), json!({"max_seats_per_user": 4}))
         .await;
@@ -221,7 +202,8 @@ async fn bad_requests_get_problem_json_with_stable_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authentication_and_roles_are_enforced() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let body = json!({"seat_ids": ["A-1-1"]});
     let no_token = api
@@ -286,7 +268,8 @@ async fn authentication_and_roles_are_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_input_is_validated() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let admin = api.token("organiser", "admin").await;
     let venue = |sections: Value| json!({"name": "V", "city": "C", "sections": sections});
     let bad_code = api
@@ -318,7 +301,8 @@ async fn admin_input_is_validated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sale_not_open_is_refused_at_the_gateway() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let event = api
         .create_event(sections(), json!({"on_sale_at": later}))
@@ -338,7 +322,8 @@ async fn sale_not_open_is_refused_at_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seat_map_is_compact_cached_and_conditional() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let sections: Vec<Value> = (0..40)
         .map(|i| {
             json!({"kind": "reserved", "code": format!("S{i}"), "name": format!("S{i}"),
@@ -394,7 +379,8 @@ async fn broker_down_means_503_for_writes_and_browsing_still_works() {
     let dead = format!("127.0.0.1:{}", seatq_common::testkit::free_port());
     env.settings.kafka.brokers = dead;
     env.settings.kafka.produce_timeout_ms = 1500;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let (status, _) = api.get(&format!("/v1/events/{event}/seats"), None).await;
     assert_eq!(status, 200);

@@ -8,38 +8,19 @@
 //! plays the consumer's part by reading the command off the broker and recording a
 //! decision, so it needs no consumer either.
 
+mod support;
+
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use seatq_common::command::{Command, Decoded};
 use seatq_common::ids::{BookingId, RequestId, SectionId, TicketId};
-use seatq_common::shutdown::Shutdown;
 use seatq_common::testkit::{Api, Reply, TestEnv};
 use seatq_common::ticket_code;
 use serde_json::{json, Value};
+use support::{assert_problem, gateway, sections};
 use uuid::Uuid;
-
-async fn start(env: &TestEnv) -> (Api, Shutdown) {
-    let stop = Shutdown::new();
-    let (addr, _) = seatq_gateway::app::spawn(env.settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
-    (Api::new(addr), stop)
-}
-
-fn sections() -> Value {
-    json!([
-        {"kind": "reserved", "code": "A", "name": "A", "rows": 3, "seats_per_row": 10, "price_cents": 5000},
-        {"kind": "general_admission", "code": "FLOOR", "name": "Floor", "capacity": 50, "price_cents": 2500}
-    ])
-}
-
-fn assert_problem(reply: &Reply, status: u16, code: &str) {
-    assert_eq!(reply.0.as_u16(), status, "{}", reply.1);
-    assert_eq!(reply.1["code"], code, "{}", reply.1);
-    assert!(reply.1["detail"].is_string(), "{}", reply.1);
-}
 
 /// The event's section ids by code.
 async fn section(env: &TestEnv, event: Uuid, code: &str) -> SectionId {
@@ -191,7 +172,8 @@ async fn qr(api: &Api, token: &str, ticket: TicketId) -> (u16, String, String, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owners_see_their_bookings_with_codes_and_nobody_else_does() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let (alice, bob) = (
         api.token("alice", "user").await,
@@ -292,7 +274,8 @@ async fn owners_see_their_bookings_with_codes_and_nobody_else_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_qr_code_is_served_to_the_holder_only() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let (alice, bob) = (
         api.token("alice", "user").await,
@@ -301,17 +284,17 @@ async fn the_qr_code_is_served_to_the_holder_only() {
     let admin = api.token("door", "admin").await;
     let (_, tickets) = book(&env, &event, "alice", Places::Seats(vec![3, 4]), 0).await;
 
-    let (status, content_type, cache, svg) = qr(&api, &alice, tickets[0]).await;
+    let (status, content_type, cache, svg) = qr(api, &alice, tickets[0]).await;
     assert_eq!(status, 200, "{svg}");
     assert_eq!(content_type, "image/svg+xml");
     assert_eq!(cache, "no-store");
     assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
-    assert_eq!(qr(&api, &admin, tickets[0]).await.0, 200);
-    let (status, content_type, _, body) = qr(&api, &bob, tickets[0]).await;
+    assert_eq!(qr(api, &admin, tickets[0]).await.0, 200);
+    let (status, content_type, _, body) = qr(api, &bob, tickets[0]).await;
     assert_eq!(status, 404);
     assert_eq!(content_type, "application/problem+json");
     assert!(body.contains("ticket_not_found"), "{body}");
-    assert_eq!(qr(&api, &alice, TicketId::new()).await.0, 404);
+    assert_eq!(qr(api, &alice, TicketId::new()).await.0, 404);
 
     // A void ticket (its booking cancelled) has no QR code any more.
     sqlx::query("UPDATE tickets SET status = 'void' WHERE id = $1")
@@ -319,7 +302,7 @@ async fn the_qr_code_is_served_to_the_holder_only() {
         .execute(&env.pool)
         .await
         .expect("void");
-    let (status, _, _, body) = qr(&api, &alice, tickets[1]).await;
+    let (status, _, _, body) = qr(api, &alice, tickets[1]).await;
     assert_eq!(status, 410);
     assert!(body.contains("ticket_void"), "{body}");
 }
@@ -327,7 +310,8 @@ async fn the_qr_code_is_served_to_the_holder_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let other_event = api.create_event(sections(), json!({})).await;
     let alice = api.token("alice", "user").await;
@@ -335,8 +319,7 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     let (booking, tickets) = book(&env, &event, "alice", Places::Seats(vec![5, 6, 7]), 0).await;
     let first = code(&env, tickets[0], 1);
 
-    let (status, admitted) =
-        check_in(&api, &admin, json!({"code": first, "event_id": event})).await;
+    let (status, admitted) = check_in(api, &admin, json!({"code": first, "event_id": event})).await;
     assert_eq!(status, 200, "{admitted}");
     assert_eq!(admitted["ticket_id"], tickets[0].to_string());
     assert_eq!(admitted["event_id"], event);
@@ -346,7 +329,7 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     let at = admitted["checked_in_at"].as_str().expect("checked_in_at");
 
     // The second scan says when the ticket was first used.
-    let again = check_in(&api, &admin, json!({"code": first})).await;
+    let again = check_in(api, &admin, json!({"code": first})).await;
     assert_problem(&again, 409, "already_checked_in");
     assert_eq!(again.1["checked_in_at"], at);
     let (by,): (Option<String>,) =
@@ -367,34 +350,29 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     // another event 409 and it stays admissible where it belongs.
     for junk in ["", "hello", "SQ1.", "SQ1.!!!"] {
         assert_problem(
-            &check_in(&api, &admin, json!({"code": junk})).await,
+            &check_in(api, &admin, json!({"code": junk})).await,
             400,
             "ticket_code_malformed",
         );
     }
     let forged = ticket_code::encode(b"not the secret", tickets[1].0, 1);
-    let reply = check_in(&api, &admin, json!({"code": forged})).await;
+    let reply = check_in(api, &admin, json!({"code": forged})).await;
     assert_problem(&reply, 404, "ticket_not_found");
     assert!(!reply.1["detail"]
         .to_string()
         .contains(&tickets[1].to_string()));
     assert_problem(
-        &check_in(
-            &api,
-            &admin,
-            json!({"code": code(&env, TicketId::new(), 1)}),
-        )
-        .await,
+        &check_in(api, &admin, json!({"code": code(&env, TicketId::new(), 1)})).await,
         404,
         "ticket_not_found",
     );
     assert_problem(
-        &check_in(&api, &admin, json!({"code": code(&env, tickets[1], 2)})).await,
+        &check_in(api, &admin, json!({"code": code(&env, tickets[1], 2)})).await,
         404,
         "ticket_not_found",
     );
     let elsewhere = check_in(
-        &api,
+        api,
         &admin,
         json!({"code": code(&env, tickets[1], 1), "event_id": other_event}),
     )
@@ -402,7 +380,7 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     assert_problem(&elsewhere, 409, "wrong_event");
     assert_eq!(elsewhere.1["ticket_event_id"], event);
     let (status, _) = check_in(
-        &api,
+        api,
         &admin,
         json!({"code": code(&env, tickets[1], 1), "event_id": event}),
     )
@@ -416,22 +394,22 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
         .await
         .expect("void");
     assert_problem(
-        &check_in(&api, &admin, json!({"code": code(&env, tickets[2], 1)})).await,
+        &check_in(api, &admin, json!({"code": code(&env, tickets[2], 1)})).await,
         409,
         "ticket_void",
     );
     assert_problem(
-        &check_in(&api, &alice, json!({"code": code(&env, tickets[2], 1)})).await,
+        &check_in(api, &alice, json!({"code": code(&env, tickets[2], 1)})).await,
         403,
         "admin_only",
     );
     assert_problem(
-        &check_in(&api, &admin, json!({"code": 7})).await,
+        &check_in(api, &admin, json!({"code": 7})).await,
         422,
         "invalid_body",
     );
     assert_problem(
-        &check_in(&api, &admin, json!({"code": first, "event_id": "x"})).await,
+        &check_in(api, &admin, json!({"code": first, "event_id": "x"})).await,
         422,
         "invalid_body",
     );
@@ -440,7 +418,8 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_scans_of_one_code_admit_exactly_once() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let admin = api.token("door", "admin").await;
     let (_, tickets) = book(&env, &event, "alice", Places::Floor(1), 0).await;
@@ -464,7 +443,8 @@ async fn concurrent_scans_of_one_code_admit_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let (alice, bob, carol) = (
         api.token("alice", "user").await,
@@ -532,7 +512,7 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
     assert_eq!(moved["seat_id"], "A-3-1");
     assert!(moved.get("code").is_none(), "{moved}");
     assert_problem(
-        &check_in(&api, &admin, json!({"code": code(&env, ticket, 1)})).await,
+        &check_in(api, &admin, json!({"code": code(&env, ticket, 1)})).await,
         409,
         "code_superseded",
     );
@@ -542,7 +522,7 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
         404,
         "ticket_not_found",
     );
-    assert_eq!(qr(&api, &alice, ticket).await.0, 404);
+    assert_eq!(qr(api, &alice, ticket).await.0, 404);
     let (_, view) = api
         .get(&format!("/v1/bookings/{booking}"), Some(&alice))
         .await;
@@ -561,7 +541,7 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
         404,
         "booking_not_found",
     );
-    let (status, content_type, _, _) = qr(&api, &bob, ticket).await;
+    let (status, content_type, _, _) = qr(api, &bob, ticket).await;
     assert_eq!((status, content_type.as_str()), (200, "image/svg+xml"));
     let (status, his) = api.get(&format!("/v1/tickets/{ticket}"), Some(&bob)).await;
     assert_eq!(status, 200, "{his}");
@@ -575,11 +555,11 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
     );
 
     // The new code checks in once; a used ticket cannot be transferred.
-    let (status, admitted) = check_in(&api, &admin, json!({"code": new_code})).await;
+    let (status, admitted) = check_in(api, &admin, json!({"code": new_code})).await;
     assert_eq!(status, 200, "{admitted}");
     assert_eq!(admitted["holder_user_id"], "bob");
     assert_problem(
-        &check_in(&api, &admin, json!({"code": code(&env, ticket, 1)})).await,
+        &check_in(api, &admin, json!({"code": code(&env, ticket, 1)})).await,
         409,
         "code_superseded",
     );
@@ -701,7 +681,8 @@ async fn decide(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_goes_through_the_pipeline_and_answers_its_decision() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let event = api.create_event(sections(), json!({})).await;
     let (alice, bob) = (
         api.token("alice", "user").await,

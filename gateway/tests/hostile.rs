@@ -16,16 +16,9 @@ use std::time::{Duration, Instant};
 use seatq_common::http::serve::{HEADER_READ_TIMEOUT, IDLE_TIMEOUT};
 use seatq_common::testkit::{Reply, TestEnv};
 use serde_json::{json, Value};
-use support::gateway;
+use support::{gateway, sections};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn sections() -> Value {
-    json!([
-        {"kind": "reserved", "code": "A", "name": "A", "rows": 3, "seats_per_row": 10, "price_cents": 5000},
-        {"kind": "general_admission", "code": "FLOOR", "name": "Floor", "capacity": 50, "price_cents": 2500}
-    ])
-}
 
 /// A raw response: status, content type, body.
 struct Raw {

@@ -2,21 +2,15 @@
 //! PostgreSQL: full-text matches by title, performer, venue and city with word prefixes,
 //! ranking, filters, pagination, junk input, and the short cache.
 
+mod support;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use seatq_common::shutdown::Shutdown;
 use seatq_common::testkit::{eventually, Api, TestEnv};
 use serde_json::{json, Value};
-
-async fn start(env: &TestEnv) -> (Api, Shutdown) {
-    let stop = Shutdown::new();
-    let (addr, _) = seatq_gateway::app::spawn(env.settings.clone(), stop.clone())
-        .await
-        .expect("gateway starts");
-    (Api::new(addr), stop)
-}
+use support::{assert_problem, gateway};
 
 struct Organiser<'a> {
     api: &'a Api,
@@ -96,19 +90,14 @@ async fn found(api: &Api, pairs: &[(&str, &str)]) -> Vec<String> {
     ids(&search(api, pairs).await)
 }
 
-fn assert_problem(reply: &(reqwest::StatusCode, Value), code: &str) {
-    assert_eq!(reply.0, 400, "{}", reply.1);
-    assert_eq!(reply.1["code"], code, "{}", reply.1);
-    assert_eq!(reply.1["status"], 400);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_finds_ranks_filters_and_paginates() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let org = Organiser {
         admin: api.token("organiser", "admin").await,
-        api: &api,
+        api,
         base: Utc::now().trunc_subsecs(0) + chrono::Duration::days(30),
     };
     let harbour = org.venue("Harbour Hall", "Lisbon", &[4500, 9000]).await;
@@ -136,52 +125,52 @@ async fn search_finds_ranks_filters_and_paginates() {
     }
 
     // Title words, in any order, whole or as prefixes while typing.
-    assert_eq!(found(&api, &[("query", "stadium night")]).await, [stadium]);
-    assert_eq!(found(&api, &[("query", "Night Stadium")]).await, [stadium]);
-    assert_eq!(found(&api, &[("query", "stad")]).await, [stadium]);
+    assert_eq!(found(api, &[("query", "stadium night")]).await, [stadium]);
+    assert_eq!(found(api, &[("query", "Night Stadium")]).await, [stadium]);
+    assert_eq!(found(api, &[("query", "stad")]).await, [stadium]);
     // Performer, prefix of the last word as it is being typed.
     for typed in ["queue jump", "Queue Jumpers", "QUEUE-JUMP", "the queue j"] {
-        assert_eq!(found(&api, &[("query", typed)]).await, [stadium], "{typed}");
+        assert_eq!(found(api, &[("query", typed)]).await, [stadium], "{typed}");
     }
-    assert_eq!(found(&api, &[("query", "fifo")]).await, [chamber]);
-    assert_eq!(found(&api, &[("query", "erl")]).await, [theory]);
+    assert_eq!(found(api, &[("query", "fifo")]).await, [chamber]);
+    assert_eq!(found(api, &[("query", "erl")]).await, [theory]);
     // Unicode words, case-insensitively.
     for typed in ["björk", "BJÖRK", "Bjö"] {
-        assert_eq!(found(&api, &[("query", typed)]).await, [jazz], "{typed}");
+        assert_eq!(found(api, &[("query", typed)]).await, [jazz], "{typed}");
     }
     // Venue name and city are searched too.
-    assert_eq!(found(&api, &[("query", "harbour")]).await, [stadium]);
-    assert_eq!(found(&api, &[("query", "são")]).await, [theory]);
-    assert!(found(&api, &[("query", "stadium jazz")]).await.is_empty());
-    assert!(found(&api, &[("query", "nothing like this")])
+    assert_eq!(found(api, &[("query", "harbour")]).await, [stadium]);
+    assert_eq!(found(api, &[("query", "são")]).await, [theory]);
+    assert!(found(api, &[("query", "stadium jazz")]).await.is_empty());
+    assert!(found(api, &[("query", "nothing like this")])
         .await
         .is_empty());
 
     // Ranking: "queue" is in two events' title or performer (weight A) and in one's venue
     // name only (weight B). The venue-only match starts first but ranks last; equal ranks
     // go by start time.
-    let queue = search(&api, &[("query", "queue")]).await;
+    let queue = search(api, &[("query", "queue")]).await;
     assert_eq!(ids(&queue), [stadium, theory, chamber], "{queue}");
     assert_eq!(queue["total"], 3);
 
     // City: case-insensitive, exact (not a prefix), combinable with a query.
-    let lisbon: HashSet<String> = found(&api, &[("city", "lisbon")])
+    let lisbon: HashSet<String> = found(api, &[("city", "lisbon")])
         .await
         .into_iter()
         .collect();
     assert_eq!(lisbon, HashSet::from([stadium.to_owned(), jazz.to_owned()]));
     assert_eq!(
-        found(&api, &[("city", " LisBon ")]).await,
+        found(api, &[("city", " LisBon ")]).await,
         [stadium, jazz],
         "by start time"
     );
-    assert_eq!(found(&api, &[("city", "são paulo")]).await, [theory]);
-    assert!(found(&api, &[("city", "Lisb")]).await.is_empty());
+    assert_eq!(found(api, &[("city", "são paulo")]).await, [theory]);
+    assert!(found(api, &[("city", "Lisb")]).await.is_empty());
     assert_eq!(
-        found(&api, &[("query", "jazz"), ("city", "Lisbon")]).await,
+        found(api, &[("query", "jazz"), ("city", "Lisbon")]).await,
         [jazz]
     );
-    assert!(found(&api, &[("query", "jazz"), ("city", "Porto")])
+    assert!(found(api, &[("query", "jazz"), ("city", "Porto")])
         .await
         .is_empty());
 
@@ -193,26 +182,26 @@ async fn search_finds_ranks_filters_and_paginates() {
         .to_rfc3339();
     assert!(to.contains("+02:00"), "{to}");
     assert_eq!(
-        found(&api, &[("from", &from), ("to", &to)]).await,
+        found(api, &[("from", &from), ("to", &to)]).await,
         [stadium, theory]
     );
     assert_eq!(
-        found(&api, &[("query", "queue"), ("to", &to)]).await,
+        found(api, &[("query", "queue"), ("to", &to)]).await,
         [stadium, theory, chamber]
     );
     assert_eq!(
-        found(&api, &[("query", "queue"), ("from", &from), ("to", &to)]).await,
+        found(api, &[("query", "queue"), ("from", &from), ("to", &to)]).await,
         [stadium, theory]
     );
     let late = org.starts(35).to_rfc3339();
-    let all_late = search(&api, &[("from", &late), ("per_page", "100")]).await;
+    let all_late = search(api, &[("from", &late), ("per_page", "100")]).await;
     assert_eq!(ids(&all_late), fillers, "fillers by start time");
 
     // Pages: a correct total on every page, even past the last.
     let mut seen = Vec::new();
     for page in 1..=3 {
         let p = search(
-            &api,
+            api,
             &[
                 ("query", "filler"),
                 ("page", &page.to_string()),
@@ -231,7 +220,7 @@ async fn search_finds_ranks_filters_and_paginates() {
     }
     assert_eq!(seen, fillers, "every filler once, in order");
     let past = search(
-        &api,
+        api,
         &[("query", "filler"), ("page", "4"), ("per_page", "10")],
     )
     .await;
@@ -241,7 +230,7 @@ async fn search_finds_ranks_filters_and_paginates() {
     let mut seen = Vec::new();
     for page in 1..=4 {
         let p = search(
-            &api,
+            api,
             &[
                 ("city", "faro"),
                 ("page", &page.to_string()),
@@ -255,12 +244,12 @@ async fn search_finds_ranks_filters_and_paginates() {
     assert_eq!(seen, fillers, "every filler once, by start time");
 
     // No query: everything by start time, with price ranges and capacity.
-    let everything = search(&api, &[("per_page", "100")]).await;
+    let everything = search(api, &[("per_page", "100")]).await;
     assert_eq!(everything["total"], 29);
     let mut expected = vec![chamber, stadium, theory, jazz];
     expected.extend(fillers.iter().copied());
     assert_eq!(ids(&everything), expected);
-    let first = &search(&api, &[("query", "stadium")]).await["events"][0];
+    let first = &search(api, &[("query", "stadium")]).await["events"][0];
     assert_eq!(
         first["price_range"],
         json!({"min_cents": 4500, "max_cents": 9000})
@@ -271,7 +260,7 @@ async fn search_finds_ranks_filters_and_paginates() {
     assert_eq!(first["performer"], "The Queue Jumpers");
     // A blank query is no query.
     assert_eq!(
-        search(&api, &[("query", "   "), ("per_page", "100")]).await["total"],
+        search(api, &[("query", "   "), ("per_page", "100")]).await["total"],
         29
     );
 }
@@ -279,10 +268,11 @@ async fn search_finds_ranks_filters_and_paginates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_input_is_a_400_or_nothing_found_never_a_500() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let org = Organiser {
         admin: api.token("organiser", "admin").await,
-        api: &api,
+        api,
         base: Utc::now().trunc_subsecs(0) + chrono::Duration::days(30),
     };
     let venue = org.venue("Test Arena", "Testville", &[1000]).await;
@@ -371,20 +361,23 @@ async fn junk_input_is_a_400_or_nothing_found_never_a_500() {
         "plain <-> title",
         "\"plain\"",
     ] {
-        assert_eq!(found(&api, &[("query", q)]).await, [event], "{q:?}");
+        assert_eq!(found(api, &[("query", q)]).await, [event], "{q:?}");
     }
-    assert!(found(&api, &[("query", "plain' | 'x")]).await.is_empty());
-    assert_eq!(found(&api, &[("query", "plain\u{0}title")]).await, [event]);
+    assert!(found(api, &[("query", "plain' | 'x")]).await.is_empty());
+    assert_eq!(found(api, &[("query", "plain\u{0}title")]).await, [event]);
     assert_problem(
         &api.get(&events_url(&[("query", &long_word)]), None).await,
+        400,
         "query_too_long",
     );
     assert_problem(
         &api.get(&events_url(&[("query", &many_words)]), None).await,
+        400,
         "query_too_long",
     );
     assert_problem(
         &api.get(&events_url(&[("query", &huge)]), None).await,
+        400,
         "query_too_long",
     );
 
@@ -436,7 +429,7 @@ async fn junk_input_is_a_400_or_nothing_found_never_a_500() {
         "/v1/events?from=yesterday",
         "/v1/events?from=2030-02-01T00:00:00Z&to=2030-01-01T00:00:00Z",
     ] {
-        assert_problem(&api.get(path, None).await, "invalid_query");
+        assert_problem(&api.get(path, None).await, 400, "invalid_query");
     }
     let (_, body) = api.get("/v1/events?per_page=101", None).await;
     assert_eq!(body["param"], "per_page");
@@ -445,19 +438,20 @@ async fn junk_input_is_a_400_or_nothing_found_never_a_500() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_cached_briefly_and_events_from_any_writer_are_searchable() {
     let env = TestEnv::new(1).await;
-    let (api, _stop) = start(&env).await;
+    let gw = gateway(&env.settings).await;
+    let api = &gw.api;
     let org = Organiser {
         admin: api.token("organiser", "admin").await,
-        api: &api,
+        api,
         base: Utc::now().trunc_subsecs(0) + chrono::Duration::days(30),
     };
     let venue = org.venue("Cache Hall", "Braga", &[1000]).await;
     let first = org.event(&venue, "Encore Night", "", 1).await;
 
     let asked = Instant::now();
-    assert_eq!(found(&api, &[("query", "encore")]).await, [first]);
+    assert_eq!(found(api, &[("query", "encore")]).await, [first]);
     let second = org.event(&venue, "Encore Night II", "", 2).await;
-    let again = found(&api, &[("query", "Encore  ")]).await;
+    let again = found(api, &[("query", "Encore  ")]).await;
     if asked.elapsed() < Duration::from_millis(900) {
         assert_eq!(
             again,
@@ -466,7 +460,7 @@ async fn results_are_cached_briefly_and_events_from_any_writer_are_searchable() 
         );
     }
     eventually("the new event is found", Duration::from_secs(5), || async {
-        let now = found(&api, &[("query", "encore")]).await;
+        let now = found(api, &[("query", "encore")]).await;
         (now == [first, second]).then_some(())
     })
     .await;
@@ -485,11 +479,11 @@ async fn results_are_cached_briefly_and_events_from_any_writer_are_searchable() 
     .await
     .expect("insert without a document");
     assert_eq!(
-        found(&api, &[("query", "legacy gala")]).await,
+        found(api, &[("query", "legacy gala")]).await,
         [id.to_string()]
     );
     assert_eq!(
-        found(&api, &[("query", "braga old")]).await,
+        found(api, &[("query", "braga old")]).await,
         [id.to_string()]
     );
 }

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 
 use seatq_common::config::Settings;
 use seatq_common::shutdown::Shutdown;
-use seatq_common::testkit::{free_port, Api};
+use seatq_common::testkit::{free_port, Api, Reply};
+use serde_json::{json, Value};
 
 /// The gateway on `settings.gateway.listen` (a random port in tests), until dropped.
 pub struct TestGateway {
@@ -65,4 +66,21 @@ pub fn with_sandbox(settings: &Settings) -> Settings {
     settings.payments.sandbox_webhook_url = format!("{base}/v1/payments/webhook");
     settings.payments.provider_url = base;
     settings
+}
+
+/// The sections most tests sell: a reserved block of 3 rows of 10 and a standing floor of 50.
+pub fn sections() -> Value {
+    json!([
+        {"kind": "reserved", "code": "A", "name": "A", "rows": 3, "seats_per_row": 10, "price_cents": 5000},
+        {"kind": "general_admission", "code": "FLOOR", "name": "Floor", "capacity": 50, "price_cents": 2500}
+    ])
+}
+
+/// `reply` is a problem+json with this status and stable code.
+#[track_caller]
+pub fn assert_problem(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.0.as_u16(), status, "{}", reply.1);
+    assert_eq!(reply.1["code"], code, "{}", reply.1);
+    assert_eq!(reply.1["status"], status, "{}", reply.1);
+    assert!(reply.1["detail"].is_string(), "{}", reply.1);
 }
