@@ -294,7 +294,8 @@ pub struct SseArgs {
     /// answer before its next change).
     #[arg(long, default_value_t = 200.0)]
     pub sse_rate: f64,
-    /// Users making the changes, each on its own share of the seats.
+    /// Users making the changes, each on its own share of the seats and source address
+    /// (at least as many as keep each under the gateway's per-user hold rate limit).
     #[arg(long, default_value_t = 16)]
     pub sse_actors: usize,
     /// Seats of the scenario's event (rows of 50).

@@ -25,6 +25,7 @@ mod report;
 mod results;
 mod runner;
 mod scenarios;
+mod sources;
 mod sse;
 mod stack;
 mod stages;

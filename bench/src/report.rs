@@ -363,7 +363,7 @@ impl Report {
                 .collect();
             row("kill -9", crashes.join(", "), "");
             row(
-                "after kill -9: oversold / lost accepted / 503 retries",
+                "after kill -9: oversold / lost accepted / 503+429 retries",
                 format!(
                     "{} / {} / {}",
                     self.pipeline_oversold_after_crashes.unwrap_or(0),
@@ -501,7 +501,7 @@ impl Report {
                 String::new(),
             ),
             (
-                "errors / 503 retries".to_string(),
+                "errors / 503+429 retries".to_string(),
                 format!("{} / {}", l.errors, l.broker_retries),
                 "0 / -".to_string(),
             ),

@@ -80,6 +80,7 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<LifecycleResult, Be
     );
     let users = Users {
         http,
+        sources: pipeline::user_clients()?,
         gateway: stack.gateway.clone(),
         provider: settings
             .payments

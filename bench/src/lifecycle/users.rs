@@ -23,6 +23,7 @@ use crate::error::BenchError;
 use crate::lifecycle::plan::{Fate, Pair, Waiter};
 use crate::pipeline::api::{expect, Tokens};
 use crate::pipeline::client::{hold_body, post_retrying};
+use crate::sources::Sources;
 use crate::workload::{Attempt, Request, Stadium};
 
 /// How long a hold request may wait for its decision inline (the gateway's maximum).
@@ -92,7 +93,10 @@ impl Tally {
 
 /// Everything the users need to talk to the stack about one event.
 pub struct Users {
+    /// The bench's own requests (the sandbox provider's API).
     pub http: reqwest::Client,
+    /// Each user's requests, from its own source address (see `crate::sources`).
+    pub sources: Arc<Sources>,
     pub gateway: String,
     /// The payment provider's base URL and API key (the sandbox, on the local stack).
     pub provider: String,
@@ -158,7 +162,14 @@ impl Users {
             self.gateway, self.event
         );
         let token = self.token(pair.holder);
-        let response = post_retrying(&self.http, &url, token, &body, &self.retries).await?;
+        let response = post_retrying(
+            self.sources.of(pair.holder),
+            &url,
+            token,
+            &body,
+            &self.retries,
+        )
+        .await?;
         let mut view: RequestView = match response.status() {
             StatusCode::OK => response.json().await?,
             _ => {
@@ -178,7 +189,13 @@ impl Users {
             }
             tokio::time::sleep(POLL).await;
             let url = format!("{}/v1/hold-requests/{}", self.gateway, view.request_id);
-            let response = self.http.get(url).bearer_auth(token).send().await?;
+            let response = self
+                .sources
+                .of(pair.holder)
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await?;
             view = expect(response, StatusCode::OK, "hold status")
                 .await?
                 .json()
@@ -206,8 +223,14 @@ impl Users {
     /// Check out (seatq opens a session at the provider) and pay at the provider.
     async fn pay(&self, user: u32, hold: Uuid) -> Result<(), BenchError> {
         let url = format!("{}/v1/holds/{hold}/checkout", self.gateway);
-        let response =
-            post_retrying(&self.http, &url, self.token(user), b"", &self.retries).await?;
+        let response = post_retrying(
+            self.sources.of(user),
+            &url,
+            self.token(user),
+            b"",
+            &self.retries,
+        )
+        .await?;
         let checkout: Checkout = expect(response, StatusCode::OK, "checkout")
             .await?
             .json()
@@ -242,7 +265,7 @@ impl Users {
         for waiter in waiters {
             let joined = async {
                 let response = post_retrying(
-                    &self.http,
+                    self.sources.of(waiter.user),
                     &url,
                     self.token(waiter.user),
                     b"",

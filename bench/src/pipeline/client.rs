@@ -5,7 +5,9 @@
 //! ids instead of promises. While the broker is down the gateway answers
 //! `503 broker_unavailable`: the client waits a moment and sends the same request again,
 //! like a browser honouring `Retry-After` would (only faster), and counts the retries;
-//! a 503 is never an accepted request.
+//! a 503 is never an accepted request. A `429` (a user over the per-user hold rate; the
+//! workload's busiest users get there) is waited out per its `Retry-After`, counted the
+//! same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use uuid::Uuid;
 use crate::error::BenchError;
 use crate::pipeline::api::{self, Tokens};
 use crate::runner::{Client, Decision};
+use crate::sources::{retry_after, Sources};
 use crate::workload::{Attempt, Request, Stadium};
 
 /// Pause before re-sending a request the gateway could not queue.
@@ -46,24 +49,25 @@ pub fn hold_body(stadium: &Stadium, attempt: &Attempt) -> serde_json::Value {
 }
 
 pub struct HttpClient {
-    http: reqwest::Client,
+    /// Each user sends from its own source address (see `crate::sources`).
+    sources: Arc<Sources>,
     holds_url: Arc<str>,
     tokens: Arc<Tokens>,
     stadium: Arc<Stadium>,
-    /// 503s answered with a retry (shared by all clients of a run).
+    /// 503s and 429s answered with a retry (shared by all clients of a run).
     retries: Arc<AtomicU64>,
 }
 
 impl HttpClient {
     pub fn new(
-        http: reqwest::Client,
+        sources: Arc<Sources>,
         holds_url: Arc<str>,
         tokens: Arc<Tokens>,
         stadium: Arc<Stadium>,
         retries: Arc<AtomicU64>,
     ) -> Self {
         Self {
-            http,
+            sources,
             holds_url,
             tokens,
             stadium,
@@ -73,8 +77,9 @@ impl HttpClient {
 }
 
 /// POST `body` (JSON) to `url` as the user of `token`; while the gateway answers `503`
-/// (it could not queue the command), wait a moment and send it again, counting each
-/// retry in `retries`. Any other answer is returned as it is.
+/// (it could not queue the command) wait a moment, and after a `429` (this user sent too
+/// fast for the per-user limit) wait its `Retry-After`, as a browser would; then send it
+/// again, counting each retry in `retries`. Any other answer is returned as it is.
 pub async fn post_retrying(
     http: &reqwest::Client,
     url: &str,
@@ -91,14 +96,16 @@ pub async fn post_retrying(
             .body(body.to_vec())
             .send()
             .await?;
-        if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            return Ok(response);
-        }
+        let pause = match response.status() {
+            reqwest::StatusCode::SERVICE_UNAVAILABLE => RETRY_PAUSE,
+            reqwest::StatusCode::TOO_MANY_REQUESTS => retry_after(&response),
+            _ => return Ok(response),
+        };
         if started.elapsed() > RETRY_PATIENCE {
             return Err(BenchError::BrokerUnavailable(RETRY_PATIENCE));
         }
         retries.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(RETRY_PAUSE).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -106,8 +113,14 @@ impl Client for HttpClient {
     async fn attempt(&mut self, attempt: &Attempt) -> Result<Decision, BenchError> {
         let body = serde_json::to_vec(&hold_body(&self.stadium, attempt))?;
         let token = &self.tokens.users[attempt.user as usize % self.tokens.users.len()];
-        let response =
-            post_retrying(&self.http, &self.holds_url, token, &body, &self.retries).await?;
+        let response = post_retrying(
+            self.sources.of(attempt.user),
+            &self.holds_url,
+            token,
+            &body,
+            &self.retries,
+        )
+        .await?;
         let accepted: Accepted =
             api::expect(response, reqwest::StatusCode::ACCEPTED, "hold request")
                 .await?

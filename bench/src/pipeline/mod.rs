@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::error::BenchError;
 use crate::results::{AcceptTiming, DecisionTiming, PipelineRun};
 use crate::runner::{self, Pace, RunOutcome};
+use crate::sources::{Sources, DEFAULT_SOURCE_IPS};
 use crate::stack::Stack;
 use crate::workload::{Attempt, Stadium};
 
@@ -31,6 +32,12 @@ use client::HttpClient;
 
 const EVENT_PARTITION: &str = "SELECT kafka_partition FROM events WHERE id = $1";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The clients users send from, spread over loopback source addresses so the gateway's
+/// per-IP rate limits see many people, not one bench (see `crate::sources`).
+pub fn user_clients() -> Result<Arc<Sources>, BenchError> {
+    Ok(Arc::new(Sources::new(DEFAULT_SOURCE_IPS, REQUEST_TIMEOUT)?))
+}
 
 /// An event created for one run.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +109,7 @@ pub async fn new_event_with(
 pub struct Pipeline {
     pub stack: Stack,
     http: reqwest::Client,
+    users: Arc<Sources>,
     tokens: Arc<Tokens>,
     stadium: Arc<Stadium>,
     pub attempts: Arc<Vec<Attempt>>,
@@ -124,6 +132,7 @@ impl Pipeline {
         Ok(Self {
             stack,
             http,
+            users: user_clients()?,
             tokens: Arc::new(tokens),
             stadium: Arc::new(stadium.clone()),
             attempts,
@@ -160,7 +169,7 @@ impl Pipeline {
         let clients = (0..connections.max(1))
             .map(|_| {
                 HttpClient::new(
-                    self.http.clone(),
+                    Arc::clone(&self.users),
                     Arc::clone(&url),
                     Arc::clone(&self.tokens),
                     Arc::clone(&self.stadium),

@@ -345,9 +345,15 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
     let started = Instant::now();
     let bin = notifier_bin(root, o.notifier_bin.as_deref()).await?;
     let http = pipeline::http_client()?;
+    let limits = &stack.settings.rate_limits;
+    let actors = storm::actors_for(
+        o.actors,
+        o.rate,
+        limits.enabled.then_some(limits.holds.user_rate),
+    );
     let tokens = Arc::new(Tokens::mint(
         &stack.settings.auth.jwt_secret,
-        o.actors as u32,
+        actors as u32,
     )?);
     let venue = crate::lifecycle::plan::venue(o.seats);
     let rules = EventRules::FLASH_SALE;
@@ -413,13 +419,13 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
 
     let seat_events = SeatEvents::new(stack)?;
     let storm = Arc::new(Storm::new(
-        http.clone(),
+        pipeline::user_clients()?,
         &stack.gateway,
         event.id,
         Arc::clone(&tokens),
         Arc::new(venue.clone()),
         storm::Cast {
-            actors: o.actors,
+            actors,
             max_seats_per_user: rules.max_seats_per_user as usize,
             seed: o.seed,
         },
@@ -435,7 +441,7 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
         streams_per_worker: o.streams_per_worker,
         storm_secs: o.storm_secs,
         storm_rate: o.rate,
-        actors: o.actors,
+        actors,
         phases: Vec::new(),
         stopped: None,
         notifier_log_warnings: 0,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::error::BenchError;
 use crate::pipeline::api::Tokens;
 use crate::pipeline::client::post_retrying;
+use crate::sources::Sources;
 use crate::workload::Stadium;
 
 /// How long a hold request may wait for its decision inline (the gateway's maximum).
@@ -70,6 +71,16 @@ struct Actor {
     held: VecDeque<(i32, Uuid)>,
 }
 
+/// Enough actors for `rate` changes a second that none sends hold requests faster than
+/// 80 % of the gateway's per-user limit (`user_rate`, 0 = none): every act may be a hold,
+/// and the burst allowance is left unused. More actors share the same seats.
+pub fn actors_for(asked: usize, rate: f64, user_rate: Option<f64>) -> usize {
+    match user_rate {
+        Some(limit) if limit > 0.0 => asked.max((rate / (0.8 * limit)).ceil() as usize),
+        _ => asked,
+    }
+}
+
 /// How many actors, and what limits them.
 #[derive(Debug, Clone, Copy)]
 pub struct Cast {
@@ -81,7 +92,8 @@ pub struct Cast {
 
 /// The actors and what they need to talk to the gateway about one event.
 pub struct Storm {
-    http: reqwest::Client,
+    /// Each actor sends from its own source address (see `crate::sources`).
+    sources: Arc<Sources>,
     holds_url: String,
     gateway: String,
     tokens: Arc<Tokens>,
@@ -101,7 +113,7 @@ struct RequestView {
 impl Storm {
     /// `cast.actors` users sharing the seats of `venue` round-robin.
     pub fn new(
-        http: reqwest::Client,
+        sources: Arc<Sources>,
         gateway: &str,
         event: Uuid,
         tokens: Arc<Tokens>,
@@ -128,7 +140,7 @@ impl Storm {
             })
             .collect();
         Self {
-            http,
+            sources,
             holds_url: format!("{gateway}/v1/events/{event}/holds?wait_ms={HOLD_WAIT_MS}"),
             gateway: gateway.to_string(),
             tokens,
@@ -229,7 +241,7 @@ impl Storm {
             .map_or_else(|| seat.to_string(), |s| s.label(seat));
         let body = serde_json::to_vec(&serde_json::json!({ "seat_ids": [label] }))?;
         let r = post_retrying(
-            &self.http,
+            self.sources.of(user),
             &self.holds_url,
             self.token(user),
             &body,
@@ -252,7 +264,8 @@ impl Storm {
     async fn cancel(&self, user: u32, hold: Uuid) -> Result<bool, BenchError> {
         let url = format!("{}/v1/holds/{hold}", self.gateway);
         let r = self
-            .http
+            .sources
+            .of(user)
             .delete(url)
             .bearer_auth(self.token(user))
             .send()
@@ -267,5 +280,18 @@ impl Storm {
                     .unwrap_or_else(|| BenchError::Stack("unexpected answer".into())),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actors_for;
+
+    #[test]
+    fn enough_actors_to_stay_under_the_per_user_limit() {
+        assert_eq!(actors_for(16, 200.0, Some(1.0)), 250);
+        assert_eq!(actors_for(16, 10.0, Some(1.0)), 16);
+        assert_eq!(actors_for(16, 200.0, None), 16);
+        assert_eq!(actors_for(16, 200.0, Some(0.0)), 16);
     }
 }

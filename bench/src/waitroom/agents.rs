@@ -3,13 +3,11 @@
 //!
 //! People come from many addresses and the gateway limits requests per client IP as
 //! well as per user, so the users are spread over loopback source addresses
-//! (`127.1.x.y`: Linux routes all of 127.0.0.0/8 to `lo`, and a socket may bind any of
-//! them), one connection pool per address. A `429` is waited out as its `Retry-After`
+//! ([`crate::sources`]). A `429` is waited out as its `Retry-After`
 //! says and a `503` (broker unavailable) after a moment, then the same request is sent
 //! again; both are counted, and the latency recorded is the round trip of the request
 //! that was answered.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +19,13 @@ use uuid::Uuid;
 
 use crate::error::BenchError;
 use crate::pipeline::api::Tokens;
+use crate::sources::{retry_after, Sources};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause before re-sending a request the gateway could not queue (503).
 const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(200);
-/// Longest wait honoured from a `Retry-After`.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Give up on one request after this long of 429s and 503s.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The most source addresses (127.1.0.1 ..= 127.1.239.250).
-pub const MAX_SOURCE_IPS: usize = 60_000;
 
 /// A ticket as `POST …/queue` and `GET …/queue/{ticket}` show it (what the bench reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -79,26 +74,11 @@ pub struct Retries {
 }
 
 pub struct Agents {
-    clients: Vec<reqwest::Client>,
+    sources: Sources,
     /// `{gateway}/v1/events/{event}`.
     event_url: String,
     tokens: Arc<Tokens>,
     pub retries: Retries,
-}
-
-/// The `i`-th source address.
-pub fn source_ip(i: usize) -> Ipv4Addr {
-    let i = i % MAX_SOURCE_IPS;
-    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
-}
-
-fn client(local: Option<IpAddr>) -> Result<reqwest::Client, BenchError> {
-    Ok(reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(usize::MAX)
-        .local_address(local)
-        .build()?)
 }
 
 /// `status code` of a refusal, from its problem+json body.
@@ -113,17 +93,6 @@ async fn refusal(response: reqwest::Response) -> String {
     format!("{status} {code}")
 }
 
-fn retry_after(response: &reqwest::Response) -> Duration {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(Duration::from_secs(1), |s| {
-            Duration::from_secs_f64(s.max(0.05)).min(MAX_RETRY_AFTER)
-        })
-}
-
 impl Agents {
     /// Users spread over `source_ips` loopback addresses (0: the default address).
     pub fn new(
@@ -132,15 +101,8 @@ impl Agents {
         tokens: Arc<Tokens>,
         source_ips: usize,
     ) -> Result<Self, BenchError> {
-        let clients = if source_ips == 0 {
-            vec![client(None)?]
-        } else {
-            (0..source_ips.min(MAX_SOURCE_IPS))
-                .map(|i| client(Some(IpAddr::V4(source_ip(i)))))
-                .collect::<Result<_, _>>()?
-        };
         Ok(Self {
-            clients,
+            sources: Sources::new(source_ips, REQUEST_TIMEOUT)?,
             event_url: format!("{gateway}/v1/events/{event}"),
             tokens,
             retries: Retries::default(),
@@ -148,11 +110,11 @@ impl Agents {
     }
 
     pub fn source_ips(&self) -> usize {
-        self.clients.len()
+        self.sources.source_ips()
     }
 
     fn http(&self, user: u32) -> &reqwest::Client {
-        &self.clients[user as usize % self.clients.len()]
+        self.sources.of(user)
     }
 
     pub fn token(&self, user: u32) -> &str {
@@ -275,19 +237,5 @@ impl Agents {
             }
             _ => Ok(HoldAnswer::Refused(refusal(response).await)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_addresses_are_distinct_loopback_addresses() {
-        let all: std::collections::HashSet<Ipv4Addr> = (0..MAX_SOURCE_IPS).map(source_ip).collect();
-        assert_eq!(all.len(), MAX_SOURCE_IPS);
-        assert!(all.iter().all(|ip| ip.is_loopback() && ip.octets()[3] != 0));
-        assert_eq!(source_ip(0), Ipv4Addr::new(127, 1, 0, 1));
-        assert_eq!(source_ip(250), Ipv4Addr::new(127, 1, 1, 1));
     }
 }
