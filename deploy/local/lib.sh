@@ -181,8 +181,14 @@ start_redis() {
 start_tansu() { # name port
   local name=$1 port=$2
   mkdir -p "$DEV/$name"
-  if ! port_open "$port"; then
-    say "starting the Tansu broker on 127.0.0.1:$port (SQLite in $DEV/$name)"
+  port_open "$port" && return 0
+  say "starting the Tansu broker on 127.0.0.1:$port (SQLite in $DEV/$name)"
+  # Right after a broker on this port stopped (the previous test run), its closed
+  # connections hold the port in TIME_WAIT for up to a minute, and Tansu binds without
+  # SO_REUSEADDR: it then exits at once (AddrInUse). Start it again until it binds.
+  local deadline=$((SECONDS + 90))
+  while :; do
+    rm -f "$RUN/$name.pid"
     # The SQLite path is relative to the working directory. The subshell records its own
     # pid, then becomes Tansu (exec), so the pid file names the broker itself.
     (cd "$DEV/$name" && echo "$BASHPID" >"$RUN/$name.pid" &&
@@ -191,8 +197,16 @@ start_tansu() { # name port
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
         >>"$LOGS/$name.log" 2>&1) &
-  fi
-  wait_port "$port" "Tansu ($name)"
+    until port_open "$port"; do
+      [ $SECONDS -lt "$deadline" ] || die "Tansu ($name) did not open port $port; see $LOGS"
+      # Exited without binding: try again in a moment.
+      [ -f "$RUN/$name.pid" ] && ! pid_alive "$name" && break
+      sleep 0.2
+    done
+    port_open "$port" && return 0
+    say "Tansu ($name) could not bind 127.0.0.1:$port yet (see $LOGS/$name.log); retrying"
+    sleep 2
+  done
 }
 
 start_broker() { start_tansu tansu "$BROKER_PORT"; }
