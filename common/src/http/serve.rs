@@ -18,7 +18,6 @@
 //! and request timeout.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -194,13 +193,13 @@ pub async fn serve_with(
 
 /// One connection's count of requests in flight, for [`idle_for`].
 #[derive(Clone)]
-struct Activity(Arc<watch::Sender<usize>>);
+struct Activity(watch::Sender<usize>);
 
 impl Activity {
     /// A new connection's counter (zero) and the receiver [`idle_for`] watches.
     fn new_connection() -> (Self, watch::Receiver<usize>) {
         let (sender, receiver) = watch::channel(0);
-        (Self(Arc::new(sender)), receiver)
+        (Self(sender), receiver)
     }
 
     /// A request started: it is in flight until the returned guard is dropped.
@@ -211,7 +210,7 @@ impl Activity {
 }
 
 /// One request in flight, from its head until its response body ends or is dropped.
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(watch::Sender<usize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
