@@ -117,17 +117,17 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// [`ensure_topics`], retrying every second while the broker cannot be reached (it may
-/// still be starting: a service waits for it rather than exit). False if `shutdown` came
-/// first.
+/// [`ensure_topics`] for every seatq topic under the settings' prefix, with the
+/// settings' partition count, retrying every second while the broker cannot be reached
+/// (it may still be starting: a service waits for it rather than exit). False if
+/// `shutdown` came first.
 pub async fn ensure_topics_patiently(
     settings: &KafkaSettings,
-    topics: &[&str],
-    partitions: i32,
     shutdown: &crate::shutdown::Shutdown,
 ) -> bool {
+    let topics = crate::topics::Topics::new(&settings.topic_prefix);
     loop {
-        match ensure_topics(settings, topics, partitions).await {
+        match ensure_topics(settings, &topics.all(), settings.partitions).await {
             Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reach the broker to ensure topics; retrying");

@@ -48,14 +48,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
     let pool = seatq_common::db::connect(&settings.database).await?;
     seatq_common::db::migrate(&pool).await?;
     let topics = Topics::new(&settings.kafka.topic_prefix);
-    if !seatq_common::kafka::ensure_topics_patiently(
-        &settings.kafka,
-        &topics.all(),
-        settings.kafka.partitions,
-        &shutdown,
-    )
-    .await
-    {
+    if !seatq_common::kafka::ensure_topics_patiently(&settings.kafka, &shutdown).await {
         return Ok(());
     }
     let producer = seatq_common::kafka::producer(&settings.kafka)?;
