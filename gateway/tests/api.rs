@@ -111,6 +111,8 @@ async fn bad_requests_get_problem_json_with_stable_codes() {
         .await
         .expect("send");
     assert_eq!(r.status(), 413);
+    // The body was left unread: the connection is not for reuse, and the client is told.
+    assert_eq!(r.headers()["connection"], "close");
 
     // Unknown event, bad ids, bad query, unknown route, wrong method.
     let missing = uuid::Uuid::now_v7();

@@ -123,6 +123,15 @@ impl IntoResponse for AppError {
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // Refused before its body was read (too large) or while it was still arriving (too
+        // slow): the server will not reuse the connection, so the client must not either.
+        // Without this a client pools it, and its next request meets the closed socket.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         // For middleware that counts refusals by code (metrics) without parsing the body.
         response.extensions_mut().insert(ProblemCode(self.code));
         response
