@@ -8,7 +8,8 @@
 //! - per partition, recent messages addressed to users (to resume user streams), and the
 //!   position read so far;
 //! - the clients: a bounded queue each. A message is offered with `try_send`; a client
-//!   whose queue is full has fallen behind and is disconnected (its connection killed), so
+//!   whose queue is full has fallen behind and is disconnected (its HTTP/1.1 connection
+//!   killed; an HTTP/2 stream is just no longer fed, see `state::ConnectionKillParts`), so
 //!   a slow reader can never hold others up or make the notifier's memory grow. It
 //!   reconnects and resumes from its last id.
 //!
@@ -35,7 +36,13 @@ pub struct HubConfig {
     pub retain_per_partition: usize,
     pub retain_deltas_per_event: usize,
     pub client_buffer: usize,
+    /// Streams this hub serves at most, however they came.
     pub max_clients: usize,
+    /// Streams that own their connection (HTTP/1.1, WebSocket: they come with a kill
+    /// switch) at most: each costs a file descriptor, so this stays below the process's
+    /// limit. Streams multiplexed on HTTP/2 connections share descriptors and count only
+    /// against `max_clients`.
+    pub max_connection_streams: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +76,8 @@ pub struct Hub {
     state: Mutex<State>,
     next_client: AtomicU64,
     clients: AtomicUsize,
+    /// Of `clients`, those that own their connection.
+    connection_streams: AtomicUsize,
     dropped_slow: AtomicU64,
     messages: AtomicU64,
     metrics: seatq_common::metrics::NotifierMetrics,
@@ -226,6 +235,7 @@ pub struct Subscription {
     hub: Arc<Hub>,
     id: u64,
     key: Key,
+    owns_connection: bool,
 }
 
 enum Key {
@@ -236,6 +246,9 @@ enum Key {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.hub.clients.fetch_sub(1, Ordering::Relaxed);
+        if self.owns_connection {
+            self.hub.connection_streams.fetch_sub(1, Ordering::Relaxed);
+        }
         self.hub.metrics.clients.decrement(1.0);
         let mut state = self.hub.lock();
         match &self.key {
@@ -263,6 +276,7 @@ impl Hub {
             state: Mutex::new(State::default()),
             next_client: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
+            connection_streams: AtomicUsize::new(0),
             dropped_slow: AtomicU64::new(0),
             messages: AtomicU64::new(0),
             metrics: seatq_common::metrics::NotifierMetrics::new(),
@@ -390,19 +404,50 @@ impl Hub {
         }
     }
 
+    /// A new client, if there is room for it; `kill` is its connection's kill switch
+    /// when the stream owns its connection.
     fn register(
         &self,
         state: &State,
+        kill: Option<CancellationToken>,
     ) -> Result<(u64, Client, mpsc::Receiver<SharedFrame>), SubscribeError> {
         if state.closed {
             return Err(SubscribeError::Closed);
         }
-        if self.clients.load(Ordering::Relaxed) >= self.config.max_clients {
+        if self.clients.load(Ordering::Relaxed) >= self.config.max_clients
+            || (kill.is_some()
+                && self.connection_streams.load(Ordering::Relaxed)
+                    >= self.config.max_connection_streams)
+        {
             return Err(SubscribeError::Full);
         }
         let (tx, rx) = mpsc::channel(self.config.client_buffer.max(1));
         let id = self.next_client.fetch_add(1, Ordering::Relaxed);
-        Ok((id, Client { tx, kill: None }, rx))
+        Ok((id, Client { tx, kill }, rx))
+    }
+
+    /// The registration of a client just added under `key` (counted until it is dropped).
+    fn subscription(
+        self: &Arc<Self>,
+        id: u64,
+        key: Key,
+        initial: VecDeque<SharedFrame>,
+        rx: mpsc::Receiver<SharedFrame>,
+        owns_connection: bool,
+    ) -> Subscription {
+        self.clients.fetch_add(1, Ordering::Relaxed);
+        if owns_connection {
+            self.connection_streams.fetch_add(1, Ordering::Relaxed);
+        }
+        self.metrics.clients.increment(1.0);
+        Subscription {
+            initial,
+            rx,
+            hub: self.clone(),
+            id,
+            key,
+            owns_connection,
+        }
     }
 
     /// Follow one event's seat map.
@@ -413,8 +458,8 @@ impl Hub {
         kill: Option<CancellationToken>,
     ) -> Result<Subscription, SubscribeError> {
         let mut state = self.lock();
-        let (id, mut client, rx) = self.register(&state)?;
-        client.kill = kill;
+        let owns_connection = kill.is_some();
+        let (id, client, rx) = self.register(&state, kill)?;
         let event = state.events.entry(event_id).or_insert_with(EventState::new);
         let mut initial = VecDeque::new();
         let after = match start {
@@ -451,15 +496,7 @@ impl Hub {
             },
         );
         drop(state);
-        self.clients.fetch_add(1, Ordering::Relaxed);
-        self.metrics.clients.increment(1.0);
-        Ok(Subscription {
-            initial,
-            rx,
-            hub: self.clone(),
-            id,
-            key: Key::Event(event_id),
-        })
+        Ok(self.subscription(id, Key::Event(event_id), initial, rx, owns_connection))
     }
 
     /// Follow what happens to one user's holds, offers, bookings and refunds.
@@ -470,8 +507,8 @@ impl Hub {
         kill: Option<CancellationToken>,
     ) -> Result<Subscription, SubscribeError> {
         let mut guard = self.lock();
-        let (id, mut client, rx) = self.register(&guard)?;
-        client.kill = kill;
+        let owns_connection = kill.is_some();
+        let (id, client, rx) = self.register(&guard, kill)?;
         let state = &mut *guard;
         let mut initial = VecDeque::new();
         let head = cut_of(&state.partitions);
@@ -516,15 +553,7 @@ impl Hub {
             .or_default()
             .insert(id, client);
         drop(guard);
-        self.clients.fetch_add(1, Ordering::Relaxed);
-        self.metrics.clients.increment(1.0);
-        Ok(Subscription {
-            initial,
-            rx,
-            hub: self.clone(),
-            id,
-            key: Key::User(user),
-        })
+        Ok(self.subscription(id, Key::User(user), initial, rx, owns_connection))
     }
 
     /// Tell every client to reconnect elsewhere and close their streams; refuse new ones.
@@ -574,6 +603,7 @@ mod tests {
             retain_deltas_per_event: 3,
             client_buffer,
             max_clients: 10,
+            max_connection_streams: 4,
         });
         hub.start_partition(0, 0);
         hub.start_partition(1, 0);
@@ -774,6 +804,32 @@ mod tests {
         assert!(fast.rx.try_recv().is_ok(), "the fast client still receives");
         drop(slow);
         assert_eq!(hub.stats().clients, 1);
+    }
+
+    #[test]
+    fn streams_that_own_a_connection_are_capped_below_all_streams() {
+        let hub = hub(8);
+        let event = EventId::new();
+        let open = |kill: Option<CancellationToken>| {
+            hub.subscribe_event(event, EventStart::Fresh(None), kill)
+        };
+        let mut subs: Vec<Subscription> = (0..4)
+            .map(|_| open(Some(CancellationToken::new())).expect("own connection"))
+            .collect();
+        assert!(matches!(
+            open(Some(CancellationToken::new())),
+            Err(SubscribeError::Full)
+        ));
+        // Multiplexed streams need no descriptor: room up to `max_clients` (10).
+        subs.extend((0..6).map(|_| open(None).expect("multiplexed")));
+        assert!(matches!(open(None), Err(SubscribeError::Full)));
+        // A stream that owned its connection leaves, and frees a place for one.
+        drop(subs.remove(0));
+        assert!(matches!(
+            open(Some(CancellationToken::new())).map(|s| subs.push(s)),
+            Ok(())
+        ));
+        assert_eq!(hub.stats().clients, 10);
     }
 
     #[test]

@@ -53,7 +53,8 @@ impl Notifier {
             retain_per_partition: n.retain_per_partition.max(1),
             retain_deltas_per_event: n.retain_deltas_per_event.max(1),
             client_buffer: n.client_buffer.max(1),
-            max_clients: max_clients(n.max_clients),
+            max_clients: n.max_clients.max(1),
+            max_connection_streams: max_connection_streams(n.max_clients),
         });
         let ready = Arc::new(AtomicBool::new(false));
         let topic = Topics::new(&settings.kafka.topic_prefix).seat_events;
@@ -115,10 +116,12 @@ impl Notifier {
 /// File descriptors kept for everything but streams (the broker, logs, health checks).
 const FD_RESERVE: usize = 64;
 
-/// Streams this process can serve: the configured maximum, but below the open-file limit,
-/// so the client past it gets `503 notifier_full` (and retries elsewhere) instead of a
-/// connection that the kernel accepts and the process cannot.
-fn max_clients(configured: usize) -> usize {
+/// Streams that own their connection (HTTP/1.1, WebSocket) this process can serve: the
+/// configured maximum, but below the open-file limit, so the client past it gets
+/// `503 notifier_full` (and retries elsewhere) instead of a connection that the kernel
+/// accepts and the process cannot. Streams multiplexed over HTTP/2 need no descriptor of
+/// their own and are bounded by `max_clients` alone.
+fn max_connection_streams(configured: usize) -> usize {
     let budget = open_file_limit().map(|limit| limit.saturating_sub(FD_RESERVE));
     let max = budget.map_or(configured, |b| configured.min(b)).max(1);
     if max < configured {

@@ -28,13 +28,24 @@ impl HasJwt for NotifierState {
     }
 }
 
-/// The kill switch of the request's connection, when served by `seatq_common::http::serve`.
+/// The kill switch of the request's connection, when served by `seatq_common::http::serve`
+/// and the connection carries only this stream.
+///
+/// An HTTP/2 connection multiplexes many streams (a browser's tabs, or a load balancer's
+/// clients), so killing it for one slow stream would cut off the others. Such a stream gets
+/// no kill switch: the hub stops feeding it and drops its queue's sender, and its response
+/// ends once the client has read what was already queued (at most the queue and the
+/// stream's flow-control window); the client then resumes from its last id. Meanwhile it
+/// holds no more than that, and HTTP/2 flow control keeps it from slowing its neighbours.
 pub struct ConnectionKillParts(pub Option<CancellationToken>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ConnectionKillParts {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if parts.version == axum::http::Version::HTTP_2 {
+            return Ok(Self(None));
+        }
         Ok(Self(
             parts
                 .extensions

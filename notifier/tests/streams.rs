@@ -1,10 +1,12 @@
 //! The notifier against the real pipeline and broker: a hold reaches the event's stream and
 //! its owner's; resumes get exactly what was missed; a client that stops reading is cut
-//! off while others keep receiving; two notifier instances say the same thing with the
-//! same ids; WebSocket carries the same messages; shutdown tells clients to reconnect.
+//! off while others keep receiving (over HTTP/2, without the connection its neighbours
+//! share); two notifier instances say the same thing with the same ids; WebSocket carries
+//! the same messages; shutdown tells clients to reconnect.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::Utc;
 use seatq_common::config::Settings;
 use seatq_common::ids::EventId;
@@ -374,6 +376,104 @@ async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
     })
     .await;
     assert!(ended.is_ok(), "the slow client's connection is still open");
+}
+
+/// Opens `path` as one more stream of an HTTP/2 connection; its body.
+async fn h2_stream(client: &h2::client::SendRequest<Bytes>, path: &str) -> h2::RecvStream {
+    let request = axum::http::Request::get(path)
+        .header("accept", "text/event-stream")
+        .body(())
+        .expect("request");
+    let (response, _) = client
+        .clone()
+        .ready()
+        .await
+        .expect("the connection takes another stream")
+        .send_request(request, true)
+        .expect("send");
+    let response = tokio::time::timeout(WAIT, response)
+        .await
+        .expect("an answer in time")
+        .expect("response");
+    assert_eq!(response.status(), 200);
+    response.into_body()
+}
+
+/// Reads `body` (giving its bytes back to flow control) until its text contains `needle`,
+/// or to its end when `needle` is `None`. False if it errs or does not get there in time.
+async fn h2_read_until(body: &mut h2::RecvStream, needle: Option<&str>) -> bool {
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = body.data().await {
+            let Ok(chunk) = chunk else { return false };
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if needle.is_some_and(|n| text.contains(n)) {
+                return true;
+            }
+            // Keep only a tail long enough to hold a needle cut by a chunk boundary.
+            if text.len() > 4096 {
+                text.drain(..text.len() - 64);
+            }
+        }
+        needle.is_none()
+    };
+    tokio::time::timeout(WAIT, read).await.unwrap_or(false)
+}
+
+/// Many streams share one HTTP/2 connection (a browser's tabs, a load balancer's clients):
+/// one that stops reading is let go on its own, and the others keep receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_http2_stream_that_stops_reading_is_let_go_without_its_connection() {
+    let mut stack = Stack::start(|s| {
+        s.notifier.client_buffer = 4;
+        s.notifier.coalesce_ms = 20;
+    })
+    .await;
+    let (base, _) = stack.notifier().await;
+    let event = EventId::new();
+    let tcp = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    // Windows like a browser's: a small one per stream, a large one for the connection,
+    // so a stream nobody reads cannot use up the connection's.
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(8 * 1024)
+        .initial_connection_window_size(16 * 1024 * 1024)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .expect("HTTP/2 (prior knowledge) handshake");
+    let connection = tokio::spawn(connection);
+    let path = format!("{base}/v1/events/{event}/stream");
+    let mut slow = h2_stream(&client, &path).await;
+    let mut fast = h2_stream(&client, &path).await;
+    assert!(h2_read_until(&mut fast, Some("event: ready")).await);
+    seatq_common::testkit::eventually("both streams registered", WAIT, || async {
+        (stats(&base).await["clients"] == 2).then_some(())
+    })
+    .await;
+
+    let reader =
+        tokio::spawn(async move { h2_read_until(&mut fast, Some("\"next_offset\":1199")).await });
+    storm(&stack.env, event, 200, 400, 1_000).await;
+    assert!(
+        reader.await.expect("reader"),
+        "the fast stream stopped receiving"
+    );
+    seatq_common::testkit::eventually("the slow stream to be let go", WAIT, || async {
+        let s = stats(&base).await;
+        (s["dropped_slow"] == 1 && s["clients"] == 1).then_some(())
+    })
+    .await;
+    assert!(!connection.is_finished(), "the connection was closed");
+    // What was queued for the slow stream is still there to read, and then it ends.
+    assert!(
+        h2_read_until(&mut slow, None).await,
+        "the slow stream did not end"
+    );
+    // The connection still takes new streams.
+    let mut again = h2_stream(&client, &path).await;
+    assert!(h2_read_until(&mut again, Some("event: ready")).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
