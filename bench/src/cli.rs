@@ -316,6 +316,10 @@ pub struct SseArgs {
     /// how it fails).
     #[arg(long)]
     pub sse_no_fd_cap: bool,
+    /// Streams per HTTP/2 connection (h2c) in phases with more streams than the
+    /// notifier has descriptors for over HTTP/1.1; 0 cuts such phases to what fits.
+    #[arg(long, default_value_t = 100)]
+    pub sse_http2_streams: usize,
 }
 
 impl SseArgs {

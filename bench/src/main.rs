@@ -447,6 +447,7 @@ async fn sse_part(
         open_concurrency: args.sse_open_concurrency,
         notifier_bin: args.notifier_bin.clone(),
         no_fd_cap: args.sse_no_fd_cap,
+        http2_per_connection: args.sse_http2_streams,
         seed: run.seed,
         stall: Duration::from_secs(opts.stall_secs.unwrap_or(if run.smoke { 30 } else { 60 })),
     };

@@ -813,7 +813,7 @@ impl Report {
 
 /// How each number of the SSE section is measured.
 const SSE_NOTES: &[&str] = &[
-    "Setup: `bench sse` starts `seatq-notifier` on its own port (`bash -c 'source deploy/local/lib.sh; ulimit -n $(ulimit -Hn); exec target/release/seatq-notifier'` with `SEATQ_CONFIG=deploy/local/seatq.toml SEATQ_NOTIFIER__EMBEDDED=false SEATQ_NOTIFIER__LISTEN=127.0.0.1:<free port>`), creates a fresh event through the gateway, and opens the streams from worker processes of its own (`bench sse-worker`, one thread each, raw `TcpStream`s: HTTP/1.1 request, chunked body and event-stream parsed by hand) with `?since=` the seat map's `position.next_offset`; a stream counts as open once it received `ready` with exactly that id. Each phase adds streams to those already open, then runs its own storm.",
+    "Setup: `bench sse` starts `seatq-notifier` on its own port (`bash -c 'source deploy/local/lib.sh; ulimit -n $(ulimit -Hn); exec target/release/seatq-notifier'` with `SEATQ_CONFIG=deploy/local/seatq.toml SEATQ_NOTIFIER__EMBEDDED=false SEATQ_NOTIFIER__LISTEN=127.0.0.1:<free port>`), creates a fresh event through the gateway, and opens the streams from worker processes of its own (`bench sse-worker`, one thread each; over HTTP/1.1 raw `TcpStream`s, request, chunked body and event-stream parsed by hand; over HTTP/2 the `h2` crate's client with h2c prior knowledge, 256 KiB stream and 16 MiB connection windows, event-stream parsed by hand) with `?since=` the seat map's `position.next_offset`; a stream counts as open once it received `ready` with exactly that id. Each phase adds streams to those already open, then runs its own storm.",
     "Storm: users each holding and cancelling their own seats through the gateway (`POST /v1/events/{id}/holds?wait_ms=5000`, `DELETE /v1/holds/{id}`), about half of each user's seats held at any time; seat changes = holds granted + holds cancelled in `requests`.",
     "Decided → received: per (stream, seat change), the receipt of the first `seat_status_changed` message whose id (`next_offset`) is past the command's offset, minus the command's `requests.decided_at` (the consumer stamps it when the batch starts, before its transaction commits). It includes the commit, the outbox relay, the broker, the notifier's read, the wait for the next coalescing tick (`notifier.coalesce_ms`) and the fan-out. Published → received: per (stream, delta), from the `seat_status_changed` record's timestamp in the seat events (set by the relay's producer, in ms) to the first message whose id is at least its `next_offset`: the notifier's part plus the broker's. First → each: a message's receipt by each stream minus its first receipt by any stream: one fan-out's spread. All receipt times are taken when the read returned, on the same machine's clock.",
     "Memory: VmRSS of the notifier process (`/proc/<pid>/status`) with the streams open and idle minus its VmRSS when ready with no stream, per stream; the same for the bench's worker processes together. Messages/s: `seat_status_changed` messages received by all streams between the first and the last receipt of the phase. Dropped: `dropped_slow` of `GET /v1/notifier/stats` (a client whose queue was full is disconnected). State: for every stream, the seat map it started from plus every message it received, seat by seat, against `GET /v1/events/{id}/seats` after the storm (streams that received the same messages are folded once).",
@@ -850,6 +850,12 @@ fn sse_setup(r: &SseResult) -> Vec<String> {
         r.workers,
         r.streams_per_worker,
     )];
+    if r.phases.iter().any(|p| p.http2_streams > 0) {
+        lines.push(format!(
+            "\n**Phases past the notifier's descriptors add their streams over HTTP/2**, {} per connection (h2c with prior knowledge; `--sse-http2-streams`): over HTTP/1.1 every stream is a connection and a descriptor, and the notifier may hold {} (`RLIMIT_NOFILE`, not raisable here without `CAP_SYS_RESOURCE`). Many streams on one connection is what the notifier sees behind an HTTP/2 load balancer, or from a browser's tabs.",
+            r.http2_streams_per_connection, n.fd_limit.0
+        ));
+    }
     if let Some(cap) = &r.fd_cap {
         lines.push(format!(
             "\n**{} streams were asked for; {} were planned**: the notifier may hold {} descriptors (`RLIMIT_NOFILE`, not raisable here without `CAP_SYS_RESOURCE`) and used {} before the first stream; {} are kept free for the bench's own requests to it.",
@@ -890,6 +896,9 @@ fn sse_rows(r: &SseResult) -> Vec<(String, Vec<String>)> {
             "streams open (failed to open); s to open the new ones",
             |p| format!("{} ({}); {:.1}", p.streams, p.open_failed, p.open_s),
         ),
+        ("of which over HTTP/2 (connections)", |p| {
+            format!("{} ({})", p.http2_streams, p.http2_connections)
+        }),
         ("notifier RSS: streams open / after the storm (MB)", |p| {
             format!(
                 "{:.1} / {:.1}",

@@ -500,6 +500,9 @@ pub struct SsePhase {
     pub streams_target: usize,
     /// Streams open (each got `ready`) during this phase.
     pub streams: usize,
+    /// Of those, the ones on HTTP/2 connections, and those connections.
+    pub http2_streams: usize,
+    pub http2_connections: usize,
     pub opened: usize,
     pub open_failed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -582,6 +585,9 @@ pub struct SseResult {
     pub requested_streams: Vec<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fd_cap: Option<FdCap>,
+    /// Streams per HTTP/2 connection in phases past the notifier's descriptors (0: such
+    /// phases are capped instead).
+    pub http2_streams_per_connection: usize,
     pub workers: usize,
     pub streams_per_worker: usize,
     pub storm_secs: f64,

@@ -81,6 +81,9 @@ pub struct Options {
     pub notifier_bin: Option<PathBuf>,
     /// Open as many streams as asked even past the notifier's descriptor limit.
     pub no_fd_cap: bool,
+    /// Streams per HTTP/2 connection for phases past the notifier's descriptors over
+    /// HTTP/1.1; 0: cap those phases instead.
+    pub http2_per_connection: usize,
     pub seed: u64,
     pub stall: Duration,
 }
@@ -262,20 +265,35 @@ fn modified(path: &Path) -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// The streams each phase can have: the asked sizes, at most what the notifier's
-/// descriptor limit allows (unless told to try anyway).
+/// One phase: the streams open in it, and whether the ones it adds share HTTP/2
+/// connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PhasePlan {
+    streams: usize,
+    http2: bool,
+}
+
+/// The streams each phase can have. Over HTTP/1.1 a stream is a connection, one of the
+/// notifier's descriptors; a phase past them adds its streams over HTTP/2 connections
+/// (`http2` streams each) or, with `http2` 0, is cut to what the descriptors allow (unless
+/// told to try anyway).
 fn plan_streams(
     asked: &[usize],
     fd_limit: u64,
     baseline_fds: usize,
     no_cap: bool,
-) -> (Vec<usize>, Option<FdCap>) {
+    http2: usize,
+) -> (Vec<PhasePlan>, Option<FdCap>) {
     let budget = (fd_limit as usize).saturating_sub(baseline_fds + FD_RESERVE);
     let max = asked.iter().copied().max().unwrap_or(0);
+    let plan = |streams: usize, http2: bool| PhasePlan { streams, http2 };
     if no_cap || max <= budget {
-        return (asked.to_vec(), None);
+        return (asked.iter().map(|&n| plan(n, false)).collect(), None);
     }
-    let mut planned: Vec<usize> = asked.iter().map(|&n| n.min(budget)).collect();
+    if http2 > 0 {
+        return (asked.iter().map(|&n| plan(n, n > budget)).collect(), None);
+    }
+    let mut planned: Vec<PhasePlan> = asked.iter().map(|&n| plan(n.min(budget), false)).collect();
     planned.dedup();
     let cap = FdCap {
         requested: max,
@@ -399,7 +417,13 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
         fd_hard,
         log.display()
     );
-    let (planned, fd_cap) = plan_streams(&o.streams, fd_soft, baseline_fds, o.no_fd_cap);
+    let (planned, fd_cap) = plan_streams(
+        &o.streams,
+        fd_soft,
+        baseline_fds,
+        o.no_fd_cap,
+        o.http2_per_connection,
+    );
     if let Some(cap) = &fd_cap {
         println!(
             "sse: the notifier may open {} descriptors (RLIMIT_NOFILE, hard limit {}) and uses {} already: {} streams asked, {} planned (--sse-no-fd-cap to try anyway)",
@@ -407,7 +431,7 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
         );
     }
 
-    let max = planned.iter().copied().max().unwrap_or(0);
+    let max = planned.iter().map(|p| p.streams).max().unwrap_or(0);
     let worker_count = max.div_ceil(o.streams_per_worker.max(1)).max(1);
     let mut workers = Vec::with_capacity(worker_count);
     for _ in 0..worker_count {
@@ -437,6 +461,7 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
         notifier: notifier_info,
         requested_streams: o.streams.clone(),
         fd_cap,
+        http2_streams_per_connection: o.http2_per_connection,
         workers: worker_count,
         streams_per_worker: o.streams_per_worker,
         storm_secs: o.storm_secs,
@@ -462,9 +487,12 @@ pub async fn run(stack: &Stack, root: &Path, o: &Options) -> Result<SseResult, B
         workers_baseline,
         next_map: 0,
         last: None,
+        http2_streams: 0,
+        http2_connections: 0,
     };
-    for (phase, &target) in planned.iter().enumerate() {
-        match env.phase(phase as u32, target).await {
+    for (phase, &plan) in planned.iter().enumerate() {
+        let target = plan.streams;
+        match env.phase(phase as u32, plan).await {
             Ok(p) => {
                 print_phase(&p);
                 result.phases.push(p);
@@ -534,6 +562,9 @@ struct Env<'a> {
     next_map: u32,
     /// The notifier's VmRSS after the last phase's storm, and its streams.
     last: Option<(u64, usize)>,
+    /// Streams opened over HTTP/2 so far, and the connections they share.
+    http2_streams: usize,
+    http2_connections: usize,
 }
 
 impl Env<'_> {
@@ -561,8 +592,14 @@ impl Env<'_> {
         }
     }
 
-    async fn phase(&mut self, phase: u32, target: usize) -> Result<SsePhase, BenchError> {
+    async fn phase(&mut self, phase: u32, plan: PhasePlan) -> Result<SsePhase, BenchError> {
         let o = self.o;
+        let target = plan.streams;
+        let http2 = if plan.http2 {
+            o.http2_per_connection
+        } else {
+            0
+        };
         let load = Machine::detect("").load_avg_1m_at_start;
         let _: Vec<Done> = all(self.workers, &Request::Phase { phase }).await?;
 
@@ -574,10 +611,15 @@ impl Env<'_> {
             let counts: Vec<usize> = self.workers.iter().map(|w| w.streams).collect();
             let deal = deal(&counts, o.streams_per_worker, target - have);
             println!(
-                "sse: opening {} streams (to {target}) from offset {} over {} workers",
+                "sse: opening {} streams (to {target}) from offset {} over {} workers{}",
                 target - have,
                 map.next_offset,
-                self.workers.len()
+                self.workers.len(),
+                if http2 > 0 {
+                    format!(", over HTTP/2 with {http2} streams per connection")
+                } else {
+                    String::new()
+                }
             );
             let started = Instant::now();
             let results = futures::future::try_join_all(self.workers.iter_mut().zip(deal).map(
@@ -589,6 +631,7 @@ impl Env<'_> {
                             map: map_id,
                             concurrency: o.open_concurrency,
                             timeout_ms: OPEN_TIMEOUT.as_millis() as u64,
+                            http2,
                         })
                         .await?;
                     w.streams += r.opened;
@@ -597,6 +640,10 @@ impl Env<'_> {
             ))
             .await?;
             for r in results {
+                if http2 > 0 {
+                    self.http2_streams += r.opened;
+                }
+                self.http2_connections += r.http2_connections;
                 opened.opened += r.opened;
                 opened.failed += r.failed;
                 if opened.first_error.is_none() {
@@ -715,6 +762,8 @@ impl Env<'_> {
         Ok(SsePhase {
             streams_target: target,
             streams,
+            http2_streams: self.http2_streams,
+            http2_connections: self.http2_connections,
             opened: opened.opened,
             open_failed: opened.failed,
             first_open_error: opened.first_error,
@@ -900,19 +949,31 @@ mod tests {
 
     #[test]
     fn streams_are_capped_by_the_notifiers_descriptors_unless_told_not_to() {
-        let (planned, cap) = plan_streams(&[1_000, 20_000], 20_000, 20, false);
-        assert_eq!(planned, [1_000, 19_964]);
+        let sizes = |plans: Vec<PhasePlan>| -> Vec<usize> {
+            assert!(plans.iter().all(|p| !p.http2), "{plans:?}");
+            plans.iter().map(|p| p.streams).collect()
+        };
+        let (planned, cap) = plan_streams(&[1_000, 20_000], 20_000, 20, false, 0);
+        assert_eq!(sizes(planned), [1_000, 19_964]);
         let cap = cap.expect("capped");
         assert_eq!((cap.requested, cap.capped_to), (20_000, 19_964));
-        let (planned, cap) = plan_streams(&[1_000, 20_000], 20_000, 20, true);
-        assert_eq!(planned, [1_000, 20_000]);
+        let (planned, cap) = plan_streams(&[1_000, 20_000], 20_000, 20, true, 0);
+        assert_eq!(sizes(planned), [1_000, 20_000]);
         assert!(cap.is_none());
-        let (planned, cap) = plan_streams(&[100, 300], 20_000, 20, false);
-        assert_eq!(planned, [100, 300]);
+        let (planned, cap) = plan_streams(&[100, 300], 20_000, 20, false, 100);
+        assert_eq!(sizes(planned), [100, 300]);
         assert!(cap.is_none());
         // Both phases over the budget become one.
-        let (planned, _) = plan_streams(&[30_000, 40_000], 20_000, 20, false);
-        assert_eq!(planned, [19_964]);
+        let (planned, _) = plan_streams(&[30_000, 40_000], 20_000, 20, false, 0);
+        assert_eq!(sizes(planned), [19_964]);
+    }
+
+    #[test]
+    fn phases_past_the_descriptors_add_their_streams_over_http2() {
+        let (planned, cap) = plan_streams(&[1_000, 5_000, 20_000], 20_000, 20, false, 100);
+        assert!(cap.is_none());
+        let http2: Vec<(usize, bool)> = planned.iter().map(|p| (p.streams, p.http2)).collect();
+        assert_eq!(http2, [(1_000, false), (5_000, false), (20_000, true)]);
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub enum Request {
         map: u32,
         concurrency: usize,
         timeout_ms: u64,
+        /// Streams per HTTP/2 connection (h2c, prior knowledge); 0: HTTP/1.1, one
+        /// connection each.
+        #[serde(default)]
+        http2: usize,
     },
     /// Messages first seen from now on belong to `phase`.
     Phase { phase: u32 },
@@ -79,6 +83,9 @@ pub struct Opened {
     pub failed: usize,
     pub first_error: Option<String>,
     pub secs: f64,
+    /// HTTP/2 connections made for the new streams.
+    #[serde(default)]
+    pub http2_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

@@ -1,8 +1,11 @@
 //! The stream-holding worker process: `bench sse-worker`, started by the scenario.
 //!
-//! It holds thousands of `GET /v1/events/{id}/stream` connections on one thread, each a
-//! raw `TcpStream` read through the chunked and event-stream decoders of [`parse`], and
-//! keeps per stream only what the run needs: its cursor, and the messages it received
+//! It holds thousands of `GET /v1/events/{id}/stream` streams on one thread. Over
+//! HTTP/1.1 each is a raw `TcpStream` read through the chunked and event-stream decoders
+//! of [`parse`]; over HTTP/2 (h2c with prior knowledge, the `h2` crate) many streams
+//! share a connection, as a browser's tabs or a load balancer's clients do, and each
+//! stream's data goes through the event-stream decoder alone. It keeps per stream only
+//! what the run needs: its cursor, and the messages it received
 //! (an index into the distinct messages seen, with the receipt time). Every message is
 //! the same bytes for every stream that gets it, so it is parsed once, when first seen;
 //! later receipts are matched byte for byte against it.
@@ -10,13 +13,14 @@
 //! Requests come on stdin and replies go to stdout, one JSON line each
 //! ([`protocol`](super::protocol)); diagnostics go to stderr.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -34,6 +38,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// shorter keeps the run short, and the reconnect is counted either way).
 const RECONNECT_PAUSE: Duration = Duration::from_millis(200);
 const READ_BUFFER: usize = 64 * 1024;
+/// HTTP/2 flow-control windows, a browser's order of size: a stream that is not read
+/// cannot use up its connection's window and stall the streams beside it.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 thread_local! {
     /// One read buffer for all streams: they run on this thread one at a time, and a
@@ -116,6 +124,16 @@ struct Client {
     receipts: Vec<(u32, i64)>,
     resynced: bool,
     disconnects: u32,
+    /// The HTTP/2 connection (index in `Shared::h2`) it shares; HTTP/1.1 when `None`.
+    group: Option<usize>,
+}
+
+/// An HTTP/2 connection several streams share; made (again) by the first of them that
+/// needs it.
+#[derive(Default)]
+struct H2Group {
+    conn: tokio::sync::Mutex<Option<h2::client::SendRequest<Bytes>>>,
+    members: Cell<usize>,
 }
 
 #[derive(Default)]
@@ -128,6 +146,7 @@ struct Shared {
     messages: Vec<Message>,
     by_id: HashMap<i64, Vec<u32>>,
     clients: Vec<Client>,
+    h2: Vec<Rc<H2Group>>,
     tasks: Vec<JoinHandle<()>>,
     reconnects: u64,
     ready_mismatches: u64,
@@ -356,6 +375,91 @@ async fn connection(
     }
 }
 
+/// A ready handle on `group`'s connection, connecting (again) when it has none or lost it.
+async fn h2_sender(
+    shared: &Rc<RefCell<Shared>>,
+    group: &H2Group,
+) -> Result<h2::client::SendRequest<Bytes>, String> {
+    let mut conn = group.conn.lock().await;
+    if let Some(send) = conn.as_ref() {
+        if let Ok(ready) = send.clone().ready().await {
+            return Ok(ready);
+        }
+    }
+    let addr = shared.borrow().addr.clone();
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+        .await
+        .map_err(|_| format!("connect: no answer in {CONNECT_TIMEOUT:?}"))?
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(H2_STREAM_WINDOW)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .handshake::<_, Bytes>(tcp)
+        .await
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+    tokio::task::spawn_local(async move {
+        if let Err(e) = connection.await {
+            eprintln!("sse-worker: an HTTP/2 connection ended: {e}");
+        }
+    });
+    *conn = Some(send.clone());
+    send.ready()
+        .await
+        .map_err(|e| format!("HTTP/2 connection not ready: {e}"))
+}
+
+/// One stream of client `i` on its group's HTTP/2 connection: request, then events until
+/// it ends.
+async fn h2_connection(
+    shared: &Rc<RefCell<Shared>>,
+    i: usize,
+    group: &H2Group,
+    opened: &mut Option<oneshot::Sender<Result<(), String>>>,
+) -> Ended {
+    let request = {
+        let s = shared.borrow();
+        let c = &s.clients[i];
+        let builder = if c.opened {
+            http::Request::get(format!("http://{}{}", s.addr, s.path))
+                .header("last-event-id", c.cursor.to_string())
+        } else {
+            http::Request::get(format!("http://{}{}?since={}", s.addr, s.path, c.since))
+        };
+        builder
+            .header("accept", "text/event-stream")
+            .body(())
+            .map_err(|e| format!("the request: {e}"))?
+    };
+    let mut send = h2_sender(shared, group).await?;
+    let (response, _) = send
+        .send_request(request, true)
+        .map_err(|e| format!("sending the request: {e}"))?;
+    let response = tokio::time::timeout(CONNECT_TIMEOUT, response)
+        .await
+        .map_err(|_| format!("no answer in {CONNECT_TIMEOUT:?}"))?
+        .map_err(|e| format!("response: {e}"))?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if status != http::StatusCode::OK {
+        let text = match tokio::time::timeout(CONNECT_TIMEOUT, body.data()).await {
+            Ok(Some(Ok(chunk))) => String::from_utf8_lossy(&chunk).chars().take(300).collect(),
+            _ => String::new(),
+        };
+        return Err(format!("HTTP {}: {text}", status.as_u16()));
+    }
+    let mut sse = SseParser::default();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| format!("read: {e}"))?;
+        let now = now_us();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if let Some(ended) = feed(shared, i, now, opened, &mut None, &mut sse, &chunk) {
+            return ended;
+        }
+    }
+    Ok("response ended")
+}
+
 /// Decode body bytes and handle their events. `Some` when the connection should end.
 fn feed(
     shared: &Rc<RefCell<Shared>>,
@@ -394,8 +498,15 @@ async fn client(
     i: usize,
     mut opened: Option<oneshot::Sender<Result<(), String>>>,
 ) {
+    let group = {
+        let s = shared.borrow();
+        s.clients[i].group.and_then(|g| s.h2.get(g).cloned())
+    };
     loop {
-        let ended = connection(&shared, i, &mut opened).await;
+        let ended = match &group {
+            Some(group) => h2_connection(&shared, i, group, &mut opened).await,
+            None => connection(&shared, i, &mut opened).await,
+        };
         let reason = match ended {
             Ok(why) => why.to_string(),
             Err(e) => e,
@@ -425,11 +536,13 @@ async fn open(
     map: u32,
     concurrency: usize,
     timeout: Duration,
+    http2: usize,
 ) -> Result<Opened, String> {
     if !shared.borrow().maps.contains_key(&map) {
         return Err(format!("no seat map {map}"));
     }
     let started = Instant::now();
+    let mut http2_connections = 0;
     let permits = std::sync::Arc::new(Semaphore::new(concurrency.max(1)));
     let mut waits = Vec::with_capacity(count);
     for _ in 0..count {
@@ -439,10 +552,26 @@ async fn open(
             .map_err(|e| e.to_string())?;
         let i = {
             let mut s = shared.borrow_mut();
+            let group = (http2 > 0).then(|| {
+                let last = s.h2.len().checked_sub(1);
+                match last.filter(|&g| s.h2[g].members.get() < http2) {
+                    Some(g) => g,
+                    None => {
+                        s.h2.push(Rc::default());
+                        http2_connections += 1;
+                        s.h2.len() - 1
+                    }
+                }
+            });
+            if let Some(g) = group {
+                let members = &s.h2[g].members;
+                members.set(members.get() + 1);
+            }
             s.clients.push(Client {
                 map,
                 since,
                 cursor: since,
+                group,
                 ..Client::default()
             });
             s.clients.len() - 1
@@ -466,7 +595,10 @@ async fn open(
             result
         }));
     }
-    let mut out = Opened::default();
+    let mut out = Opened {
+        http2_connections,
+        ..Opened::default()
+    };
     for wait in waits {
         match wait.await {
             Ok(Ok(())) => out.opened += 1,
@@ -701,6 +833,7 @@ async fn serve(addr: String, path: String, event_id: String) -> anyhow::Result<(
                 map,
                 concurrency,
                 timeout_ms,
+                http2,
             } => reply(
                 open(
                     &shared,
@@ -709,6 +842,7 @@ async fn serve(addr: String, path: String, event_id: String) -> anyhow::Result<(
                     map,
                     concurrency,
                     Duration::from_millis(timeout_ms),
+                    http2,
                 )
                 .await,
             ),
