@@ -283,8 +283,8 @@ impl LifecycleArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SseArgs {
     /// Streams open in each phase, cumulative (the same notifier, one storm per phase)
-    /// [default: 1000,5000,20000, or 100,300 with --smoke]. Capped by the notifier's descriptor
-    /// limit (reported) unless --sse-no-fd-cap.
+    /// [default: 1000,5000,20000, or 100,300 with --smoke]. A phase past the notifier's
+    /// descriptor limit adds its streams over HTTP/2 (see --sse-http2-streams).
     #[arg(long, value_delimiter = ',')]
     pub sse_streams: Option<Vec<usize>>,
     /// Length of each phase's storm in seconds [default: 15, or 5 with --smoke].
@@ -312,8 +312,8 @@ pub struct SseArgs {
     /// The notifier binary [default: a release build of seatq-notifier, made first].
     #[arg(long)]
     pub notifier_bin: Option<PathBuf>,
-    /// Open as many streams as asked even past the notifier's descriptor limit (to see
-    /// how it fails).
+    /// Open as many streams as asked even past the notifier's descriptor limit, all over
+    /// HTTP/1.1 (to see how it fails).
     #[arg(long)]
     pub sse_no_fd_cap: bool,
     /// Streams per HTTP/2 connection (h2c) in phases with more streams than the
