@@ -317,14 +317,21 @@ async fn stats(base: &str) -> Value {
         .expect("json")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
+/// A stack whose notifier queues at most 4 messages per client and flushes every 20 ms,
+/// so a client that stops reading falls behind within a short storm; and its base URL.
+async fn stack_for_slow_clients() -> (Stack, String) {
     let mut stack = Stack::start(|s| {
         s.notifier.client_buffer = 4;
         s.notifier.coalesce_ms = 20;
     })
     .await;
     let (base, _) = stack.notifier().await;
+    (stack, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stops_reading_is_dropped_while_others_keep_receiving() {
+    let (stack, base) = stack_for_slow_clients().await;
     let event = EventId::new();
     // The slow client: asks for the stream with a tiny receive window, then never reads.
     let addr = base.trim_start_matches("http://").to_owned();
@@ -425,12 +432,7 @@ async fn h2_read_until(body: &mut h2::RecvStream, needle: Option<&str>) -> bool 
 /// one that stops reading is let go on its own, and the others keep receiving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_http2_stream_that_stops_reading_is_let_go_without_its_connection() {
-    let mut stack = Stack::start(|s| {
-        s.notifier.client_buffer = 4;
-        s.notifier.coalesce_ms = 20;
-    })
-    .await;
-    let (base, _) = stack.notifier().await;
+    let (stack, base) = stack_for_slow_clients().await;
     let event = EventId::new();
     let tcp = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
         .await
