@@ -111,14 +111,18 @@ impl Browser {
             .expect("navigate");
     }
 
-    /// The element with this test id, once it exists.
+    /// The element with this test id, once it exists. Looked for again after any error, not
+    /// only "no such element": a look-up sent while the page navigates (to the payment
+    /// page, say) comes back "aborted by navigation".
     async fn el(&self, id: &str) -> Element {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(&testid(id)))
-            .await
-            .unwrap_or_else(|e| panic!("no {id} within {WAIT:?}: {e}"))
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.client.find(Locator::Css(&testid(id))).await {
+                Ok(e) => return e,
+                Err(e) if Instant::now() >= deadline => panic!("no {id} within {WAIT:?}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
     }
 
     async fn click(&self, id: &str) {
