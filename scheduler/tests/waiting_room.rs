@@ -71,11 +71,13 @@ fn rank_correlation(a: &[usize], b: &[usize]) -> f64 {
     1.0 - 6.0 * d2 / (n * (n * n - 1.0))
 }
 
+const LOTTERY_SECRET: &str = "fixed seed for the lottery test";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lottery_before_the_sale_opens_then_first_come_first_served() {
     // A fixed lottery secret: the draw (a keyed hash of event and user) is reproducible.
     let stack = Stack::start(|s| {
-        s.waiting_room.secret = "fixed seed for the lottery test".into();
+        s.waiting_room.secret = LOTTERY_SECRET.into();
         s.waiting_room.initial_rate = 2000.0;
         s.waiting_room.tick_ms = 200;
     })
@@ -158,10 +160,39 @@ async fn a_lottery_before_the_sale_opens_then_first_come_first_served() {
         early_ranks.iter().all(|r| *r < 300),
         "the pre-queue goes first"
     );
+    // The draw is the keyed hash of (event, user) under the fixed secret, and the
+    // pre-queue is admitted in the order of the draws: checked exactly, ticket by ticket.
+    let keys: Vec<(uuid::Uuid, String, f64)> =
+        sqlx::query_as("SELECT id, user_id, sort_key FROM queue_tickets WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_all(stack.pool())
+            .await
+            .expect("sort keys");
+    let key_of: HashMap<String, f64> = keys
+        .iter()
+        .map(|(id, _, key)| (id.to_string(), *key))
+        .collect();
+    for (id, user, key) in keys
+        .iter()
+        .filter(|(id, ..)| tickets.contains(&id.to_string()))
+    {
+        let draw =
+            seatq_common::waiting_room::lottery_key(LOTTERY_SECRET.as_bytes(), event_id, user);
+        assert_eq!(*key, draw, "ticket {id}");
+    }
+    let mut by_place = tickets.clone();
+    by_place.sort_by_key(|t| place[t.as_str()]);
+    let mut by_draw = tickets.clone();
+    by_draw.sort_by(|a, b| key_of[a].total_cmp(&key_of[b]));
+    assert_eq!(by_place, by_draw, "the pre-queue is admitted in draw order");
+    // And the draws are unrelated to arrival order. The event id is new each run, so the
+    // draws are too: under no relation, Spearman's rho over 300 has a standard deviation
+    // of 1/sqrt(299) = 0.058, and 0.25 (4.3 of those) fails a fair lottery about once in
+    // 60,000 runs, while a draw that followed arrival would give rho near 1.
     let arrival: Vec<usize> = (0..300).collect();
     let rho = rank_correlation(&arrival, &early_ranks);
     assert!(
-        rho.abs() < 0.15,
+        rho.abs() < 0.25,
         "admission order follows arrival order (rho = {rho:.3})"
     );
     // Then the late ones, strictly first come, first served.
