@@ -73,12 +73,16 @@ pub async fn position(
             .map(|i| i as i64 + 1);
         return Ok((at, users.len() as i64));
     }
-    let at: Option<i64> = redis::cmd("LPOS")
+    // Place and length in one transaction: a rebuild (DEL + RPUSH, atomic) between two
+    // separate reads gave a place with a length of 0.
+    let (at, len): (Option<i64>, i64) = redis::pipe()
+        .atomic()
+        .cmd("LPOS")
         .arg(&key)
         .arg(&user.0)
+        .llen(&key)
         .query_async(redis)
         .await?;
-    let len: i64 = redis.llen(&key).await?;
     Ok((at.map(|i| i + 1), len))
 }
 
