@@ -104,6 +104,10 @@ pub struct ConsumerSettings {
     pub heartbeat_ms: u64,
     /// A consumer silent this long is gone; its partitions move to the others.
     pub member_ttl_ms: u64,
+    /// Fire drills: a command from this user id panics inside the rules, so operators and
+    /// the tests can rehearse poison isolation on a real stack. Empty: off.
+    #[serde(default)]
+    pub drill_panic_user: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,6 +20,8 @@
 //! | `seatq_consumer_batch_records` | histogram | | Kafka records per applied batch |
 //! | `seatq_consumer_batch_duration_seconds` | histogram | | one batch's transaction, begin to commit |
 //! | `seatq_consumer_decisions_total` | counter | outcome (`held`/`rejected`/`applied`) | commands decided (committed); `rate()` is decisions/s |
+//! | `seatq_consumer_dead_letters_total` | counter | partition | commands the consumer could not apply as they were (unreadable, malformed, or failing when applied): rejected, kept in `dead_letters` |
+//! | `seatq_consumer_poison_isolations_total` | counter | partition | batches that failed for a reason other than a passing one and were split to find the failing commands |
 //! | `seatq_consumer_lag_records` | gauge | partition | high watermark − next offset to apply, per owned partition (0 once given up) |
 //! | `seatq_outbox_backlog` | gauge | partition | outbox rows written but not yet relayed, per owned partition |
 //! | `seatq_scheduler_timers_pending` | gauge | partition | hold timers read and not fired yet (the delay queue) |
@@ -58,6 +60,8 @@ pub mod names {
     pub const BATCH_RECORDS: &str = "seatq_consumer_batch_records";
     pub const BATCH_SECONDS: &str = "seatq_consumer_batch_duration_seconds";
     pub const DECISIONS: &str = "seatq_consumer_decisions_total";
+    pub const DEAD_LETTERS: &str = "seatq_consumer_dead_letters_total";
+    pub const POISON_ISOLATIONS: &str = "seatq_consumer_poison_isolations_total";
     pub const CONSUMER_LAG: &str = "seatq_consumer_lag_records";
     pub const OUTBOX_BACKLOG: &str = "seatq_outbox_backlog";
     pub const TIMERS_PENDING: &str = "seatq_scheduler_timers_pending";
@@ -90,6 +94,14 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::DECISIONS,
         "Commands decided and committed by the consumer, by outcome",
+    ),
+    (
+        names::DEAD_LETTERS,
+        "Commands the consumer rejected and kept in dead_letters instead of applying, per partition",
+    ),
+    (
+        names::POISON_ISOLATIONS,
+        "Consumer batches split to isolate commands that cannot be applied, per partition",
     ),
     (
         names::CONSUMER_LAG,
@@ -313,6 +325,19 @@ pub fn batch_applied(records: usize, took: Duration, held: u64, rejected: u64, a
             metrics::counter!(names::DECISIONS, "outcome" => outcome).increment(n);
         }
     }
+}
+
+/// Dead letters a committed batch recorded.
+pub fn dead_letters(partition: i32, count: u64) {
+    if count > 0 {
+        metrics::counter!(names::DEAD_LETTERS, "partition" => partition.to_string())
+            .increment(count);
+    }
+}
+
+/// A batch failed for a lasting reason and is being split to find the failing commands.
+pub fn poison_isolation(partition: i32) {
+    metrics::counter!(names::POISON_ISOLATIONS, "partition" => partition.to_string()).increment(1);
 }
 
 pub fn consumer_lag(partition: i32, lag: i64) {

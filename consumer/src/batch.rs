@@ -1,25 +1,28 @@
 //! One batch of commands, applied in one PostgreSQL transaction.
 //!
-//! 1. Fence: lock this partition's row in `consumer_offsets` and check it still says the
-//!    offset this worker expects. If another consumer moved it (a rebalance briefly gave
+//! 1. **Fence**: lock this partition's row in `consumer_offsets` and check it still says
+//!    the offset this worker expects. If another consumer moved it (a rebalance briefly gave
 //!    the partition to two of us), roll back and let the caller re-seek. The lock also
 //!    serialises two such consumers, so a batch commits at most once.
-//! 2. Skip commands whose request_id is already decided (redelivery).
-//! 3. Lock the seat rows the batch touches (in key order), the general-admission counters,
-//!    and read the users' current seat counts into a [`Ledger`].
-//! 4. Decide every command in Kafka order (offset, then place in the record), in memory.
-//! 5. Write set-based (`unnest`): holds, seats, counters, decisions, dead letters, outbox
+//! 2. **Decode and dedupe**: split packed records into commands in Kafka order; malformed
+//!    ones and those the [`Plan`] quarantines are refused (rejected, dead-lettered); skip
+//!    commands whose request_id is already decided (redelivery).
+//! 3. **Load**: lock the seat rows the batch touches (in key order), the general-admission
+//!    counters, and read the users' current seat counts into a [`Ledger`].
+//! 4. **Decide** every command in Kafka order (offset, then place in the record), in memory.
+//! 5. **Write** set-based (`unnest`): holds, seats, counters, decisions, dead letters, outbox
 //!    rows; advance the offset; `NOTIFY` waiting gateways; commit.
+//!
+//! A batch may also be *tried* (`Plan::trial`): steps 1–5 for some of its commands only,
+//! then rolled back. That is how `poison` finds the commands that make a batch fail.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use seatq_common::catalog::Catalog;
-use seatq_common::command::{
-    decode_record, Command, CommandEnvelope, CommandError, Decoded, HoldSeats, WireEnvelope,
-};
-use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
+use seatq_common::command::{Command, CommandEnvelope, Decoded, HoldSeats};
+use seatq_common::ids::{EventId, HoldId, PaymentId, RequestId, SectionId, UserId};
 use seatq_common::layout::SectionKind;
 use seatq_common::message::{
     HoldTimer, SeatChange, SeatEvent, SeatEventEnvelope, SeatStatus, SectionAvailability,
@@ -48,6 +51,8 @@ pub enum BatchResult {
     },
     /// Another consumer has applied up to `stored`; nothing was written.
     Fenced { stored: i64 },
+    /// A trial went through every step and was rolled back.
+    Tried,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,60 @@ pub enum BatchError {
     Database(#[from] sqlx::Error),
     #[error("encoding a message: {0}")]
     Encode(#[from] serde_json::Error),
+    /// Something in the rules panicked (a bug); the transaction was dropped.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// Requests were decided by someone else while this batch ran: the gateway recorded
+    /// them as never accepted (its produce timed out). Trying again skips them.
+    #[error("{0} request(s) were decided elsewhere while the batch ran")]
+    Raced(u64),
+}
+
+impl BatchError {
+    /// Will the same batch most likely go through if tried again as it is? Lost
+    /// connections, serialization failures, deadlocks and a restarting server pass;
+    /// a constraint, a data error or a panic come back every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BatchError::Database(e) => is_transient(e),
+            BatchError::Raced(_) => true,
+            BatchError::Encode(_) | BatchError::Panicked(_) => false,
+        }
+    }
+}
+
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exceptions; 40001 serialization failure, 40P01 deadlock;
+            // class 53: insufficient resources; 57P01–57P03: shutdown, crash, cannot
+            // connect now; 55P03 lock not available.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(
+                    code.as_ref(),
+                    "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "55P03"
+                )
+        }),
+        _ => false,
+    }
+}
+
+/// Commands to refuse instead of deciding, by position, with what went wrong: they failed
+/// their batch when applied (see `poison`).
+pub type Quarantine = BTreeMap<Position, String>;
+
+/// Which commands of a batch to apply, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// Refused as `internal_error` and dead-lettered.
+    pub quarantine: &'a Quarantine,
+    /// A trial: only these positions (the others are left out entirely), rolled back.
+    pub trial: Option<&'a BTreeSet<Position>>,
 }
 
 /// Applies batches for the partitions of one topic.
@@ -66,6 +125,8 @@ pub struct BatchApplier {
     /// Who holds the partition, recorded with the offset (for operators).
     pub owner: String,
     pub lifecycle: LifecycleConfig,
+    /// Fire drills: commands from this user panic inside the rules.
+    pub drill_panic_user: Option<UserId>,
 }
 
 /// A command's place in Kafka order: the record's offset, then its index in the record.
@@ -81,6 +142,39 @@ struct Decided {
     issued_at: DateTime<Utc>,
     reply: bool,
     outcome: Outcome,
+}
+
+/// A command rejected without deciding: malformed, or quarantined.
+struct Refused {
+    position: Position,
+    request_id: RequestId,
+    event_id: EventId,
+    user_id: UserId,
+    kind: String,
+    issued_at: DateTime<Utc>,
+    reply: bool,
+    reason: &'static str,
+}
+
+/// A command (or record) kept for operators in `dead_letters`.
+struct DeadLetter {
+    position: Position,
+    request_id: Option<RequestId>,
+    event_id: Option<EventId>,
+    kind: Option<String>,
+    reason: &'static str,
+    error: String,
+    payload: Vec<u8>,
+}
+
+/// A batch's messages, decoded and sorted out by the plan.
+#[derive(Default)]
+struct Input {
+    commands: Vec<(Position, CommandEnvelope)>,
+    refused: Vec<Refused>,
+    dead: Vec<DeadLetter>,
+    /// Payments whose `payment_succeeded` was quarantined: refunded unless booked.
+    dead_payments: Vec<PaymentId>,
 }
 
 const INSERT_OFFSET_IF_MISSING: &str =
@@ -121,6 +215,8 @@ const SET_SEATS: &str = "UPDATE seats s SET status = u.status, hold_id = u.hold_
 const CHANGE_GA: &str = "UPDATE ga_inventory g SET held = g.held + u.held, sold = g.sold + u.sold \
      FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[]) AS u(event_id, section_id, held, sold) \
      WHERE g.event_id = u.event_id AND g.section_id = u.section_id";
+// ON CONFLICT: the gateway may have recorded a request as never accepted meanwhile (its
+// produce timed out); the caller compares the rows inserted with the decisions made.
 const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
        detail, hold_id, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
      SELECT request_id, event_id, user_id, kind, status, reason, detail::jsonb, hold_id, $10, kafka_offset, \
@@ -131,10 +227,20 @@ const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_
             kafka_seq) \
      ON CONFLICT (request_id) DO NOTHING";
 const INSERT_DEAD_LETTERS: &str =
-    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, kafka_seq, reason, payload) \
-     SELECT $1, $2, kafka_offset, kafka_seq, reason, payload \
-     FROM unnest($3::bigint[], $6::int[], $4::text[], $5::bytea[]) \
-       AS u(kafka_offset, kafka_seq, reason, payload) \
+    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, \
+       kafka_seq, reason, payload, request_id, event_id, kind, error) \
+     SELECT $1, $2, kafka_offset, kafka_seq, reason, payload, request_id, event_id, kind, error \
+     FROM unnest($3::bigint[], $4::int[], $5::text[], $6::bytea[], $7::uuid[], $8::uuid[], \
+                 $9::text[], $10::text[]) \
+       AS u(kafka_offset, kafka_seq, reason, payload, request_id, event_id, kind, error) \
+     ON CONFLICT DO NOTHING";
+// A payment whose command could not be applied: its money goes back (unless it already
+// became a booking), rather than staying with nobody's seat.
+const REFUND_DEAD_PAYMENTS: &str = "INSERT INTO refunds (id, payment_id, event_id, user_id, \
+       amount_cents, reason, status) \
+     SELECT gen_random_uuid(), p.id, p.event_id, p.user_id, p.amount_cents, 'dead_letter', 'pending' \
+     FROM payments p WHERE p.id = ANY($1) \
+       AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.payment_id = p.id) \
      ON CONFLICT DO NOTHING";
 const INSERT_OUTBOX: &str = "INSERT INTO outbox (source_partition, stream, message_key, payload) \
      SELECT $1, stream, message_key, payload::jsonb \
@@ -157,14 +263,225 @@ impl Outbox {
     }
 }
 
+/// Text as PostgreSQL can store it: no NUL characters, bounded.
+fn storable(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .filter(|c| *c != '\0')
+        .take(max_chars)
+        .collect()
+}
+
+/// A time PostgreSQL can store (years 1–9999), else `now`.
+fn storable_time(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    if (1..=9999).contains(&at.year()) {
+        at
+    } else {
+        now
+    }
+}
+
+/// Decode `messages` into commands in Kafka order, as `plan` says: malformed commands are
+/// refused with their decoding reason, quarantined ones with `internal_error`, and both
+/// are kept as dead letters, like records that are not commands at all.
+fn decode(messages: &[Incoming], plan: &Plan<'_>, now: DateTime<Utc>) -> Input {
+    let mut input = Input::default();
+    for m in messages {
+        let payload = m.payload.as_deref().unwrap_or_default();
+        let elements = match seatq_common::record::messages(payload) {
+            Ok(elements) => elements,
+            // Not even an array of JSON values: one unreadable item, the whole record kept.
+            Err(_) => vec![payload],
+        };
+        for (seq, element) in elements.into_iter().enumerate() {
+            let at = (m.offset, seq as i32);
+            if plan.trial.is_some_and(|t| !t.contains(&at)) {
+                continue;
+            }
+            let decoded = CommandEnvelope::decode(element);
+            if let Some(error) = plan.quarantine.get(&at) {
+                input.quarantine(at, decoded, error, element, now);
+                continue;
+            }
+            match decoded {
+                Decoded::Command(cmd) => input.commands.push((at, cmd)),
+                Decoded::Invalid(wire, err) => {
+                    tracing::warn!(offset = at.0, seq = at.1, request_id = %wire.request_id,
+                        error = %err, "rejecting a malformed command");
+                    input.dead.push(DeadLetter {
+                        position: at,
+                        request_id: Some(wire.request_id),
+                        event_id: Some(wire.event_id),
+                        kind: Some(storable(&wire.kind, 64)),
+                        reason: err.reason(),
+                        error: storable(&err.to_string(), 2000),
+                        payload: element.to_vec(),
+                    });
+                    input.refused.push(Refused {
+                        position: at,
+                        request_id: wire.request_id,
+                        event_id: wire.event_id,
+                        user_id: UserId(storable(&wire.user_id.0, 200)),
+                        kind: storable(&wire.kind, 64),
+                        issued_at: storable_time(wire.issued_at, now),
+                        reply: wire.reply,
+                        reason: err.reason(),
+                    });
+                }
+                Decoded::Unreadable(err) => {
+                    tracing::warn!(offset = at.0, seq = at.1, error = %err,
+                        "dead-lettering an unreadable message");
+                    input.dead.push(DeadLetter {
+                        position: at,
+                        request_id: None,
+                        event_id: None,
+                        kind: None,
+                        reason: err.reason(),
+                        error: storable(&err.to_string(), 2000),
+                        // The whole record: the bad element cannot always be cut out of it
+                        // reliably, and an operator wants to see what came with it.
+                        payload: payload.to_vec(),
+                    });
+                }
+            }
+        }
+    }
+    input
+}
+
+impl Input {
+    /// Refuse a command that failed its batch when applied: rejected as `internal_error`
+    /// (if it has a request id to answer to), kept as a dead letter.
+    fn quarantine(
+        &mut self,
+        at: Position,
+        decoded: Decoded,
+        error: &str,
+        element: &[u8],
+        now: DateTime<Utc>,
+    ) {
+        let (request_id, event_id, user_id, kind, issued_at, reply) = match decoded {
+            Decoded::Command(cmd) => {
+                if let Command::PaymentSucceeded(p) = &cmd.command {
+                    self.dead_payments.push(p.payment_id);
+                }
+                let kind = cmd.command.kind().to_owned();
+                (
+                    Some(cmd.request_id),
+                    Some(cmd.event_id),
+                    cmd.user_id,
+                    kind,
+                    cmd.issued_at,
+                    cmd.reply,
+                )
+            }
+            Decoded::Invalid(wire, _) => (
+                Some(wire.request_id),
+                Some(wire.event_id),
+                wire.user_id,
+                wire.kind,
+                wire.issued_at,
+                wire.reply,
+            ),
+            Decoded::Unreadable(_) => {
+                (None, None, UserId(String::new()), String::new(), now, false)
+            }
+        };
+        let kind = storable(&kind, 64);
+        self.dead.push(DeadLetter {
+            position: at,
+            request_id,
+            event_id,
+            kind: (!kind.is_empty()).then(|| kind.clone()),
+            reason: "internal_error",
+            error: storable(error, 2000),
+            payload: element.to_vec(),
+        });
+        if let (Some(request_id), Some(event_id)) = (request_id, event_id) {
+            self.refused.push(Refused {
+                position: at,
+                request_id,
+                event_id,
+                user_id: UserId(storable(&user_id.0, 200)),
+                kind,
+                issued_at: storable_time(issued_at, now),
+                reply,
+                reason: "internal_error",
+            });
+        }
+    }
+}
+
+/// Where each phase of a batch's time went (logged at debug level).
+struct Stopwatch {
+    started: std::time::Instant,
+    marks: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            marks: Vec::with_capacity(5),
+        }
+    }
+
+    fn mark(&mut self, phase: &'static str) {
+        self.marks.push((phase, self.started.elapsed()));
+    }
+
+    fn log(&self) {
+        let mut last = std::time::Duration::ZERO;
+        let phases: Vec<String> = self
+            .marks
+            .iter()
+            .map(|(phase, at)| {
+                let took = at.saturating_sub(last);
+                last = *at;
+                format!("{phase}={}ms", took.as_millis())
+            })
+            .collect();
+        tracing::debug!(phases = %phases.join(" "), "batch timing");
+    }
+}
+
 impl BatchApplier {
-    /// Apply `messages` (consecutive, starting at `expected`) to `partition`.
-    #[tracing::instrument(skip_all, fields(partition = partition, offset = expected, count = messages.len()))]
+    /// Apply `messages` (consecutive, starting at `expected`) to `partition`, all of them.
     pub async fn apply(
         &self,
         partition: i32,
         expected: i64,
         messages: &[Incoming],
+    ) -> Result<BatchResult, BatchError> {
+        let none = Quarantine::new();
+        let plan = Plan {
+            quarantine: &none,
+            trial: None,
+        };
+        self.apply_plan(partition, expected, messages, &plan).await
+    }
+
+    /// Every command's position in `messages`, in Kafka order.
+    pub fn positions(messages: &[Incoming]) -> Vec<Position> {
+        messages
+            .iter()
+            .flat_map(|m| {
+                let payload = m.payload.as_deref().unwrap_or_default();
+                let n = seatq_common::record::messages(payload).map_or(1, |e| e.len());
+                (0..n).map(move |seq| (m.offset, seq as i32))
+            })
+            .collect()
+    }
+
+    /// Apply `messages` (consecutive, starting at `expected`) to `partition` as `plan`
+    /// says: the steps of the module doc.
+    #[tracing::instrument(skip_all, fields(partition = partition, offset = expected, count = messages.len(),
+        trial = plan.trial.is_some()))]
+    pub async fn apply_plan(
+        &self,
+        partition: i32,
+        expected: i64,
+        messages: &[Incoming],
+        plan: &Plan<'_>,
     ) -> Result<BatchResult, BatchError> {
         let Some(last) = messages.last() else {
             return Ok(BatchResult::Applied {
@@ -175,77 +492,191 @@ impl BatchApplier {
         };
         let next_offset = last.offset + 1;
         let now = Utc::now();
-        let started = std::time::Instant::now();
+        let mut watch = Stopwatch::start();
         let mut tx = self.pool.begin().await?;
 
         // 1. The fence.
+        if let Some(stored) = self.fence(&mut tx, partition, expected).await? {
+            tx.rollback().await?;
+            return Ok(BatchResult::Fenced { stored });
+        }
+        // 2. Decode, and drop what is already decided.
+        let mut input = decode(messages, plan, now);
+        let duplicates = self.drop_decided(&mut tx, &mut input).await?;
+        watch.mark("dedupe");
+        // 3. Load and lock what the batch touches.
+        let rules = self.rules(&input.commands).await?;
+        let mut ledger = self.load_ledger(&mut tx, &input.commands, &rules).await?;
+        watch.mark("load");
+        // 4. Decide in Kafka order.
+        let mut decided = self.decide_all(&mut ledger, &input, &rules, partition, now);
+        self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &input.commands)
+            .await?;
+        watch.mark("decide");
+        // 5. Write.
+        let dead_letters = self
+            .write(
+                &mut tx,
+                partition,
+                next_offset,
+                &ledger,
+                &decided,
+                &input,
+                &rules,
+                now,
+            )
+            .await?;
+        watch.mark("write");
+        if plan.trial.is_some() {
+            tx.rollback().await?;
+            return Ok(BatchResult::Tried);
+        }
+        tx.commit().await?;
+        watch.mark("commit");
+        watch.log();
+        let mut tally = [0u64; 3];
+        for d in &decided {
+            tally[match d.outcome {
+                Outcome::Held(_) => 0,
+                Outcome::Rejected(_) => 1,
+                Outcome::Applied(_) => 2,
+            }] += 1;
+        }
+        seatq_common::metrics::batch_applied(
+            messages.len(),
+            watch.started.elapsed(),
+            tally[0],
+            tally[1],
+            tally[2],
+        );
+        seatq_common::metrics::dead_letters(partition, dead_letters);
+        Ok(BatchResult::Applied {
+            next_offset,
+            decided: decided.len(),
+            duplicates,
+        })
+    }
+
+    /// Step 1: lock the partition's stored offset; `Some(stored)` if it is not `expected`.
+    async fn fence(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        partition: i32,
+        expected: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query(INSERT_OFFSET_IF_MISSING)
             .bind(&self.topic)
             .bind(partition)
             .bind(expected)
             .bind(&self.owner)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let stored: i64 = sqlx::query_scalar(LOCK_OFFSET)
             .bind(&self.topic)
             .bind(partition)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
-        if stored != expected {
-            tx.rollback().await?;
-            return Ok(BatchResult::Fenced { stored });
-        }
+        Ok((stored != expected).then_some(stored))
+    }
 
-        // 2. Decode, and drop what is already decided.
-        let mut commands: Vec<(Position, CommandEnvelope)> = Vec::new();
-        let mut unreadable: Vec<(Position, WireEnvelope, CommandError)> = Vec::new();
-        let mut dead: Vec<(Position, String, Vec<u8>)> = Vec::new();
-        for m in messages {
-            let payload = m.payload.as_deref().unwrap_or_default();
-            for (seq, item) in decode_record(payload).into_iter().enumerate() {
-                let at = (m.offset, seq as i32);
-                match item {
-                    Decoded::Command(cmd) => commands.push((at, cmd)),
-                    Decoded::Invalid(wire, err) => unreadable.push((at, *wire, err)),
-                    // The whole record is kept: the bad element cannot be cut out of it
-                    // reliably, and an operator wants to see what came with it.
-                    Decoded::Unreadable(err) => dead.push((at, err.to_string(), payload.to_vec())),
-                }
-            }
-        }
-        let ids: Vec<Uuid> = commands
+    /// Step 2: leave out commands already decided (and repeats within the batch); returns
+    /// how many were left out.
+    async fn drop_decided(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        input: &mut Input,
+    ) -> Result<usize, sqlx::Error> {
+        let ids: Vec<Uuid> = input
+            .commands
             .iter()
             .map(|(_, c)| c.request_id.0)
-            .chain(unreadable.iter().map(|(_, w, _)| w.request_id.0))
+            .chain(input.refused.iter().map(|r| r.request_id.0))
             .collect();
         let mut seen: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(SELECT_DECIDED_IDS)
             .bind(&ids)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?
             .into_iter()
             .collect();
-        let before = commands.len() + unreadable.len();
-        commands.retain(|(_, c)| seen.insert(c.request_id.0));
-        unreadable.retain(|(_, w, _)| seen.insert(w.request_id.0));
-        let duplicates = before - commands.len() - unreadable.len();
+        // Refusals were decoded before commands of the same position: keep Kafka order
+        // when two share a request id, by deciding which one comes first.
+        let mut order: Vec<(Position, bool, usize)> = input
+            .commands
+            .iter()
+            .enumerate()
+            .map(|(i, (at, _))| (*at, true, i))
+            .chain(
+                input
+                    .refused
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.position, false, i)),
+            )
+            .collect();
+        order.sort_unstable();
+        let mut keep_command = vec![false; input.commands.len()];
+        let mut keep_refused = vec![false; input.refused.len()];
+        for (_, is_command, i) in order {
+            let id = if is_command {
+                input.commands[i].1.request_id.0
+            } else {
+                input.refused[i].request_id.0
+            };
+            if seen.insert(id) {
+                if is_command {
+                    keep_command[i] = true;
+                } else {
+                    keep_refused[i] = true;
+                }
+            }
+        }
+        let before = input.commands.len() + input.refused.len();
+        let mut keep = keep_command.into_iter();
+        input.commands.retain(|_| keep.next().unwrap_or(false));
+        let mut keep = keep_refused.into_iter();
+        input.refused.retain(|_| keep.next().unwrap_or(false));
+        Ok(before - input.commands.len() - input.refused.len())
+    }
 
-        let t_dedupe = started.elapsed();
-        // 3. Load and lock what the batch touches.
-        let mut rules: HashMap<EventId, EventRules> = HashMap::new();
+    /// Step 3a: the rules of the events the commands are about (cached).
+    async fn rules(
+        &self,
+        commands: &[(Position, CommandEnvelope)],
+    ) -> Result<HashMap<EventId, EventRules>, sqlx::Error> {
+        let mut rules = HashMap::new();
         let event_ids: BTreeSet<EventId> = commands.iter().map(|(_, c)| c.event_id).collect();
         for event_id in event_ids {
             if let Some(entry) = self.catalog.event(event_id).await? {
-                let layout = entry.layout.clone();
-                let info = entry.info.clone();
-                rules.insert(event_id, EventRules { info, layout });
+                rules.insert(
+                    event_id,
+                    EventRules {
+                        info: entry.info.clone(),
+                        layout: entry.layout.clone(),
+                    },
+                );
             }
         }
-        let mut ledger = self.load_ledger(&mut tx, &commands, &rules).await?;
+        Ok(rules)
+    }
 
-        let t_load = started.elapsed();
-        // 4. Decide in Kafka order.
-        let mut decided: Vec<Decided> = Vec::with_capacity(commands.len() + unreadable.len());
-        for (position, c) in &commands {
+    /// Step 4: decide every command in Kafka order against the ledger; refusals join them.
+    fn decide_all(
+        &self,
+        ledger: &mut Ledger,
+        input: &Input,
+        rules: &HashMap<EventId, EventRules>,
+        partition: i32,
+        now: DateTime<Utc>,
+    ) -> Vec<Decided> {
+        let mut decided: Vec<Decided> =
+            Vec::with_capacity(input.commands.len() + input.refused.len());
+        for (position, c) in &input.commands {
+            if self.drill_panic_user.as_ref() == Some(&c.user_id) {
+                panic!(
+                    "fire drill: a command from {} at offset {} seq {}",
+                    c.user_id, position.0, position.1
+                );
+            }
             let outcome = match &c.command {
                 Command::HoldSeats(hold) => {
                     let req = HoldRequest {
@@ -270,74 +701,60 @@ impl BatchApplier {
                 outcome,
             });
         }
-        for (position, wire, err) in unreadable {
-            tracing::warn!(offset = position.0, seq = position.1, request_id = %wire.request_id,
-                error = %err, "rejecting a malformed command");
+        for r in &input.refused {
             decided.push(Decided {
-                position,
-                request_id: wire.request_id,
-                event_id: wire.event_id,
-                user_id: wire.user_id,
-                kind: wire.kind.chars().take(64).collect(),
-                issued_at: wire.issued_at,
-                reply: wire.reply,
-                outcome: Outcome::Rejected(decide::Rejection {
-                    reason: err.reason(),
-                    unavailable: Vec::new(),
-                    alternatives: Vec::new(),
-                }),
+                position: r.position,
+                request_id: r.request_id,
+                event_id: r.event_id,
+                user_id: r.user_id.clone(),
+                kind: r.kind.clone(),
+                issued_at: r.issued_at,
+                reply: r.reply,
+                outcome: Outcome::Rejected(decide::Rejection::new(r.reason)),
             });
         }
         decided.sort_by_key(|d| d.position);
-        // Decisions per outcome (held, rejected, applied), counted once committed.
-        let mut tally = [0u64; 3];
         for d in &decided {
-            let (outcome, slot) = match &d.outcome {
-                Outcome::Held(_) => ("held", 0),
-                Outcome::Rejected(r) => (r.reason, 1),
-                Outcome::Applied(_) => ("applied", 2),
+            let outcome = match &d.outcome {
+                Outcome::Held(_) => "held",
+                Outcome::Rejected(r) => r.reason,
+                Outcome::Applied(_) => "applied",
             };
-            tally[slot] += 1;
             tracing::debug!(request_id = %d.request_id, event_id = %d.event_id, partition,
                 offset = d.position.0, seq = d.position.1, outcome, "decided");
         }
-        self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &commands)
-            .await?;
+        decided
+    }
 
-        let t_decide = started.elapsed();
-        // 5. Write.
-        let mut outbox = Outbox::default();
-        lifecycle_store::write_holds(&mut tx, &ledger).await?;
-        self.write_seats(&mut tx, &ledger).await?;
-        lifecycle_store::write_rest(&mut tx, &ledger, now).await?;
-        self.write_requests(&mut tx, partition, &decided, &rules, now)
+    /// Step 5: write everything the batch decided, advance the offset, signal waiting
+    /// gateways. Returns how many dead letters were recorded.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        partition: i32,
+        next_offset: i64,
+        ledger: &Ledger,
+        decided: &[Decided],
+        input: &Input,
+        rules: &HashMap<EventId, EventRules>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, BatchError> {
+        lifecycle_store::write_holds(tx, ledger).await?;
+        self.write_seats(tx, ledger).await?;
+        lifecycle_store::write_rest(tx, ledger, now).await?;
+        self.write_requests(tx, partition, decided, rules, now)
             .await?;
-        if !dead.is_empty() {
-            for ((offset, seq), reason, _) in &dead {
-                tracing::warn!(offset, seq, %reason, "dead-lettering an unreadable message");
-            }
-            let offsets: Vec<i64> = dead.iter().map(|d| d.0 .0).collect();
-            let seqs: Vec<i32> = dead.iter().map(|d| d.0 .1).collect();
-            let (reasons, payloads): (Vec<String>, Vec<Vec<u8>>) =
-                dead.into_iter().map(|(_, r, p)| (r, p)).unzip();
-            sqlx::query(INSERT_DEAD_LETTERS)
-                .bind(&self.topic)
-                .bind(partition)
-                .bind(&offsets)
-                .bind(&reasons)
-                .bind(&payloads)
-                .bind(&seqs)
-                .execute(&mut *tx)
-                .await?;
-        }
-        collect_messages(&mut outbox, &decided, &ledger, &rules, next_offset, now)?;
+        let dead_letters = self.write_dead_letters(tx, partition, input).await?;
+        let mut outbox = Outbox::default();
+        collect_messages(&mut outbox, decided, ledger, rules, next_offset, now)?;
         if !outbox.streams.is_empty() {
             sqlx::query(INSERT_OUTBOX)
                 .bind(partition)
                 .bind(&outbox.streams)
                 .bind(&outbox.keys)
                 .bind(&outbox.payloads)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(UPDATE_OFFSET)
@@ -345,7 +762,7 @@ impl BatchApplier {
             .bind(partition)
             .bind(next_offset)
             .bind(&self.owner)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let waiting: Vec<String> = decided
             .iter()
@@ -357,31 +774,62 @@ impl BatchApplier {
             sqlx::query(NOTIFY)
                 .bind(seatq_common::db::DECISIONS_CHANNEL)
                 .bind(chunk.join(","))
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let t_write = started.elapsed();
-        tx.commit().await?;
-        seatq_common::metrics::batch_applied(
-            messages.len(),
-            started.elapsed(),
-            tally[0],
-            tally[1],
-            tally[2],
-        );
-        tracing::debug!(
-            dedupe_ms = t_dedupe.as_millis() as u64,
-            load_ms = (t_load - t_dedupe).as_millis() as u64,
-            decide_ms = (t_decide - t_load).as_millis() as u64,
-            write_ms = (t_write - t_decide).as_millis() as u64,
-            commit_ms = (started.elapsed() - t_write).as_millis() as u64,
-            "batch timing"
-        );
-        Ok(BatchResult::Applied {
-            next_offset,
-            decided: decided.len(),
-            duplicates,
-        })
+        Ok(dead_letters)
+    }
+
+    async fn write_dead_letters(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        partition: i32,
+        input: &Input,
+    ) -> Result<u64, sqlx::Error> {
+        if !input.dead_payments.is_empty() {
+            let ids: Vec<Uuid> = input.dead_payments.iter().map(|p| p.0).collect();
+            let refunded = sqlx::query(REFUND_DEAD_PAYMENTS)
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+            tracing::error!(
+                payments = ids.len(),
+                refunded,
+                "payments whose command could not be applied are refunded"
+            );
+        }
+        if input.dead.is_empty() {
+            return Ok(0);
+        }
+        let d = &input.dead;
+        for letter in d {
+            tracing::error!(offset = letter.position.0, seq = letter.position.1,
+                request_id = ?letter.request_id, event_id = ?letter.event_id, kind = ?letter.kind,
+                reason = letter.reason, error = %letter.error, "dead letter");
+        }
+        Ok(sqlx::query(INSERT_DEAD_LETTERS)
+            .bind(&self.topic)
+            .bind(partition)
+            .bind(d.iter().map(|x| x.position.0).collect::<Vec<_>>())
+            .bind(d.iter().map(|x| x.position.1).collect::<Vec<_>>())
+            .bind(d.iter().map(|x| x.reason).collect::<Vec<_>>())
+            .bind(d.iter().map(|x| x.payload.clone()).collect::<Vec<_>>())
+            .bind(
+                d.iter()
+                    .map(|x| x.request_id.map(|r| r.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                d.iter()
+                    .map(|x| x.event_id.map(|e| e.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(d.iter().map(|x| x.kind.clone()).collect::<Vec<_>>())
+            .bind(d.iter().map(|x| x.error.clone()).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
     }
 
     async fn load_ledger(
@@ -508,6 +956,18 @@ impl BatchApplier {
         let waitlisted =
             lifecycle_store::load_waitlists(tx, &waitlist_seats, joins, &life.users, &mut ledger)
                 .await?;
+        // Waiting-room events: who may join a waitlist, or be offered a seat from one.
+        let queued: BTreeSet<(Uuid, String)> = waitlisted
+            .iter()
+            .chain(&life.users)
+            .filter(|(event, _)| {
+                rules
+                    .get(&EventId(*event))
+                    .is_some_and(|r| r.info.waiting_room_enabled)
+            })
+            .cloned()
+            .collect();
+        lifecycle_store::load_admitted(tx, &queued, &mut ledger).await?;
         user_keys.extend(waitlisted);
         let (events, users): (Vec<Uuid>, Vec<String>) = user_keys.into_iter().unzip();
         if !events.is_empty() {
@@ -722,7 +1182,7 @@ impl BatchApplier {
                 }
             }
         }
-        sqlx::query(INSERT_REQUESTS)
+        let inserted = sqlx::query(INSERT_REQUESTS)
             .bind(&ids)
             .bind(&events)
             .bind(&users)
@@ -737,7 +1197,13 @@ impl BatchApplier {
             .bind(&issued)
             .bind(&seqs)
             .execute(&mut **tx)
-            .await?;
+            .await?
+            .rows_affected();
+        // The batch checked none was decided; a missing row was decided meanwhile.
+        let raced = decided.len() as u64 - inserted.min(decided.len() as u64);
+        if raced > 0 {
+            return Err(BatchError::Raced(raced));
+        }
         Ok(())
     }
 }

@@ -12,11 +12,13 @@
 pub mod assignment;
 pub mod batch;
 pub mod best_available;
+pub mod dead_letters;
 pub mod decide;
 pub mod lag;
 pub mod lifecycle;
 pub mod lifecycle_store;
 pub mod metrics;
+pub mod poison;
 pub mod poller;
 pub mod relay;
 pub mod worker;
@@ -66,6 +68,9 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
             topic: topics.commands.clone(),
             owner: owner.clone(),
             lifecycle: crate::lifecycle::LifecycleConfig::from_settings(&settings),
+            drill_panic_user: Some(&settings.consumer.drill_panic_user)
+                .filter(|u| !u.is_empty())
+                .map(|u| seatq_common::ids::UserId(u.clone())),
         },
         relay: Arc::new(Relay {
             pool: pool.clone(),

@@ -79,8 +79,21 @@ pub struct BookingSlot {
     pub payment_id: PaymentId,
     pub amount_cents: i64,
     pub cancelled: bool,
+    /// Refunded so far (cancellations of some of its tickets).
     pub refund_cents: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// Every ticket the booking was issued (loaded, locked, for a cancellation).
+    pub tickets: Vec<TicketSlot>,
+}
+
+/// A ticket of a booking being cancelled, as it is now.
+#[derive(Debug, Clone)]
+pub struct TicketSlot {
+    pub id: TicketId,
+    pub seat_no: Option<i32>,
+    pub holder: UserId,
+    pub valid: bool,
+    pub checked_in: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +113,8 @@ pub struct NewRefund {
     pub user_id: UserId,
     pub amount_cents: i64,
     pub reason: &'static str,
+    /// The command that decided it.
+    pub request_id: RequestId,
 }
 
 /// Lifecycle state of a batch: loaded under lock, changed in order, written at the end.
@@ -123,11 +138,16 @@ pub struct LifeState {
     /// Bookings loaded (for cancellation) or created by this batch.
     pub bookings: BTreeMap<BookingId, BookingSlot>,
     pub new_bookings: Vec<BookingId>,
-    pub cancelled_bookings: Vec<BookingId>,
+    /// Loaded bookings this batch cancelled, wholly or in part.
+    pub changed_bookings: Vec<BookingId>,
     pub tickets: Vec<NewTicket>,
+    /// Tickets this batch made void (their bookings were cancelled).
+    pub voided_tickets: Vec<TicketId>,
     pub refunds: Vec<NewRefund>,
-    /// Payment ids this batch already refunds (a refund per payment at most).
+    /// Payments this batch gives back whole (at most once per payment).
     pub refunded: HashSet<PaymentId>,
+    /// Users let in by the waiting room of the events of the batch's waitlist commands.
+    pub admitted: HashSet<(EventId, UserId)>,
     /// Per-user notifications and timers, in decision order.
     pub notices: Vec<(EventId, SeatEvent)>,
     pub timers: Vec<HoldTimer>,
@@ -256,7 +276,13 @@ impl Ledger {
         if hold.status != HoldStatus::Active {
             // The hold was released (expired, cancelled, handed on) or already paid: the
             // money goes back, the seats stay with whoever has them now.
-            self.refund(p.payment_id, &hold, p.amount_cents, "hold_released");
+            self.refund(
+                p.payment_id,
+                &hold,
+                p.amount_cents,
+                "hold_released",
+                cmd.request_id,
+            );
             return Ok(applied(
                 p.hold_id,
                 json!({"outcome": "refund", "payment_id": p.payment_id, "hold_status": hold.status.as_db()}),
@@ -277,6 +303,7 @@ impl Ledger {
         self.end_hold(p.hold_id, HoldStatus::Sold, now);
         let booking_id = BookingId::new();
         let mut ticket_ids = Vec::with_capacity(hold.quantity.max(0) as usize);
+        let mut tickets = Vec::with_capacity(hold.quantity.max(0) as usize);
         let places: Vec<(Option<i32>, Option<seatq_common::ids::SectionId>)> = match hold.ga_section
         {
             Some(section) => (0..hold.quantity).map(|_| (None, Some(section))).collect(),
@@ -290,6 +317,13 @@ impl Ledger {
             let Some(section_id) = section else { continue };
             let id = TicketId::new();
             ticket_ids.push(id);
+            tickets.push(TicketSlot {
+                id,
+                seat_no,
+                holder: hold.user_id.clone(),
+                valid: true,
+                checked_in: false,
+            });
             self.life.tickets.push(NewTicket {
                 id,
                 booking_id,
@@ -310,6 +344,7 @@ impl Ledger {
                 cancelled: false,
                 refund_cents: None,
                 created_at: now,
+                tickets,
             },
         );
         self.life.new_bookings.push(booking_id);
@@ -352,6 +387,11 @@ impl Ledger {
         Ok(applied(p.hold_id, json!({"outcome": "payment_failed"})))
     }
 
+    /// The buyer gives back the tickets of a booking that are still theirs: not
+    /// transferred to someone else, not used at the door. Those become void, their seats go
+    /// back on sale (waitlists first) and they are refunded pro rata by the event's policy;
+    /// transferred and checked-in tickets stay valid. A booking with none left to give
+    /// back is refused (`tickets_transferred`, `ticket_checked_in`).
     fn cancel_booking(
         &mut self,
         cmd: &CommandEnvelope,
@@ -376,43 +416,97 @@ impl Ledger {
         if now >= rules.info.starts_at {
             return Err(Rejection::new("event_started"));
         }
+        let valid: Vec<&TicketSlot> = booking.tickets.iter().filter(|t| t.valid).collect();
+        let giving_back: Vec<TicketSlot> = valid
+            .iter()
+            .filter(|t| t.holder == booking.user_id && !t.checked_in)
+            .map(|t| (*t).clone())
+            .collect();
+        if giving_back.is_empty() {
+            if valid.is_empty() {
+                return Err(Rejection::new("booking_cancelled"));
+            }
+            let used = valid
+                .iter()
+                .any(|t| t.holder == booking.user_id && t.checked_in);
+            return Err(Rejection::new(if used {
+                "ticket_checked_in"
+            } else {
+                "tickets_transferred"
+            }));
+        }
+        let hold = self.hold_of(cmd, booking.hold_id)?.clone();
+        // The whole booking if nothing else remains valid; else these tickets only.
+        let whole = giving_back.len() == valid.len();
+        let issued = booking.tickets.len().max(1) as i64;
+        let refunded_before = booking.refund_cents.unwrap_or(0);
         let cutoff =
             rules.info.starts_at - Duration::hours(i64::from(rules.info.refund_cutoff_hours));
-        let refund_cents = if now <= cutoff {
+        let refund_cents = if now > cutoff {
+            0
+        } else if whole && valid.len() == booking.tickets.len() {
             booking.amount_cents
         } else {
-            0
-        };
-        let hold = self.hold_of(cmd, booking.hold_id)?.clone();
+            booking.amount_cents * giving_back.len() as i64 / issued
+        }
+        .min(booking.amount_cents - refunded_before)
+        .max(0);
+        let count = giving_back.len() as i32;
         if let Some(b) = self.life.bookings.get_mut(&c.booking_id) {
-            b.cancelled = true;
-            b.refund_cents = Some(refund_cents);
+            b.cancelled = whole;
+            b.refund_cents = Some(refunded_before + refund_cents);
+            for t in b.tickets.iter_mut() {
+                if giving_back.iter().any(|g| g.id == t.id) {
+                    t.valid = false;
+                }
+            }
         }
-        self.life.cancelled_bookings.push(c.booking_id);
+        self.life.changed_bookings.push(c.booking_id);
+        self.life
+            .voided_tickets
+            .extend(giving_back.iter().map(|t| t.id));
         if refund_cents > 0 {
-            self.refund(booking.payment_id, &hold, refund_cents, "booking_cancelled");
+            self.life.refunds.push(NewRefund {
+                payment_id: booking.payment_id,
+                event_id: hold.event_id,
+                user_id: hold.user_id.clone(),
+                amount_cents: refund_cents,
+                reason: "booking_cancelled",
+                request_id: cmd.request_id,
+            });
         }
-        // The seats go back on sale (to the waitlist first), as for a released hold.
+        // The seats (or places) go back on sale, to the waitlist first.
         if let Some(section) = hold.ga_section {
             self.ga_changed
                 .entry((hold.event_id, section))
                 .or_default()
-                .1 -= hold.quantity;
+                .1 -= count;
             if let Some(slot) = self.ga.get_mut(&(hold.event_id, section)) {
-                slot.sold -= hold.quantity;
+                slot.sold -= count;
             }
         }
+        let seats: Vec<i32> = giving_back.iter().filter_map(|t| t.seat_no).collect();
         if let Some(h) = self.holds.get_mut(&booking.hold_id) {
-            h.status = HoldStatus::Cancelled;
+            if whole {
+                h.status = HoldStatus::Cancelled;
+            } else {
+                // The hold keeps what is still sold: the transferred and used tickets.
+                h.seat_nos.retain(|s| !seats.contains(s));
+                h.quantity -= count;
+            }
         }
         self.changed_holds.insert(booking.hold_id);
         if let Some(n) = self
             .user_seats
             .get_mut(&(hold.event_id, hold.user_id.clone()))
         {
-            *n -= hold.quantity;
+            *n -= count;
         }
-        let offers = self.hand_on(&hold, cmd.request_id, rules, config, now);
+        let released = HoldSlot {
+            seat_nos: seats,
+            ..hold.clone()
+        };
+        let offers = self.hand_on(&released, cmd.request_id, rules, config, now);
         self.life.notices.push((
             hold.event_id,
             SeatEvent::BookingCancelled {
@@ -421,9 +515,15 @@ impl Ledger {
                 refund_cents,
             },
         ));
+        let tickets: Vec<TicketId> = giving_back.iter().map(|t| t.id).collect();
         Ok(applied(
             booking.hold_id,
-            json!({"outcome": "booking_cancelled", "refund_cents": refund_cents, "offers": offers}),
+            json!({
+                "outcome": if whole { "booking_cancelled" } else { "tickets_cancelled" },
+                "refund_cents": refund_cents,
+                "cancelled_tickets": tickets,
+                "offers": offers,
+            }),
         ))
     }
 
@@ -439,6 +539,12 @@ impl Ledger {
     ) -> Result<Applied, Rejection> {
         if b.seat_nos.is_empty() || b.seat_nos.len() > MAX_BLOCKED_SEATS {
             return Err(Rejection::new("invalid_command"));
+        }
+        // The release time passed before the holdback could be decided (the queue was
+        // slow): the seats are where the organiser wanted them by now, on sale. Blocking
+        // them now would hold seats past their release with an expiry in the past.
+        if b.release_at.is_some_and(|at| at <= now) {
+            return Err(Rejection::new("release_time_passed"));
         }
         let hold_id = HoldId::new();
         self.take_seats(cmd.event_id, &rules.layout, &b.seat_nos, hold_id)?;
@@ -490,6 +596,14 @@ impl Ledger {
     ) -> Result<Applied, Rejection> {
         if rules.layout.section_of(w.seat_no).is_none() {
             return Err(Rejection::new("unknown_seat"));
+        }
+        // A waitlist is a way to buy: it opens with the sale and, where there is a waiting
+        // room, only to those it let in.
+        if cmd.issued_at < rules.info.on_sale_at {
+            return Err(Rejection::new("sale_not_open"));
+        }
+        if !self.may_buy(rules, &cmd.user_id) {
+            return Err(Rejection::new("admission_required"));
         }
         let key = (cmd.event_id, w.seat_no);
         let slot = self
@@ -651,6 +765,9 @@ impl Ledger {
     ) -> Vec<serde_json::Value> {
         let event_id = hold.event_id;
         let max = rules.info.max_seats_per_user;
+        // Before the sale (a holdback released early) nobody may buy: the seats just go
+        // back, the waitlists stay as they are.
+        let selling = now >= rules.info.on_sale_at;
         // Seats per offered user, in the order their offers were made.
         let mut offers: Vec<(UserId, Vec<i32>, Vec<i64>)> = Vec::new();
         for &seat in &hold.seat_nos {
@@ -661,7 +778,17 @@ impl Ledger {
                     free.insert(seat);
                 }
             }
-            let Some(queue) = self.life.waitlists.get_mut(&(event_id, seat)) else {
+            if !selling {
+                continue;
+            }
+            // Taken out while it is worked through (the rules read the rest of the ledger),
+            // put back below with whoever is still waiting.
+            let Some(mut queue) = self
+                .life
+                .waitlists
+                .get_mut(&(event_id, seat))
+                .map(std::mem::take)
+            else {
                 continue;
             };
             while let Some(entry) = queue.pop_front() {
@@ -682,7 +809,14 @@ impl Ledger {
                     .get(&(event_id, entry.user_id.clone()))
                     .copied()
                     .unwrap_or(0);
-                if entry.user_id == hold.user_id || owned + offered_so_far + 1 > max {
+                let skipped = if !self.may_buy(rules, &entry.user_id) {
+                    Some("skipped_not_admitted")
+                } else if entry.user_id == hold.user_id || owned + offered_so_far + 1 > max {
+                    Some("skipped_at_limit")
+                } else {
+                    None
+                };
+                if let Some(why) = skipped {
                     self.life.waitlist_ended.push((entry.id, "skipped", None));
                     // Tell them why they were passed over rather than leave them waiting.
                     if let Some(seat_id) = rules.layout.seat_label(seat) {
@@ -692,7 +826,7 @@ impl Ledger {
                                 request_id: cause,
                                 user_id: entry.user_id.clone(),
                                 seat_id,
-                                status: "skipped_at_limit".to_owned(),
+                                status: why.to_owned(),
                             },
                         ));
                     }
@@ -707,6 +841,7 @@ impl Ledger {
                 }
                 break;
             }
+            self.life.waitlists.insert((event_id, seat), queue);
         }
         let mut made = Vec::with_capacity(offers.len());
         for (user_id, seats, entries) in offers {
@@ -770,6 +905,14 @@ impl Ledger {
         made
     }
 
+    /// May `user` buy at this event now: anyone, unless it has a waiting room, which must
+    /// have let them in.
+    fn may_buy(&self, rules: &EventRules, user: &UserId) -> bool {
+        !rules.info.waiting_room_enabled
+            || user.0 == HOLDBACK_USER
+            || self.life.admitted.contains(&(rules.info.id, user.clone()))
+    }
+
     fn set_seat(
         &mut self,
         event_id: EventId,
@@ -791,12 +934,14 @@ impl Ledger {
         self.changed_holds.insert(hold_id);
     }
 
+    /// Give a payment back whole (once per payment).
     fn refund(
         &mut self,
         payment_id: PaymentId,
         hold: &HoldSlot,
         amount_cents: i64,
         reason: &'static str,
+        cause: RequestId,
     ) {
         if self.life.refunded.insert(payment_id) {
             self.life.refunds.push(NewRefund {
@@ -805,6 +950,7 @@ impl Ledger {
                 user_id: hold.user_id.clone(),
                 amount_cents,
                 reason,
+                request_id: cause,
             });
         }
     }

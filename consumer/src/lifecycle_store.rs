@@ -9,17 +9,28 @@ use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use seatq_common::command::{Command, CommandEnvelope};
-use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, SectionId, UserId};
+use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, SectionId, TicketId, UserId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::batch::Position;
 use crate::decide::{HoldSlot, HoldStatus, Ledger};
-use crate::lifecycle::{BookingSlot, WaitEntry};
+use crate::lifecycle::{BookingSlot, TicketSlot, WaitEntry};
 
 const LOCK_BOOKINGS: &str = "SELECT id, event_id, hold_id, user_id, payment_id, amount_cents, \
        status = 'cancelled', refund_cents, created_at \
      FROM bookings WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+// The tickets of bookings being cancelled: which are still the buyer's to give back. A
+// transfer or check-in (the gateway updates one ticket row) waits for this lock and then
+// finds the ticket void, or this batch sees it moved or used.
+const LOCK_TICKETS: &str = "SELECT id, booking_id, seat_no, holder_user_id, status = 'valid', \
+       checked_in_at IS NOT NULL \
+     FROM tickets WHERE booking_id = ANY($1) ORDER BY id FOR UPDATE";
+// Users a waiting room let in, among those a batch's waitlist commands are about.
+const ADMITTED: &str = "SELECT q.event_id, q.user_id FROM queue_tickets q \
+     JOIN unnest($1::uuid[], $2::text[]) AS k(event_id, user_id) \
+       ON q.event_id = k.event_id AND q.user_id = k.user_id \
+     WHERE q.status = 'admitted'";
 const LOCK_HOLDS: &str =
     "SELECT id, event_id, user_id, request_id, status, seat_nos, ga_section_id, \
        quantity, created_at, expires_at, ended_at, extended, offered_from \
@@ -53,9 +64,11 @@ const INSERT_HOLDS: &str = "INSERT INTO holds (id, event_id, user_id, request_id
        AS u(id, event_id, user_id, request_id, status, seat_nos, ga_section_id, quantity, created_at, \
             expires_at, ended_at, extended, offered_from)";
 const UPDATE_HOLDS: &str = "UPDATE holds h SET status = u.status, ended_at = u.ended_at, \
-       expires_at = u.expires_at, extended = u.extended \
-     FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bool[]) \
-       AS u(id, status, ended_at, expires_at, extended) WHERE h.id = u.id";
+       expires_at = u.expires_at, extended = u.extended, seat_nos = u.seat_nos::int[], \
+       quantity = u.quantity \
+     FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bool[], \
+                 $6::text[], $7::int[]) \
+       AS u(id, status, ended_at, expires_at, extended, seat_nos, quantity) WHERE h.id = u.id";
 const INSERT_WAITLIST: &str =
     "INSERT INTO waitlist_entries (id, event_id, seat_no, user_id, request_id, \
        status, joined_at) \
@@ -70,22 +83,25 @@ const INSERT_BOOKINGS: &str = "INSERT INTO bookings (id, hold_id, event_id, user
      SELECT id, hold_id, event_id, user_id, payment_id, amount_cents, 'confirmed', $7 \
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bigint[]) \
        AS u(id, hold_id, event_id, user_id, payment_id, amount_cents)";
-const CANCEL_BOOKINGS: &str = "UPDATE bookings b SET status = 'cancelled', cancelled_at = $3, \
-       refund_cents = u.refund_cents \
-     FROM unnest($1::uuid[], $2::bigint[]) AS u(id, refund_cents) WHERE b.id = u.id";
-const VOID_TICKETS: &str = "UPDATE tickets SET status = 'void' WHERE booking_id = ANY($1)";
+const CANCEL_BOOKINGS: &str = "UPDATE bookings b SET status = u.status, \
+       cancelled_at = CASE WHEN u.status = 'cancelled' THEN $4 END, refund_cents = u.refund_cents \
+     FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS u(id, status, refund_cents) \
+     WHERE b.id = u.id";
+const VOID_TICKETS: &str = "UPDATE tickets SET status = 'void' WHERE id = ANY($1)";
 const INSERT_TICKETS: &str = "INSERT INTO tickets (id, booking_id, event_id, seat_no, section_id, \
        holder_user_id, status, created_at) \
      SELECT id, booking_id, event_id, seat_no, section_id, holder, 'valid', $7 \
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::uuid[], $6::text[]) \
        AS u(id, booking_id, event_id, seat_no, section_id, holder)";
+// At most one whole refund per payment, one per cancellation (see migration 0014).
 const INSERT_REFUNDS: &str =
     "INSERT INTO refunds (id, payment_id, event_id, user_id, amount_cents, \
-       reason, status) \
-     SELECT id, payment_id, event_id, user_id, amount_cents, reason, 'pending' \
-     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[]) \
-       AS u(id, payment_id, event_id, user_id, amount_cents, reason) \
-     ON CONFLICT (payment_id) DO NOTHING";
+       reason, status, request_id) \
+     SELECT id, payment_id, event_id, user_id, amount_cents, reason, 'pending', request_id \
+     FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], \
+                 $7::uuid[]) \
+       AS u(id, payment_id, event_id, user_id, amount_cents, reason, request_id) \
+     ON CONFLICT DO NOTHING";
 
 type HoldRow = (
     HoldId,
@@ -102,6 +118,8 @@ type HoldRow = (
     bool,
     Option<HoldId>,
 );
+
+type TicketRow = (TicketId, BookingId, Option<i32>, UserId, bool, bool);
 
 type BookingRow = (
     BookingId,
@@ -193,6 +211,7 @@ pub async fn load_holds(
                     cancelled,
                     refund_cents,
                     created_at,
+                    tickets: Vec::new(),
                 },
             );
         }
@@ -248,7 +267,44 @@ pub async fn load_holds(
             .await?;
         ledger.life.paying = paying.into_iter().collect();
     }
+    let bookings: Vec<Uuid> = ledger.life.bookings.keys().map(|b| b.0).collect();
+    if !bookings.is_empty() {
+        let rows: Vec<TicketRow> = sqlx::query_as(LOCK_TICKETS)
+            .bind(&bookings)
+            .fetch_all(&mut **tx)
+            .await?;
+        for (id, booking, seat_no, holder, valid, checked_in) in rows {
+            if let Some(b) = ledger.life.bookings.get_mut(&booking) {
+                b.tickets.push(TicketSlot {
+                    id,
+                    seat_no,
+                    holder,
+                    valid,
+                    checked_in,
+                });
+            }
+        }
+    }
     Ok(keys)
+}
+
+/// Note which of `users` (event, user) the events' waiting rooms let in.
+pub async fn load_admitted(
+    tx: &mut Transaction<'static, Postgres>,
+    users: &BTreeSet<(Uuid, String)>,
+    ledger: &mut Ledger,
+) -> Result<(), sqlx::Error> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let (events, ids): (Vec<Uuid>, Vec<String>) = users.iter().cloned().unzip();
+    let rows: Vec<(EventId, UserId)> = sqlx::query_as(ADMITTED)
+        .bind(&events)
+        .bind(&ids)
+        .fetch_all(&mut **tx)
+        .await?;
+    ledger.life.admitted.extend(rows);
+    Ok(())
 }
 
 /// Lock the `waiting` entries of `seats` (after the seats themselves), reserve ids for the
@@ -360,6 +416,13 @@ pub async fn write_holds(
             .bind(changed.iter().map(|h| h.ended_at).collect::<Vec<_>>())
             .bind(changed.iter().map(|h| h.expires_at).collect::<Vec<_>>())
             .bind(changed.iter().map(|h| h.extended).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|h| pg_int_array(&h.seat_nos))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(changed.iter().map(|h| h.quantity).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
     }
@@ -445,24 +508,38 @@ pub async fn write_rest(
             .execute(&mut **tx)
             .await?;
     }
-    if !life.cancelled_bookings.is_empty() {
-        let ids: Vec<Uuid> = life.cancelled_bookings.iter().map(|b| b.0).collect();
-        let refunds: Vec<i64> = life
-            .cancelled_bookings
+    if !life.changed_bookings.is_empty() {
+        let changed: Vec<(&BookingId, &BookingSlot)> = life
+            .changed_bookings
             .iter()
-            .map(|b| {
-                life.bookings
-                    .get(b)
-                    .and_then(|x| x.refund_cents)
-                    .unwrap_or(0)
-            })
+            .filter_map(|id| life.bookings.get_key_value(id))
             .collect();
         sqlx::query(CANCEL_BOOKINGS)
-            .bind(&ids)
-            .bind(&refunds)
+            .bind(changed.iter().map(|(id, _)| id.0).collect::<Vec<_>>())
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, b)| {
+                        if b.cancelled {
+                            "cancelled"
+                        } else {
+                            "confirmed"
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                changed
+                    .iter()
+                    .map(|(_, b)| b.refund_cents)
+                    .collect::<Vec<_>>(),
+            )
             .bind(now)
             .execute(&mut **tx)
             .await?;
+    }
+    if !life.voided_tickets.is_empty() {
+        let ids: Vec<Uuid> = life.voided_tickets.iter().map(|t| t.0).collect();
         sqlx::query(VOID_TICKETS)
             .bind(&ids)
             .execute(&mut **tx)
@@ -477,6 +554,7 @@ pub async fn write_rest(
             .bind(r.iter().map(|x| x.user_id.0.clone()).collect::<Vec<_>>())
             .bind(r.iter().map(|x| x.amount_cents).collect::<Vec<_>>())
             .bind(r.iter().map(|x| x.reason).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.request_id.0).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
     }

@@ -15,7 +15,8 @@ use seatq_common::shutdown::Shutdown;
 use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
-use crate::batch::{BatchApplier, BatchError, BatchResult, Incoming};
+use crate::batch::{BatchApplier, BatchResult, Incoming, Plan, Quarantine};
+use crate::poison::{self, Isolation};
 use crate::relay::Relay;
 
 /// Requests from workers to the thread that owns the Kafka consumer.
@@ -267,17 +268,21 @@ impl Worker {
         Some(kept)
     }
 
-    /// Apply a batch, retrying database failures; false when stopped meanwhile.
+    /// Apply a batch; false when stopped meanwhile. Passing failures are retried with a
+    /// capped backoff; a lasting one isolates the commands that cause it (`poison`), which
+    /// are then refused while the rest applies.
     async fn apply(&mut self, batch: Vec<Incoming>) -> bool {
         let mut backoff = Duration::from_millis(50);
         let expected = batch[0].offset;
+        let mut quarantine = Quarantine::new();
+        let shared = self.shared.clone();
+        let applier = &shared.applier;
         loop {
-            match self
-                .shared
-                .applier
-                .apply(self.partition, expected, &batch)
-                .await
-            {
+            let plan = Plan {
+                quarantine: &quarantine,
+                trial: None,
+            };
+            match poison::apply_guarded(applier, self.partition, expected, &batch, &plan).await {
                 Ok(BatchResult::Applied {
                     next_offset,
                     decided,
@@ -288,6 +293,7 @@ impl Worker {
                         next_offset,
                         decided,
                         duplicates,
+                        dead_lettered = quarantine.len(),
                         "batch applied"
                     );
                     self.expected = Some(next_offset);
@@ -307,15 +313,47 @@ impl Worker {
                     self.seek(stored);
                     return true;
                 }
-                Err(BatchError::Database(e)) if is_transient(&e) => {
+                Ok(BatchResult::Tried) => {
+                    tracing::error!("a batch meant to commit was only tried; trying again");
+                }
+                Err(e) if e.is_transient() => {
                     tracing::warn!(error = %e, "batch failed; retrying");
                 }
                 Err(e) => {
-                    // Not a connection problem: retrying the same batch will most likely
-                    // fail the same way, but skipping would lose requests. Keep retrying
-                    // slowly and shout.
-                    tracing::error!(error = %e, offset = expected, "batch cannot be applied");
-                    backoff = backoff.max(Duration::from_secs(1));
+                    tracing::error!(error = %e, offset = expected,
+                        "batch cannot be applied as it is; isolating the commands that fail");
+                    seatq_common::metrics::poison_isolation(self.partition);
+                    match poison::isolate(applier, self.partition, expected, &batch, &quarantine)
+                        .await
+                    {
+                        Isolation::Found(found) => {
+                            for ((offset, seq), error) in &found {
+                                tracing::error!(offset, seq, %error,
+                                    "this command cannot be applied: it will be rejected and dead-lettered");
+                            }
+                            quarantine.extend(found);
+                            continue;
+                        }
+                        Isolation::Fenced(stored) => {
+                            self.seek(stored);
+                            return true;
+                        }
+                        Isolation::NotTheCommands(e) => {
+                            // Not one command's fault: rejecting them would lose requests.
+                            tracing::error!(error = %e, offset = expected,
+                                "the batch fails even without its commands; retrying slowly");
+                            backoff = backoff.max(Duration::from_secs(1));
+                        }
+                        Isolation::Interrupted(e) => {
+                            tracing::warn!(error = %e, "isolating the failing commands was interrupted; retrying");
+                        }
+                        Isolation::NotReproduced => {
+                            tracing::warn!(
+                                offset = expected,
+                                "the failure did not come back on trial; retrying"
+                            );
+                        }
+                    }
                 }
             }
             tokio::select! {
@@ -324,17 +362,5 @@ impl Worker {
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
-    }
-}
-
-fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(db) => matches!(
-            db.code().as_deref(),
-            // serialization failure, deadlock, admin shutdown, cannot connect now
-            Some("40001") | Some("40P01") | Some("57P01") | Some("57P03")
-        ),
-        _ => false,
     }
 }

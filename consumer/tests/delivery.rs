@@ -92,8 +92,18 @@ async fn poison_messages_are_recorded_and_do_not_block_the_partition() {
         .await
         .expect("good decided");
     assert_eq!(status, "held");
+    // All three are kept for operators; the two with a request id are also answered.
     assert_eq!(
         count(&p.env.pool, "SELECT count(*) FROM dead_letters").await,
+        3
+    );
+    assert_eq!(
+        count(
+            &p.env.pool,
+            "SELECT count(*) FROM dead_letters WHERE request_id IS NULL \
+             AND reason = 'unreadable_command'"
+        )
+        .await,
         1
     );
     assert_eq!(
@@ -253,6 +263,7 @@ async fn two_consumers_racing_for_a_partition_commit_the_batch_once() {
         topic: p.env.topics.commands.clone(),
         owner: owner.into(),
         lifecycle: Default::default(),
+        drill_panic_user: None,
     };
     let (a, b) = (applier("a"), applier("b"));
     let (ra, rb) = tokio::join!(a.apply(0, 100, &messages), b.apply(0, 100, &messages));

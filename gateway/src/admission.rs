@@ -1,6 +1,6 @@
 //! Admission tokens: what a user gets from the waiting room when it is their turn, and what
-//! `POST /v1/events/{id}/holds` asks for (`X-Admission-Token`) while the event's waiting
-//! room is on.
+//! every way to buy (`POST /v1/events/{id}/holds`, joining a seat's waitlist) asks for
+//! (`X-Admission-Token`) while the event's waiting room is on.
 //!
 //! An HS256 JWT signed with `waiting_room.secret` (not the login secret: a leaked login
 //! key must not let anyone skip the line), bound to the user, the event and the queue
@@ -15,6 +15,30 @@ use uuid::Uuid;
 use crate::error::AppError;
 
 const KIND: &str = "admission";
+
+/// May `user` buy at this event now (hold seats, wait for one)? Not before the sale opens,
+/// and, with a waiting room, only with its admission token. The consumer checks both again
+/// when it decides; this answers early and clearly.
+pub fn sale_gate(
+    keys: &AdmissionKeys,
+    info: &seatq_common::catalog::EventInfo,
+    user: &UserId,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), AppError> {
+    if info.on_sale_at > Utc::now() {
+        return Err(
+            AppError::forbidden("sale_not_open", "this event is not on sale yet")
+                .with("on_sale_at", info.on_sale_at),
+        );
+    }
+    if info.waiting_room_enabled {
+        let token = headers
+            .get("x-admission-token")
+            .and_then(|v| v.to_str().ok());
+        keys.verify(token, user, info.id)?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AdmissionClaims {

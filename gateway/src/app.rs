@@ -38,6 +38,10 @@ pub fn router(state: AppState) -> Router {
             post(holdbacks::release),
         )
         .route("/v1/admin/events/{event_id}/stats", get(holdbacks::stats))
+        .route(
+            "/v1/admin/requests/{request_id}",
+            get(holdbacks::request_status),
+        )
         .route("/v1/events", get(events::list))
         .route("/v1/events/{event_id}", get(events::get))
         .route("/v1/events/{event_id}/seats", get(events::seat_map))

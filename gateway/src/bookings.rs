@@ -97,10 +97,14 @@ pub struct BookingList {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CancelledBooking {
     pub booking_id: BookingId,
-    /// Always `cancelled`.
+    /// `cancelled`, or `partially_cancelled` when some of its tickets were transferred or
+    /// used: only the tickets still the buyer's are given back.
     pub status: String,
-    /// What will be refunded (by the event's policy; 0 after the cutoff).
+    /// What will be refunded for these tickets (pro rata, by the event's policy; 0 after
+    /// the cutoff).
     pub refund_cents: i64,
+    /// The tickets this cancellation made void.
+    pub cancelled_tickets: Vec<TicketId>,
 }
 
 /// A cancellation the broker has but the consumer has not decided yet.
@@ -128,8 +132,8 @@ pub struct TransferBody {
 pub struct CheckinBody {
     /// The code from the ticket's QR code.
     pub code: String,
-    /// The event being admitted to: a ticket for another event is refused.
-    #[schema(value_type = Option<String>, format = Uuid)]
+    /// The event being admitted to (required): a ticket for another event is refused.
+    #[schema(value_type = String, format = Uuid)]
     pub event_id: Option<EventId>,
 }
 
@@ -205,11 +209,12 @@ const TRANSFER_TICKET: &str = "WITH moved AS ( \
      FROM moved m JOIN sections s ON s.id = m.section_id JOIN bookings b ON b.id = m.booking_id";
 
 /// Check the ticket in if this code version is current, the ticket valid, not used yet
-/// and (when `$4` is given) for that event. Exactly one of any concurrent scans matches.
+/// and for event `$4`. Exactly one of any concurrent scans matches; a cancellation being
+/// decided holds the ticket's row, so a scan waits for it and then finds the ticket void.
 const CHECK_IN: &str = "WITH admitted AS ( \
        UPDATE tickets SET checked_in_at = now(), checked_in_by = $3 \
        WHERE id = $1 AND code_version = $2 AND status = 'valid' AND checked_in_at IS NULL \
-         AND ($4::uuid IS NULL OR event_id = $4) \
+         AND event_id = $4 \
        RETURNING id, event_id, seat_no, section_id, holder_user_id, checked_in_at) \
      SELECT a.id, a.event_id, a.seat_no, s.code, a.holder_user_id, a.checked_in_at \
      FROM admitted a JOIN sections s ON s.id = a.section_id";
@@ -443,11 +448,28 @@ pub async fn cancel(
         .get("refund_cents")
         .and_then(serde_json::Value::as_i64)
         .unwrap_or(0);
-    tracing::info!(refund_cents, "booking cancelled");
+    let whole = decision.detail["outcome"] == "booking_cancelled";
+    let cancelled_tickets: Vec<TicketId> = decision
+        .detail
+        .get("cancelled_tickets")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
+    tracing::info!(
+        refund_cents,
+        whole,
+        tickets = cancelled_tickets.len(),
+        "booking cancelled"
+    );
     Ok(CancelOutcome::Cancelled(CancelledBooking {
         booking_id,
-        status: "cancelled".into(),
+        status: if whole {
+            "cancelled"
+        } else {
+            "partially_cancelled"
+        }
+        .into(),
         refund_cents,
+        cancelled_tickets,
     }))
 }
 
@@ -560,6 +582,14 @@ pub async fn check_in(
     code: &str,
     event_id: Option<EventId>,
 ) -> AppResult<CheckinView> {
+    // A scanner is always at one event's door: without it, any valid ticket of any event
+    // would get in.
+    let event_id = event_id.ok_or_else(|| {
+        AppError::unprocessable(
+            "event_required",
+            "say which event is being admitted to (event_id)",
+        )
+    })?;
     let (uuid, version) = ticket_code::decode(secret(state), code).map_err(|e| match e {
         TicketCodeError::Malformed => AppError::bad_request(e.code(), "this is not a ticket code"),
         TicketCodeError::BadSignature => {
@@ -592,7 +622,7 @@ pub async fn check_in(
         .await?
         .ok_or_else(|| ticket_not_found(None))?;
     let conflict = |code, detail: &str| AppError::new(StatusCode::CONFLICT, code, detail);
-    if event_id.is_some_and(|e| e != ticket_event) {
+    if event_id != ticket_event {
         return Err(conflict("wrong_event", "this ticket is for another event")
             .with("ticket_event_id", ticket_event));
     }

@@ -128,6 +128,14 @@ pub fn rejection_error(decision: &CommandDecision) -> Option<AppError> {
         "waitlist_limit_exceeded" => (StatusCode::CONFLICT, "waitlist_limit_exceeded"),
         "unknown_seat" => (StatusCode::NOT_FOUND, "seat_not_found"),
         "seats_unavailable" => (StatusCode::CONFLICT, "seats_unavailable"),
+        "release_time_passed" => (StatusCode::CONFLICT, "release_time_passed"),
+        "tickets_transferred" => (StatusCode::CONFLICT, "tickets_transferred"),
+        "ticket_checked_in" => (StatusCode::CONFLICT, "ticket_checked_in"),
+        "sale_not_open" => (StatusCode::FORBIDDEN, "sale_not_open"),
+        "admission_required" => (StatusCode::FORBIDDEN, "admission_required"),
+        // The command failed while it was applied and is kept as a dead letter: our
+        // fault, not the caller's (see the README's operating notes).
+        "internal_error" => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "command_rejected"),
     };
     Some(

@@ -68,8 +68,9 @@ const LIST: &str = "SELECT h.id, h.seat_nos, h.expires_at, h.status, h.created_a
      FROM holds h LEFT JOIN requests r ON r.request_id = h.request_id \
      WHERE h.event_id = $1 AND h.user_id = $2 ORDER BY h.created_at";
 
-/// How long an organiser's request waits for the consumer's answer.
-const DECISION_WAIT: Duration = Duration::from_secs(10);
+/// How long an organiser's request waits for the consumer's answer before it is answered
+/// `202` with a status URL: well inside the request timeout, so never a 408.
+const DECISION_WAIT: Duration = Duration::from_secs(5);
 const MAX_NOTE_CHARS: usize = 200;
 
 fn seat_nos(entry: &EventEntry, body: &NewHoldback) -> AppResult<Vec<i32>> {
@@ -123,13 +124,20 @@ fn seat_nos(entry: &EventEntry, body: &NewHoldback) -> AppResult<Vec<i32>> {
     Ok(nos)
 }
 
-/// Take seats off sale; answers once the consumer decided.
+/// What became of a holdback request: made, or still queued.
+pub enum Created {
+    Made(HoldbackView),
+    /// Not decided within the wait; `GET /v1/admin/requests/{request_id}` tells.
+    Queued(RequestId),
+}
+
+/// Take seats off sale; answers once the consumer decided, or as queued.
 pub async fn create(
     state: &AppState,
     admin: &AuthUser,
     entry: &EventEntry,
     body: &NewHoldback,
-) -> AppResult<HoldbackView> {
+) -> AppResult<Created> {
     if body.note.chars().count() > MAX_NOTE_CHARS || body.note.chars().any(char::is_control) {
         return Err(AppError::unprocessable(
             "invalid_note",
@@ -149,23 +157,20 @@ pub async fn create(
         note: body.note.clone(),
         release_at: body.release_at,
     });
-    let decision = commands::send(
+    let timeout = Duration::from_millis(state.settings.gateway.request_timeout_ms);
+    let wait = DECISION_WAIT.min(timeout / 2);
+    let Some(decision) = commands::send(
         state,
         entry,
         &admin.user_id,
         request_id,
         command,
-        Some(DECISION_WAIT),
+        Some(wait),
     )
     .await?
-    .ok_or_else(|| {
-        AppError::unavailable(
-            "decision_pending",
-            "the holdback is queued but not decided yet; list the holdbacks in a moment",
-            2,
-        )
-        .with("request_id", request_id)
-    })?;
+    else {
+        return Ok(Created::Queued(request_id));
+    };
     if let Some(err) = commands::rejection_error(&decision) {
         return Err(err);
     }
@@ -173,7 +178,7 @@ pub async fn create(
         .hold_id
         .ok_or_else(|| AppError::internal("holdback", "decision without a hold"))?;
     tracing::info!(event_id = %entry.info.id, %hold_id, seats = nos.len(), "seats held back");
-    Ok(HoldbackView {
+    Ok(Created::Made(HoldbackView {
         hold_id,
         seat_ids: nos
             .iter()
@@ -183,7 +188,7 @@ pub async fn create(
         release_at: body.release_at,
         status: "active".into(),
         created_at: Utc::now(),
-    })
+    }))
 }
 
 /// The event's holdbacks, oldest first.

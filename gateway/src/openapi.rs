@@ -24,6 +24,7 @@ stable `code`."
         routes::holdbacks::list,
         routes::holdbacks::release,
         routes::holdbacks::stats,
+        routes::holdbacks::request_status,
         routes::events::list,
         routes::events::get,
         routes::events::seat_map,

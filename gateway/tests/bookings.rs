@@ -329,7 +329,7 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     let at = admitted["checked_in_at"].as_str().expect("checked_in_at");
 
     // The second scan says when the ticket was first used.
-    let again = check_in(api, &admin, json!({"code": first})).await;
+    let again = check_in(api, &admin, json!({"code": first, "event_id": event})).await;
     assert_problem(&again, 409, "already_checked_in");
     assert_eq!(again.1["checked_in_at"], at);
     let (by,): (Option<String>,) =
@@ -350,24 +350,34 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     // another event 409 and it stays admissible where it belongs.
     for junk in ["", "hello", "SQ1.", "SQ1.!!!"] {
         assert_problem(
-            &check_in(api, &admin, json!({"code": junk})).await,
+            &check_in(api, &admin, json!({"code": junk, "event_id": event})).await,
             400,
             "ticket_code_malformed",
         );
     }
     let forged = ticket_code::encode(b"not the secret", tickets[1].0, 1);
-    let reply = check_in(api, &admin, json!({"code": forged})).await;
+    let reply = check_in(api, &admin, json!({"code": forged, "event_id": event})).await;
     assert_problem(&reply, 404, "ticket_not_found");
     assert!(!reply.1["detail"]
         .to_string()
         .contains(&tickets[1].to_string()));
     assert_problem(
-        &check_in(api, &admin, json!({"code": code(&env, TicketId::new(), 1)})).await,
+        &check_in(
+            api,
+            &admin,
+            json!({"code": code(&env, TicketId::new(), 1), "event_id": event}),
+        )
+        .await,
         404,
         "ticket_not_found",
     );
     assert_problem(
-        &check_in(api, &admin, json!({"code": code(&env, tickets[1], 2)})).await,
+        &check_in(
+            api,
+            &admin,
+            json!({"code": code(&env, tickets[1], 2), "event_id": event}),
+        )
+        .await,
         404,
         "ticket_not_found",
     );
@@ -387,6 +397,13 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
     .await;
     assert_eq!(status, 200);
 
+    // A scan must say which event's door it is at: without it any event's ticket would do.
+    assert_problem(
+        &check_in(api, &admin, json!({"code": code(&env, tickets[2], 1)})).await,
+        422,
+        "event_required",
+    );
+
     // A void ticket is refused; only admins check in; bad bodies are 4xx.
     sqlx::query("UPDATE tickets SET status = 'void' WHERE id = $1")
         .bind(tickets[2])
@@ -394,17 +411,27 @@ async fn check_in_admits_a_ticket_once_and_refuses_junk() {
         .await
         .expect("void");
     assert_problem(
-        &check_in(api, &admin, json!({"code": code(&env, tickets[2], 1)})).await,
+        &check_in(
+            api,
+            &admin,
+            json!({"code": code(&env, tickets[2], 1), "event_id": event}),
+        )
+        .await,
         409,
         "ticket_void",
     );
     assert_problem(
-        &check_in(api, &alice, json!({"code": code(&env, tickets[2], 1)})).await,
+        &check_in(
+            api,
+            &alice,
+            json!({"code": code(&env, tickets[2], 1), "event_id": event}),
+        )
+        .await,
         403,
         "admin_only",
     );
     assert_problem(
-        &check_in(api, &admin, json!({"code": 7})).await,
+        &check_in(api, &admin, json!({"code": 7, "event_id": event})).await,
         422,
         "invalid_body",
     );
@@ -512,7 +539,12 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
     assert_eq!(moved["seat_id"], "A-3-1");
     assert!(moved.get("code").is_none(), "{moved}");
     assert_problem(
-        &check_in(api, &admin, json!({"code": code(&env, ticket, 1)})).await,
+        &check_in(
+            api,
+            &admin,
+            json!({"code": code(&env, ticket, 1), "event_id": event}),
+        )
+        .await,
         409,
         "code_superseded",
     );
@@ -555,11 +587,17 @@ async fn a_transfer_moves_the_ticket_and_retires_the_old_code() {
     );
 
     // The new code checks in once; a used ticket cannot be transferred.
-    let (status, admitted) = check_in(api, &admin, json!({"code": new_code})).await;
+    let (status, admitted) =
+        check_in(api, &admin, json!({"code": new_code, "event_id": event})).await;
     assert_eq!(status, 200, "{admitted}");
     assert_eq!(admitted["holder_user_id"], "bob");
     assert_problem(
-        &check_in(api, &admin, json!({"code": code(&env, ticket, 1)})).await,
+        &check_in(
+            api,
+            &admin,
+            json!({"code": code(&env, ticket, 1), "event_id": event}),
+        )
+        .await,
         409,
         "code_superseded",
     );
@@ -727,7 +765,8 @@ async fn cancelling_goes_through_the_pipeline_and_answers_its_decision() {
     assert_eq!(status, 200, "{done}");
     assert_eq!(
         done,
-        json!({"booking_id": booking.to_string(), "status": "cancelled", "refund_cents": 5000})
+        json!({"booking_id": booking.to_string(), "status": "cancelled", "refund_cents": 5000,
+               "cancelled_tickets": []})
     );
 
     // Rejected: the consumer's reason as the error (an admin's cancel says so).

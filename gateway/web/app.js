@@ -1826,7 +1826,11 @@ function viewEvent(scope, eventId) {
   async function joinWaitlist(info, button) {
     if (button) button.disabled = true;
     try {
-      const r = await api('POST', `/v1/events/${eventId}/seats/${encodeURIComponent(info.id)}/waitlist`);
+      // A waitlist is a way to buy: behind the waiting room like a hold.
+      const headers = {};
+      const admission = event.waiting_room_enabled && room ? room.token() : null;
+      if (admission) headers['X-Admission-Token'] = admission;
+      const r = await api('POST', `/v1/events/${eventId}/seats/${encodeURIComponent(info.id)}/waitlist`, { headers });
       rememberWaitlist(info.id);
       if (r.status === 201) {
         toast(`You are #${r.data.position} in line for ${info.id}.`, { kind: 'success' });

@@ -143,3 +143,114 @@ async fn held_back_seats_are_off_sale_until_released_by_hand_or_on_time() {
     assert_eq!(list["holdbacks"][0]["note"], "press");
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }
+
+/// Issue 17's report: a holdback of a whole 200-seat section was written as one hold of
+/// 200 seats, which the schema refused (1–100 seats per hold); the consumer retried the
+/// batch forever and every event on the partition stopped being decided. Now it applies,
+/// and the partition goes on deciding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_whole_200_seat_section_is_held_back_and_the_partition_goes_on() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack
+        .api
+        .create_event(
+            json!([
+                {"kind": "reserved", "code": "A", "name": "Section A", "rows": 20,
+                 "seats_per_row": 10, "price_cents": 5000},
+                {"kind": "reserved", "code": "B", "name": "Section B", "rows": 5,
+                 "seats_per_row": 10, "price_cents": 3000}
+            ]),
+            json!({}),
+        )
+        .await;
+    let admin = stack.admin_token().await;
+    let (status, press) = stack
+        .api
+        .post(
+            &format!("/v1/admin/events/{event}/holdbacks"),
+            Some(&admin),
+            &json!({"section": "A", "note": "press"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{press}");
+    assert_eq!(press["seat_ids"].as_array().map(Vec::len), Some(200));
+    let held_back = stack
+        .count(&format!(
+            "SELECT count(*) FROM seats WHERE event_id = '{event}' AND status = 'held'"
+        ))
+        .await;
+    assert_eq!(held_back, 200);
+    // The next command on the partition is decided, not stuck behind the holdback.
+    let alice = stack.token("alice").await;
+    let (status, decided) = stack.request_hold(&alice, &event, &["B-1-1"]).await;
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["status"], "held", "{decided}");
+    let (status, refused) = stack.request_hold(&alice, &event, &["A-7-7"]).await;
+    assert_eq!(
+        (status.as_u16(), &refused["status"]),
+        (200, &json!("rejected"))
+    );
+    assert_eq!(
+        stack.count("SELECT count(*) FROM dead_letters").await,
+        0,
+        "nothing was dead-lettered"
+    );
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// A holdback whose release time passes while it waits in the queue: it must not break
+/// the schema (an expiry before its creation) or stop the partition; it is refused with a
+/// clear reason, its seats stay on sale, and the organiser learns it from the status URL
+/// the 202 gave (never a 408).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_release_time_passing_in_the_queue_is_refused_clearly() {
+    let mut stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let admin = stack.admin_token().await;
+    stack.pause_consumer().await;
+    let release_at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let (status, queued) = stack
+        .api
+        .post(
+            &format!("/v1/admin/events/{event}/holdbacks"),
+            Some(&admin),
+            &json!({"seat_ids": ["A-1-1", "A-1-2"], "note": "wave 2",
+                    "release_at": release_at.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["status"], "pending");
+    let status_url = queued["status_url"]
+        .as_str()
+        .expect("status url")
+        .to_owned();
+    let (status, pending) = stack.api.get(&status_url, Some(&admin)).await;
+    assert_eq!(
+        (status.as_u16(), &pending["status"]),
+        (200, &json!("pending"))
+    );
+    eventually(
+        "the release time to pass",
+        Duration::from_secs(10),
+        || async { (chrono::Utc::now() > release_at).then_some(()) },
+    )
+    .await;
+    stack.resume_consumer();
+    let decided = eventually(
+        "the holdback's decision",
+        Duration::from_secs(30),
+        || async {
+            let (_, view) = stack.api.get(&status_url, Some(&admin)).await;
+            (view["status"] != "pending").then_some(view)
+        },
+    )
+    .await;
+    assert_eq!(decided["status"], "rejected", "{decided}");
+    assert_eq!(decided["reason"], "release_time_passed", "{decided}");
+    assert_eq!(stack.seat(&event, "A-1-1").await.0, "available");
+    let alice = stack.token("alice").await;
+    let hold = stack.hold(&alice, &event, &["A-1-2"]).await;
+    assert_eq!(hold["status"], "active");
+    assert_eq!(stack.count("SELECT count(*) FROM dead_letters").await, 0);
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}

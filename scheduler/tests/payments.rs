@@ -227,7 +227,7 @@ async fn duplicate_webhooks_make_one_booking_whose_tickets_check_in_once() {
         .post(
             "/v1/admin/checkins",
             Some(&admin),
-            &json!({"code": old_code}),
+            &json!({"code": old_code, "event_id": event}),
         )
         .await;
     assert_eq!(

@@ -27,8 +27,14 @@ pub struct Violations {
     pub booking_mismatch: i64,
     /// Holds with more than one captured payment that was not refunded or pending refund.
     pub captured_twice: i64,
-    /// Refunds for the payment that bought a confirmed booking.
+    /// Whole refunds of the payment that bought a confirmed booking, or bookings refunded
+    /// more than they cost (a booking cancelled in parts has one refund per part).
     pub refunded_sales: i64,
+    /// Confirmed bookings whose valid tickets are not what their hold still holds.
+    pub ticket_mismatch: i64,
+    /// Holds (other than holdbacks) made before the event's sale opened, or, at an event
+    /// with a waiting room, for a user it never let in.
+    pub sale_gate_breaches: i64,
 }
 
 const ORPHAN_SEATS: &str = "SELECT count(*) FROM seats s LEFT JOIN holds h ON h.id = s.hold_id \
@@ -66,8 +72,18 @@ const BOOKING_MISMATCH: &str = "SELECT \
 const CAPTURED_TWICE: &str = "SELECT count(*) FROM (SELECT p.hold_id FROM payments p \
      WHERE p.status = 'paid' AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id) \
      GROUP BY p.hold_id HAVING count(*) > 1) twice";
-const REFUNDED_SALES: &str = "SELECT count(*) FROM bookings b \
-     JOIN refunds r ON r.payment_id = b.payment_id WHERE b.status = 'confirmed'";
+const REFUNDED_SALES: &str = "SELECT \
+     (SELECT count(*) FROM bookings b JOIN refunds r ON r.payment_id = b.payment_id \
+       WHERE b.status = 'confirmed' AND r.reason <> 'booking_cancelled') + \
+     (SELECT count(*) FROM bookings b WHERE b.amount_cents < \
+       (SELECT coalesce(sum(r.amount_cents), 0) FROM refunds r WHERE r.payment_id = b.payment_id))";
+const TICKET_MISMATCH: &str = "SELECT count(*) FROM bookings b JOIN holds h ON h.id = b.hold_id \
+     WHERE b.status = 'confirmed' AND h.quantity <> \
+       (SELECT count(*) FROM tickets t WHERE t.booking_id = b.id AND t.status = 'valid')";
+const SALE_GATE_BREACHES: &str = "SELECT count(*) FROM holds h JOIN events e ON e.id = h.event_id \
+     WHERE h.user_id <> 'system:holdback' AND (h.created_at < e.on_sale_at \
+       OR (e.waiting_room_enabled AND NOT EXISTS (SELECT 1 FROM queue_tickets q \
+             WHERE q.event_id = h.event_id AND q.user_id = h.user_id AND q.status = 'admitted')))";
 
 pub async fn violations(pool: &PgPool) -> Violations {
     let q = |sql: &'static str| async move {
@@ -86,6 +102,8 @@ pub async fn violations(pool: &PgPool) -> Violations {
         booking_mismatch: q(BOOKING_MISMATCH).await,
         captured_twice: q(CAPTURED_TWICE).await,
         refunded_sales: q(REFUNDED_SALES).await,
+        ticket_mismatch: q(TICKET_MISMATCH).await,
+        sale_gate_breaches: q(SALE_GATE_BREACHES).await,
     }
 }
 
@@ -130,9 +148,10 @@ pub async fn refund_mismatches(pool: &PgPool) -> i64 {
         "SELECT count(*) FROM sandbox_sessions s \
          LEFT JOIN (SELECT session_id, sum(amount_cents) AS paid_back FROM sandbox_refunds \
                     GROUP BY session_id) x ON x.session_id = s.id \
-         LEFT JOIN refunds r ON r.payment_id = s.payment_id AND r.status = 'issued' \
+         LEFT JOIN (SELECT payment_id, sum(amount_cents) AS issued FROM refunds \
+                    WHERE status = 'issued' GROUP BY payment_id) r ON r.payment_id = s.payment_id \
          WHERE coalesce(x.paid_back, 0) > s.captured_cents \
-            OR coalesce(x.paid_back, 0) <> coalesce(r.amount_cents, 0)",
+            OR coalesce(x.paid_back, 0) <> coalesce(r.issued, 0)",
     )
     .await
 }

@@ -4,6 +4,9 @@
 //! - `lag [--threshold N] [--max-consumers M] [--json]`: the commands topic's lag per
 //!   partition and the consumer count KEDA's Kafka scaler would ask for
 //!   (`seatq_consumer::lag`).
+//! - `dead-letters [--hours H] [--limit N] [--json]`: commands the consumer rejected
+//!   instead of applying, newest first (`seatq_consumer::dead_letters`; what to do with
+//!   one: the README's operating notes).
 //! - `migrate`: apply the database migrations and exit (a deployment's migration job;
 //!   every service also migrates at start).
 //! - `ensure-topics`: create the topics that are missing with `kafka.partitions`
@@ -13,24 +16,32 @@ use anyhow::{bail, Context};
 use seatq_common::config::Settings;
 
 const USAGE: &str = "usage: seatq-ctl lag [--threshold RECORDS] [--max-consumers N] [--json]
+       seatq-ctl dead-letters [--hours H] [--limit N] [--json]
        seatq-ctl migrate
        seatq-ctl ensure-topics
 
   --threshold      KEDA's lagThreshold: records of lag one consumer is expected to carry (default 100)
   --max-consumers  cap on the suggestion (KEDA's maxReplicaCount; the partition count caps it anyway)
-  --json           one JSON document instead of the table";
+  --json           one JSON document instead of the table
+  --hours          dead letters recorded in the last H hours (default 24)
+  --limit          at most N dead letters, newest first (default 50)";
 
-struct LagArgs {
+/// The options of every subcommand (each reads the ones it has).
+struct Args {
     threshold: i64,
     max_consumers: Option<u32>,
     json: bool,
+    hours: i64,
+    limit: i64,
 }
 
-fn parse(args: &[String]) -> anyhow::Result<LagArgs> {
-    let mut parsed = LagArgs {
+fn parse(args: &[String]) -> anyhow::Result<Args> {
+    let mut parsed = Args {
         threshold: 100,
         max_consumers: None,
         json: false,
+        hours: 24,
+        limit: 50,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -58,6 +69,18 @@ fn parse(args: &[String]) -> anyhow::Result<LagArgs> {
                         .context("--max-consumers: a whole number")?,
                 )
             }
+            "--hours" => {
+                parsed.hours = value()?.parse().context("--hours: a whole number")?;
+                if parsed.hours < 1 {
+                    bail!("--hours must be at least 1");
+                }
+            }
+            "--limit" => {
+                parsed.limit = value()?.parse().context("--limit: a whole number")?;
+                if parsed.limit < 1 {
+                    bail!("--limit must be at least 1");
+                }
+            }
             "--json" => parsed.json = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -74,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("lag") => lag(&args[1..]).await,
+        Some("dead-letters") => dead_letters(&args[1..]).await,
         Some("migrate") => migrate().await,
         Some("ensure-topics") => ensure_topics().await,
         Some("-h" | "--help") => {
@@ -98,6 +122,24 @@ async fn lag(args: &[String]) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", seatq_consumer::lag::render_table(&report));
+    }
+    Ok(())
+}
+
+async fn dead_letters(args: &[String]) -> anyhow::Result<()> {
+    let args = parse(args)?;
+    let settings = settings()?;
+    let pool = seatq_common::db::connect(&settings.database)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let since = chrono::Utc::now() - chrono::Duration::hours(args.hours);
+    let letters = seatq_consumer::dead_letters::list(&pool, since, args.limit)
+        .await
+        .context("reading the dead letters")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+    } else {
+        print!("{}", seatq_consumer::dead_letters::render_table(&letters));
     }
     Ok(())
 }

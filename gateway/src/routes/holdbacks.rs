@@ -2,23 +2,37 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use seatq_common::ids::{EventId, HoldId};
+use axum::response::{IntoResponse, Response};
+use seatq_common::ids::{EventId, HoldId, RequestId};
+use serde::Serialize;
 
 use crate::auth::AdminUser;
+use crate::commands::{self, CommandDecision};
 use crate::error::AppResult;
 use crate::event_stats::{self, EventStats};
 use crate::extract::{Json, Path};
-use crate::holdbacks::{self, HoldbackList, HoldbackView, NewHoldback};
+use crate::holdbacks::{self, Created, HoldbackList, HoldbackView, NewHoldback};
 use crate::routes::holds::Cancelled;
 use crate::state::AppState;
+
+/// A holdback queued but not decided within the wait.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueuedHoldback {
+    pub request_id: RequestId,
+    /// `pending`.
+    pub status: String,
+    /// Poll for the decision (`GET /v1/admin/requests/{request_id}`).
+    pub status_url: String,
+}
 
 #[utoipa::path(post, path = "/v1/admin/events/{event_id}/holdbacks", tag = "admin",
     params(("event_id" = String, Path, format = Uuid)), request_body = NewHoldback,
     security(("bearer" = [])),
     responses((status = 201, body = HoldbackView, description = "Seats off sale"),
+        (status = 202, body = QueuedHoldback, description = "Queued, not decided within a few seconds: poll status_url"),
         (status = 403, body = crate::error::Problem, description = "admin_only"),
         (status = 404, body = crate::error::Problem, description = "event_not_found"),
-        (status = 409, body = crate::error::Problem, description = "seats_unavailable (held or sold already)"),
+        (status = 409, body = crate::error::Problem, description = "seats_unavailable (held or sold already), release_time_passed (release_at passed before the queue reached the holdback)"),
         (status = 422, body = crate::error::Problem,
             description = "unknown_seat, unknown_section, general_admission_section, duplicate_seat, holdback_too_large, invalid_note, invalid_release_at")))]
 pub async fn create(
@@ -26,10 +40,51 @@ pub async fn create(
     AdminUser(admin): AdminUser,
     Path(event_id): Path<EventId>,
     Json(body): Json<NewHoldback>,
-) -> AppResult<(StatusCode, Json<HoldbackView>)> {
+) -> AppResult<Response> {
     let entry = super::events::event_entry(&state, event_id).await?;
-    let view = holdbacks::create(&state, &admin, &entry, &body).await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(
+        match holdbacks::create(&state, &admin, &entry, &body).await? {
+            Created::Made(view) => (StatusCode::CREATED, Json(view)).into_response(),
+            Created::Queued(request_id) => (
+                StatusCode::ACCEPTED,
+                Json(QueuedHoldback {
+                    request_id,
+                    status: "pending".into(),
+                    status_url: request_status_url(request_id),
+                }),
+            )
+                .into_response(),
+        },
+    )
+}
+
+/// Where an organiser's command can be polled (relative to the API root).
+pub fn request_status_url(id: RequestId) -> String {
+    format!("/v1/admin/requests/{id}")
+}
+
+#[utoipa::path(get, path = "/v1/admin/requests/{request_id}", tag = "admin",
+    params(("request_id" = String, Path, format = Uuid)), security(("bearer" = [])),
+    responses((status = 200, body = CommandDecision,
+            description = "`applied` or `rejected` (with `reason`) once decided, `pending` until then"),
+        (status = 403, body = crate::error::Problem, description = "admin_only")))]
+pub async fn request_status(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(request_id): Path<RequestId>,
+) -> AppResult<Json<CommandDecision>> {
+    // An unknown id reads as pending: admins see every request, and a command the
+    // consumer has not reached yet has no row.
+    let decision = commands::decision(&state, request_id)
+        .await?
+        .unwrap_or_else(|| CommandDecision {
+            request_id,
+            status: "pending".into(),
+            reason: None,
+            hold_id: None,
+            detail: serde_json::Value::Null,
+        });
+    Ok(Json(decision))
 }
 
 #[utoipa::path(get, path = "/v1/admin/events/{event_id}/holdbacks", tag = "admin",

@@ -6,7 +6,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use seatq_common::ids::{EventId, HoldId, RequestId};
 use serde::{Deserialize, Serialize};
 
@@ -84,18 +83,7 @@ pub async fn request_hold(
         .event(event_id)
         .await?
         .ok_or_else(|| super::events::event_not_found(event_id))?;
-    if entry.info.on_sale_at > Utc::now() {
-        return Err(
-            AppError::forbidden("sale_not_open", "this event is not on sale yet")
-                .with("on_sale_at", entry.info.on_sale_at),
-        );
-    }
-    if entry.info.waiting_room_enabled {
-        let token = headers
-            .get("x-admission-token")
-            .and_then(|v| v.to_str().ok());
-        state.admission.verify(token, &user.user_id, event_id)?;
-    }
+    crate::admission::sale_gate(&state.admission, &entry.info, &user.user_id, &headers)?;
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
     rate_limit::check_seat_limit(&state, &user, &entry, &hold, idempotency_key).await?;
     let submitted = holds::submit(&state, &user, &entry, hold, idempotency_key, wait).await?;

@@ -1,7 +1,7 @@
 //! `/v1/events/{event_id}/seats/{seat_id}/waitlist`: join, place, leave.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use seatq_common::ids::EventId;
 
@@ -18,6 +18,8 @@ use crate::waitlist::{self, Joined, WaitlistPending, WaitlistPlace};
     responses(
         (status = 201, body = WaitlistPlace, description = "On the waitlist"),
         (status = 202, body = WaitlistPending, description = "Accepted, not decided yet: GET shows the place"),
+        (status = 403, body = crate::error::Problem,
+            description = "sale_not_open; admission_required, admission_expired, admission_invalid, admission_wrong_event (waiting-room events: send X-Admission-Token, as for holds)"),
         (status = 404, body = crate::error::Problem, description = "seat_not_found"),
         (status = 409, body = crate::error::Problem,
             description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded"),
@@ -28,9 +30,12 @@ pub async fn join(
     user: AuthUser,
     client: ClientIp,
     Path((event_id, seat_id)): Path<(EventId, String)>,
+    headers: HeaderMap,
 ) -> AppResult<Response> {
     rate_limit::check(&state, Limit::Waitlist, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
+    // A waitlist is a way to buy: it opens with the sale, behind the waiting room.
+    crate::admission::sale_gate(&state.admission, &entry.info, &user.user_id, &headers)?;
     Ok(
         match waitlist::join(&state, &user, &entry, &seat_id).await? {
             Joined::Place(place) => (StatusCode::CREATED, Json(place)).into_response(),

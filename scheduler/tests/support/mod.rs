@@ -25,6 +25,7 @@ pub struct Stack {
     pub api: Api,
     gateway: Shutdown,
     consumer: Shutdown,
+    consumer_task: Option<tokio::task::JoinHandle<()>>,
     scheduler: Option<Shutdown>,
 }
 
@@ -69,22 +70,31 @@ impl Stack {
             .expect("gateway starts");
         assert_eq!(format!("http://{addr}"), base);
         let consumer = Shutdown::new();
-        {
-            let (settings, stop) = (env.settings.clone(), consumer.clone());
-            tokio::spawn(async move {
-                if let Err(e) = seatq_consumer::run(settings, stop).await {
-                    panic!("consumer failed: {e}");
-                }
-            });
-        }
+        let consumer_task = Some(spawn_consumer(&env.settings, &consumer));
         let scheduler = (mode == SchedulerMode::InProcess).then(|| start_scheduler(&env.settings));
         Self {
             api: Api::new(addr),
             env,
             gateway,
             consumer,
+            consumer_task,
             scheduler,
         }
+    }
+
+    /// Stop the consumer and wait until it has let its partitions go: commands queue up.
+    pub async fn pause_consumer(&mut self) {
+        self.consumer.cancel();
+        if let Some(task) = self.consumer_task.take() {
+            task.await.expect("the consumer stops cleanly");
+        }
+    }
+
+    /// Start a consumer again after [`Stack::pause_consumer`].
+    pub fn resume_consumer(&mut self) {
+        assert!(self.consumer_task.is_none(), "the consumer is running");
+        self.consumer = Shutdown::new();
+        self.consumer_task = Some(spawn_consumer(&self.env.settings, &self.consumer));
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -296,6 +306,15 @@ impl Drop for Stack {
             s.cancel();
         }
     }
+}
+
+fn spawn_consumer(settings: &Settings, stop: &Shutdown) -> tokio::task::JoinHandle<()> {
+    let (settings, stop) = (settings.clone(), stop.clone());
+    tokio::spawn(async move {
+        if let Err(e) = seatq_consumer::run(settings, stop).await {
+            panic!("consumer failed: {e}");
+        }
+    })
 }
 
 pub fn start_scheduler(settings: &Settings) -> Shutdown {
