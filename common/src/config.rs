@@ -85,6 +85,9 @@ pub struct GatewaySettings {
     /// The shortest `hold_ttl_secs` an organiser may set (tests lower it to see expiry
     /// happen in seconds).
     pub min_hold_ttl_secs: i32,
+    /// A keep-alive connection idle (between requests) this long is closed
+    /// (`http::serve`); longer than a load balancer's idle timeout (60 s on most).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +196,8 @@ pub struct NotifierSettings {
     /// Kernel send buffer per stream connection (bytes): bounds memory per stream and how
     /// much a stalled client can absorb before it counts as behind.
     pub socket_send_buffer: usize,
+    /// A standalone notifier's keep-alive idle timeout (see `gateway.idle_timeout_secs`).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
