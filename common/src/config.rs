@@ -27,6 +27,22 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub deployment: DeploymentSettings,
+}
+
+/// Where seatq runs (see `secrets`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentSettings {
+    /// `production` (the default): the services refuse to start with secrets anyone can
+    /// know. `development`: the local stack, the compose demo and the tests.
+    pub mode: DeploymentMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentMode {
+    Production,
+    Development,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -315,6 +331,14 @@ impl Settings {
     pub fn load() -> Result<Self, config::ConfigError> {
         let file = std::env::var("SEATQ_CONFIG").ok();
         Self::load_with(file.as_deref(), &[])
+    }
+
+    /// The built-in defaults alone (no file, no environment).
+    pub fn defaults() -> Result<Self, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()
     }
 
     /// Like [`Settings::load`] with an explicit file and extra overrides (`"kafka.brokers"`,

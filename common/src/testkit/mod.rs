@@ -125,6 +125,8 @@ impl TestEnv {
                 ("kafka.partitions", partitions.to_string()),
                 ("kafka.produce_timeout_ms", "5000".into()),
                 ("auth.dev_tokens", "true".into()),
+                // Placeholder secrets, dev tokens and the sandbox are fine here.
+                ("deployment.mode", "development".into()),
                 ("gateway.listen", "127.0.0.1:0".into()),
                 ("consumer.group_id", format!("{prefix}-consumer")),
                 ("log.filter", "warn".into()),
@@ -170,6 +172,7 @@ impl TestEnv {
                 "SEATQ_CONSUMER__GROUP_ID".into(),
                 s.consumer.group_id.clone(),
             ),
+            ("SEATQ_DEPLOYMENT__MODE".into(), "development".into()),
             (
                 "SEATQ_LOG__FILTER".into(),
                 std::env::var("SEATQ_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
