@@ -5,6 +5,10 @@
 //! partition and answers 202 only once the broker has acknowledged it: an accepted
 //! request is durable. The decision is made by the consumer; it is read back from
 //! PostgreSQL (`requests`), or waited for inline with `?wait_ms=`.
+//!
+//! Request ids are minted per user so that they prove their own origin (`request_ids`): a
+//! request that got a 202 is `pending` or decided, never 404, even when Redis lost its
+//! entry.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -43,7 +47,10 @@ pub enum RequestState {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HoldRequestView {
     pub request_id: RequestId,
-    pub event_id: EventId,
+    /// Absent only while pending, when the gateway lost track of where the request is
+    /// queued (its queue position, `ahead`, is then absent too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
     pub status: RequestState,
     pub status_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,7 +214,7 @@ pub async fn submit(
     idempotency_key: Option<&str>,
     wait: Option<Duration>,
 ) -> AppResult<Submitted> {
-    let mut request_id = RequestId::new();
+    let mut request_id = state.request_ids.mint(&user.user_id);
     let mut redis = state.redis.clone();
     if let Some(key) = idempotency_key {
         let fingerprint = serde_json::to_string(&(entry.info.id, &hold))
@@ -281,8 +288,8 @@ pub async fn submit(
         accepted_at: envelope.issued_at,
     };
     if let Err(e) = request_registry::record_accepted(&mut redis, request_id, &accepted).await {
-        // The command is in the queue and will be decided; only pending-status polling
-        // by this id is affected until the decision lands in PostgreSQL.
+        // The command is in the queue and will be decided; until then its status is
+        // `pending` without a queue position (the id proves it was issued).
         tracing::warn!(detail = %e.detail, "could not record the accepted request");
     }
     finish(state, user, request_id, wait, signal).await
@@ -386,7 +393,7 @@ pub async fn decided_view(
     });
     let view = HoldRequestView {
         request_id: id,
-        event_id,
+        event_id: Some(event_id),
         status: if status == "held" {
             RequestState::Held
         } else {
@@ -407,7 +414,9 @@ pub async fn decided_view(
     Ok(Some((owner, view)))
 }
 
-/// The request's state for its owner: decided (PostgreSQL) or pending (Redis).
+/// The request's state for its owner: decided (PostgreSQL), pending with its place in the
+/// queue (Redis), or pending without it — when Redis lost the entry (or is down), a request
+/// id the gateway minted for the caller was accepted and not decided yet (`request_ids`).
 pub async fn request_status(
     state: &AppState,
     user: &AuthUser,
@@ -422,16 +431,37 @@ pub async fn request_status(
         };
     }
     let mut redis = state.redis.clone();
-    let accepted = request_registry::find_accepted(&mut redis, id)
-        .await?
-        .filter(|a| user.may_see(&a.user_id))
-        .ok_or_else(not_found)?;
+    let accepted = match request_registry::find_accepted(&mut redis, id).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(request_id = %id, detail = %e.detail, "no queue position: Redis is unavailable");
+            None
+        }
+    };
+    let Some(accepted) = accepted else {
+        return if state.request_ids.issued_to(id, &user.user_id) {
+            Ok(pending_view(id, None, None))
+        } else {
+            Err(not_found())
+        };
+    };
+    if !user.may_see(&accepted.user_id) {
+        return Err(not_found());
+    }
     let next =
         seatq_common::db::next_offset(&state.pool, &state.topics.commands, accepted.partition)
             .await?;
-    Ok(HoldRequestView {
+    Ok(pending_view(
+        id,
+        Some(accepted.event_id),
+        Some(commands_ahead(&accepted, next.unwrap_or(0))),
+    ))
+}
+
+fn pending_view(id: RequestId, event_id: Option<EventId>, ahead: Option<i64>) -> HoldRequestView {
+    HoldRequestView {
         request_id: id,
-        event_id: accepted.event_id,
+        event_id,
         status: RequestState::Pending,
         status_url: status_url(id),
         hold_id: None,
@@ -443,8 +473,8 @@ pub async fn request_status(
         unavailable_seats: None,
         alternatives: None,
         decided_at: None,
-        ahead: Some(commands_ahead(&accepted, next.unwrap_or(0))),
-    })
+        ahead,
+    }
 }
 
 /// Commands ahead of an accepted one: whole records ahead, each about as full as the

@@ -119,8 +119,10 @@ pub async fn request_hold(
 
 #[utoipa::path(get, path = "/v1/hold-requests/{request_id}", tag = "holds",
     params(("request_id" = String, Path, format = Uuid)), security(("bearer" = [])),
-    responses((status = 200, body = HoldRequestView), (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = HoldRequestView,
+            description = "pending, held or rejected; every request that got a 202 is pending or decided"),
+        (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem, description = "request_not_found: unknown, or not yours")))]
 pub async fn request_status(
     State(state): State<AppState>,
     user: AuthUser,
