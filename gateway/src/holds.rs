@@ -6,9 +6,11 @@
 //! request is durable. The decision is made by the consumer; it is read back from
 //! PostgreSQL (`requests`), or waited for inline with `?wait_ms=`.
 //!
-//! Request ids are minted per user so that they prove their own origin (`request_ids`): a
-//! request that got a 202 is `pending` or decided, never 404, even when Redis lost its
-//! entry.
+//! What a client is told and what happens agree. Request ids are minted per user so that
+//! they prove their own origin (`request_ids`): a request that got a 202 is `pending` or
+//! decided, never 404, even when Redis lost its entry. A request the broker did not
+//! acknowledge is abandoned before the 503 (`commands::abandon`), so it is never applied
+//! later; an `Idempotency-Key` repeat of an abandoned request is a fresh attempt.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use seatq_common::layout::VenueLayout;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::commands::{self, Abandoned};
 use crate::error::{AppError, AppResult};
 use crate::request_registry::{self, AcceptedRequest, Claim};
 use crate::state::AppState;
@@ -219,26 +222,13 @@ pub async fn submit(
     if let Some(key) = idempotency_key {
         let fingerprint = serde_json::to_string(&(entry.info.id, &hold))
             .map_err(|e| AppError::internal("fingerprint", e))?;
-        if let Claim::Repeat(existing) = request_registry::claim_idempotency_key(
-            &mut redis,
-            &user.user_id,
-            key,
-            request_id,
-            &fingerprint,
-        )
-        .await?
-        {
-            request_id = existing;
-            // Already accepted (or decided): answer with it, producing nothing new.
-            if request_registry::find_accepted(&mut redis, existing)
-                .await?
-                .is_some()
-                || decided_view(state, existing).await?.is_some()
-            {
-                tracing::Span::current().record("request_id", tracing::field::display(request_id));
-                return finish(state, user, request_id, wait, None).await;
+        match claim_key(state, &mut redis, user, key, request_id, &fingerprint).await? {
+            KeyClaim::Send(id) => request_id = id,
+            KeyClaim::Answered(id) => {
+                // Already accepted (or decided): answer with it, producing nothing new.
+                tracing::Span::current().record("request_id", tracing::field::display(id));
+                return finish(state, user, id, wait, None).await;
             }
-            // The first attempt never reached the broker: send it again, same request id.
         }
     }
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
@@ -265,11 +255,26 @@ pub async fn submit(
         Err(e) => {
             state.decisions.unsubscribe(request_id);
             tracing::warn!(error = %e, "broker did not acknowledge the command");
-            return Err(AppError::unavailable(
-                "broker_unavailable",
-                "hold requests cannot be accepted right now; browsing still works",
-                2,
-            ));
+            const DETAIL: &str = "hold requests cannot be accepted right now; browsing still works";
+            // The broker may have written it all the same: make sure it is never applied
+            // before saying so, or answer what the consumer already made of it.
+            return match commands::abandon(
+                state,
+                &envelope,
+                entry.info.kafka_partition,
+                &e.to_string(),
+            )
+            .await
+            {
+                Ok(Abandoned::Recorded) => Err(commands::not_accepted(DETAIL, Some(request_id))),
+                Ok(Abandoned::AlreadyDecided) => finish(state, user, request_id, wait, None).await,
+                Err(db) => {
+                    // Neither recorded nor known: it may still be decided. A repeat with
+                    // the same Idempotency-Key sends the same request id again.
+                    tracing::warn!(detail = %db.detail, "could not abandon the request");
+                    Err(commands::not_accepted(DETAIL, None))
+                }
+            };
         }
     };
     tracing::debug!(
@@ -293,6 +298,74 @@ pub async fn submit(
         tracing::warn!(detail = %e.detail, "could not record the accepted request");
     }
     finish(state, user, request_id, wait, signal).await
+}
+
+/// What to do with a request that came with an `Idempotency-Key`.
+enum KeyClaim {
+    /// Produce it under this id: the key's first use, a repeat of an attempt that never
+    /// reached the broker (the same id again: the consumer applies it at most once), or a
+    /// fresh attempt after an abandoned one.
+    Send(RequestId),
+    /// The key's request was accepted or decided: answer with it.
+    Answered(RequestId),
+}
+
+/// Claim `key` for `fresh`, or find what its earlier use became.
+async fn claim_key(
+    state: &AppState,
+    redis: &mut redis::aio::ConnectionManager,
+    user: &AuthUser,
+    key: &str,
+    fresh: RequestId,
+    fingerprint: &str,
+) -> AppResult<KeyClaim> {
+    // A few rounds: a concurrent repeat may replace an abandoned id between our reads.
+    for _ in 0..3 {
+        let existing = match request_registry::claim_idempotency_key(
+            redis,
+            &user.user_id,
+            key,
+            fresh,
+            fingerprint,
+        )
+        .await?
+        {
+            Claim::Fresh => return Ok(KeyClaim::Send(fresh)),
+            Claim::Repeat(existing) => existing,
+        };
+        if request_registry::find_accepted(redis, existing)
+            .await?
+            .is_some()
+        {
+            return Ok(KeyClaim::Answered(existing));
+        }
+        let Some((_, decided)) = decided_view(state, existing).await? else {
+            // The first attempt never reached the broker: send it again, same request id.
+            return Ok(KeyClaim::Send(existing));
+        };
+        if decided.reason.as_deref() != Some(commands::NOT_ACCEPTED) {
+            return Ok(KeyClaim::Answered(existing));
+        }
+        // The first attempt was refused with a 503 and abandoned: it will never be
+        // applied, so this one is a new attempt with an id of its own.
+        if request_registry::replace_idempotency_claim(
+            redis,
+            &user.user_id,
+            key,
+            existing,
+            fresh,
+            fingerprint,
+        )
+        .await?
+        {
+            return Ok(KeyClaim::Send(fresh));
+        }
+    }
+    Err(AppError::new(
+        axum::http::StatusCode::CONFLICT,
+        "idempotency_key_in_flux",
+        "the idempotency key is being replaced; retry",
+    ))
 }
 
 async fn finish(
@@ -603,7 +676,7 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<
         state,
         &entry,
         &user.user_id,
-        request_id,
+        (request_id, crate::commands::IdOrigin::Fresh),
         command,
         Some(Duration::from_secs(5)),
     )

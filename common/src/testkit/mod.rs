@@ -274,6 +274,26 @@ impl PrivateBroker {
         kill_now(&mut self.child);
     }
 
+    /// SIGSTOP: the broker stops answering while its sockets stay open and the kernel
+    /// keeps taking what clients send (a hung broker, a long pause); see [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`]: it reads what queued up meanwhile and carries on.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} the broker");
+    }
+
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();

@@ -47,7 +47,8 @@ pub struct Accepted {
         (status = 422, body = crate::error::Problem),
         (status = 429, body = crate::error::Problem,
             description = "rate_limited, with Retry-After (per user and per client IP)"),
-        (status = 503, body = crate::error::Problem, description = "broker_unavailable, with Retry-After")))]
+        (status = 503, body = crate::error::Problem,
+            description = "broker_unavailable, with Retry-After; with request_id when the request is recorded as rejected not_accepted: it will never be applied, send it again")))]
 pub async fn request_hold(
     State(state): State<AppState>,
     user: AuthUser,
