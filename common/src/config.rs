@@ -27,6 +27,22 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub log: LogSettings,
     pub metrics: MetricsSettings,
+    pub deployment: DeploymentSettings,
+}
+
+/// Where seatq runs (see `secrets`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentSettings {
+    /// `production` (the default): the services refuse to start with secrets anyone can
+    /// know. `development`: the local stack, the compose demo and the tests.
+    pub mode: DeploymentMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentMode {
+    Production,
+    Development,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +101,9 @@ pub struct GatewaySettings {
     /// The shortest `hold_ttl_secs` an organiser may set (tests lower it to see expiry
     /// happen in seconds).
     pub min_hold_ttl_secs: i32,
+    /// A keep-alive connection idle (between requests) this long is closed
+    /// (`http::serve`); longer than a load balancer's idle timeout (60 s on most).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +216,8 @@ pub struct NotifierSettings {
     /// Kernel send buffer per stream connection (bytes): bounds memory per stream and how
     /// much a stalled client can absorb before it counts as behind.
     pub socket_send_buffer: usize,
+    /// A standalone notifier's keep-alive idle timeout (see `gateway.idle_timeout_secs`).
+    pub idle_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -314,6 +335,14 @@ impl Settings {
     pub fn load() -> Result<Self, config::ConfigError> {
         let file = std::env::var("SEATQ_CONFIG").ok();
         Self::load_with(file.as_deref(), &[])
+    }
+
+    /// The built-in defaults alone (no file, no environment).
+    pub fn defaults() -> Result<Self, config::ConfigError> {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()
     }
 
     /// Like [`Settings::load`] with an explicit file and extra overrides (`"kafka.brokers"`,

@@ -19,6 +19,7 @@ pub mod payment_provider;
 pub mod pow;
 pub mod record;
 pub mod redis_client;
+pub mod secrets;
 pub mod shutdown;
 pub mod signing;
 pub mod telemetry;

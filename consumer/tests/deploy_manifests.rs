@@ -488,3 +488,76 @@ fn compose_builds_every_service_from_the_dockerfile() {
         }
     }
 }
+
+/// The deploy files ship no secret anyone could use: the k8s Secret has every secret
+/// setting, empty (the services refuse to start until it is filled in), its configuration
+/// stays in production mode; the compose demo and the local stack run in development mode
+/// (placeholder secrets) and compose publishes its ports on 127.0.0.1 only.
+#[test]
+fn deploy_files_ship_no_usable_secret() {
+    use seatq_common::config::{DeploymentMode, Settings};
+    use seatq_common::secrets::{self, Secret, Service};
+
+    let by_kind = k8s();
+    let (file, secret) = &by_kind["Secret"][0];
+    let data = secret
+        .get("stringData")
+        .and_then(Value::as_mapping)
+        .unwrap_or_else(|| panic!("{}: stringData", file.display()));
+    let mut settings = Settings::defaults().expect("defaults");
+    for s in Secret::ALL {
+        let value = data
+            .get(s.env_var().as_str())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{}: no {}", file.display(), s.env_var()));
+        assert_eq!(
+            value,
+            "",
+            "{}: {} ships a value",
+            file.display(),
+            s.env_var()
+        );
+        match s {
+            Secret::JwtSecret => settings.auth.jwt_secret = value.into(),
+            Secret::WebhookSecret => settings.payments.webhook_secret = value.into(),
+            Secret::TicketCodeSecret => settings.tickets.code_secret = value.into(),
+            Secret::WaitingRoomSecret => settings.waiting_room.secret = value.into(),
+            Secret::ProviderApiKey => settings.payments.provider_api_key = value.into(),
+        }
+    }
+    // As shipped, every service that uses a secret refuses to start.
+    assert_eq!(settings.deployment.mode, DeploymentMode::Production);
+    for service in [Service::Gateway, Service::Notifier, Service::Scheduler] {
+        let refused = secrets::check(&settings, service).expect_err("empty secrets refused");
+        assert_eq!(refused.problems.len(), service.secrets().len(), "{refused}");
+    }
+    let (_, configmap) = &by_kind["ConfigMap"][0];
+    let k8s_toml = str_at(configmap, &["data", "seatq.toml"]).expect("seatq.toml");
+    assert_ne!(
+        toml_value(k8s_toml, "deployment", "mode").as_deref(),
+        Some("development"),
+        "the k8s configuration runs in production mode"
+    );
+
+    for path in ["deploy/compose/seatq.toml", "deploy/local/seatq.toml"] {
+        let text = read(&repo_root().join(path));
+        assert_eq!(
+            toml_value(&text, "deployment", "mode").as_deref(),
+            Some("development"),
+            "{path}"
+        );
+    }
+    let compose = documents(&repo_root().join("deploy/compose/docker-compose.yml"));
+    let services = compose[0]["services"].as_mapping().expect("services");
+    let mut published = 0;
+    for (name, service) in services {
+        for port in string_list(service.get("ports")) {
+            published += 1;
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} beyond this machine"
+            );
+        }
+    }
+    assert!(published >= 2, "the gateway and the notifier are published");
+}

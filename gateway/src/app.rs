@@ -201,7 +201,10 @@ pub async fn serve(
     seatq_common::metrics::install();
     let app = seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes());
     tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
-    seatq_common::http::serve::serve(listener, app, shutdown).await
+    let options = seatq_common::http::serve::ServeOptions::with_idle_timeout_secs(
+        state.settings.gateway.idle_timeout_secs,
+    );
+    seatq_common::http::serve::serve_with(listener, app, shutdown, options).await
 }
 
 /// Bind `settings.gateway.listen`, connect, and serve in the background until `shutdown`.

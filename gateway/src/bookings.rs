@@ -423,7 +423,7 @@ pub async fn cancel(
         state,
         &entry,
         &user.user_id,
-        request_id,
+        (request_id, commands::IdOrigin::Fresh),
         command,
         Some(CANCEL_WAIT),
     )

@@ -4,6 +4,20 @@
 //! These commands change seat state, so like hold requests they only ever go through the
 //! event's partition of the commands topic; the gateway never writes seats itself. A 202
 //! means the broker has the command; the decision is read back from `requests`.
+//!
+//! **A 503 must be true.** When the broker does not acknowledge a command in time, it may
+//! still have written it (the acknowledgement was late, or lost): the command would then
+//! be decided although the client was told it could not be accepted, and a retry would
+//! make a second one. So for a command whose request id the gateway minted for this one
+//! attempt ([`IdOrigin::Fresh`]), it *abandons* the id before answering: it records the
+//! request as decided, `rejected` / `not_accepted`, at Kafka offset -1 (no position: the
+//! consumer never decided it). The consumer skips a request id already decided, so if the
+//! command ever arrives it is not applied, and the 503 is true. If the consumer decided it
+//! first, the abandonment finds the row there and the gateway answers that decision
+//! instead, as if the acknowledgement had come. A command whose id is derived from its
+//! cause ([`IdOrigin::Derived`]: payment outcomes, timers) is never abandoned: its sender
+//! retries with the same id until it is accepted, and the retries converge on one
+//! decision.
 
 use std::time::Duration;
 
@@ -41,13 +55,83 @@ type DecisionRow = (
 const SELECT_DECISION: &str =
     "SELECT status, reason, hold_id, detail FROM requests WHERE request_id = $1";
 
+/// The reason of an abandoned request (see the module docs).
+pub const NOT_ACCEPTED: &str = "not_accepted";
+
+/// Record a request the broker did not acknowledge as decided and never applied. Offset
+/// and seq -1: it has no place in Kafka order (the consumer's decisions have offsets ≥ 0).
+const INSERT_ABANDONED: &str =
+    "INSERT INTO requests (request_id, event_id, user_id, kind, status, \
+       reason, detail, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
+     VALUES ($1, $2, $3, $4, 'rejected', 'not_accepted', $5, $6, -1, -1, $7, now()) \
+     ON CONFLICT (request_id) DO NOTHING";
+
+/// Where a command's request id came from: whether a failed produce may abandon it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrigin {
+    /// Minted for this attempt only (a retry by the client gets a new one): abandoned
+    /// when the broker does not acknowledge it, so the 503 is true.
+    Fresh,
+    /// Derived from the cause, re-sent as is by a retry: never abandoned.
+    Derived,
+}
+
+/// What [`abandon`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    /// Recorded as `not_accepted`: the command will never be applied.
+    Recorded,
+    /// The consumer had already decided it: answer with that decision.
+    AlreadyDecided,
+}
+
+/// Abandon `envelope`'s request id after its produce failed (see the module docs).
+pub async fn abandon(
+    state: &AppState,
+    envelope: &CommandEnvelope,
+    partition: i32,
+    error: &str,
+) -> AppResult<Abandoned> {
+    let inserted = sqlx::query(INSERT_ABANDONED)
+        .bind(envelope.request_id)
+        .bind(envelope.event_id)
+        .bind(&envelope.user_id)
+        .bind(envelope.command.kind())
+        .bind(serde_json::json!({ "error": error }))
+        .bind(partition)
+        .bind(envelope.issued_at)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+    if inserted == 1 {
+        tracing::info!(request_id = %envelope.request_id, kind = envelope.command.kind(),
+            "request abandoned: recorded as not accepted");
+        Ok(Abandoned::Recorded)
+    } else {
+        tracing::info!(request_id = %envelope.request_id, kind = envelope.command.kind(),
+            "produce failed but the command was already decided");
+        Ok(Abandoned::AlreadyDecided)
+    }
+}
+
+/// The 503 for a command the broker did not take, with the request id when it was
+/// abandoned (its status says `not_accepted`).
+pub fn not_accepted(detail: &str, abandoned: Option<RequestId>) -> AppError {
+    let error = AppError::unavailable("broker_unavailable", detail.to_owned(), 2);
+    match abandoned {
+        Some(id) => error.with("request_id", id),
+        None => error,
+    }
+}
+
 /// Produce `command` for `entry`'s event as `actor`, with `request_id` (derive it from
-/// the cause for commands that may be sent twice), and wait up to `wait` for the decision.
+/// the cause for commands that may be sent twice, and say which in `origin`), and wait up
+/// to `wait` for the decision.
 pub async fn send(
     state: &AppState,
     entry: &EventEntry,
     actor: &UserId,
-    request_id: RequestId,
+    (request_id, origin): (RequestId, IdOrigin),
     command: Command,
     wait: Option<Duration>,
 ) -> AppResult<Option<CommandDecision>> {
@@ -70,11 +154,19 @@ pub async fn send(
     {
         state.decisions.unsubscribe(request_id);
         tracing::warn!(%request_id, error = %e, "broker did not acknowledge the command");
-        return Err(AppError::unavailable(
-            "broker_unavailable",
-            "this cannot be done right now; try again shortly",
-            2,
-        ));
+        const DETAIL: &str = "this cannot be done right now; try again shortly";
+        if origin == IdOrigin::Derived {
+            return Err(not_accepted(DETAIL, None));
+        }
+        return match abandon(state, &envelope, entry.info.kafka_partition, &e.to_string()).await {
+            Ok(Abandoned::Recorded) => Err(not_accepted(DETAIL, Some(request_id))),
+            Ok(Abandoned::AlreadyDecided) => decision(state, request_id).await,
+            Err(db) => {
+                // Neither recorded nor known: the command may still be decided.
+                tracing::warn!(%request_id, detail = %db.detail, "could not abandon the request");
+                Err(not_accepted(DETAIL, None))
+            }
+        };
     }
     let (Some(wait), Some(signal)) = (wait, signal) else {
         return Ok(None);

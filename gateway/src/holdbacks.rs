@@ -163,7 +163,7 @@ pub async fn create(
         state,
         entry,
         &admin.user_id,
-        request_id,
+        (request_id, commands::IdOrigin::Fresh),
         command,
         Some(wait),
     )

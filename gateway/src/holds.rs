@@ -5,6 +5,12 @@
 //! partition and answers 202 only once the broker has acknowledged it: an accepted
 //! request is durable. The decision is made by the consumer; it is read back from
 //! PostgreSQL (`requests`), or waited for inline with `?wait_ms=`.
+//!
+//! What a client is told and what happens agree. Request ids are minted per user so that
+//! they prove their own origin (`request_ids`): a request that got a 202 is `pending` or
+//! decided, never 404, even when Redis lost its entry. A request the broker did not
+//! acknowledge is abandoned before the 503 (`commands::abandon`), so it is never applied
+//! later; an `Idempotency-Key` repeat of an abandoned request is a fresh attempt.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -17,6 +23,7 @@ use seatq_common::layout::VenueLayout;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
+use crate::commands::{self, Abandoned};
 use crate::error::{AppError, AppResult};
 use crate::request_registry::{self, AcceptedRequest, Claim};
 use crate::state::AppState;
@@ -43,7 +50,10 @@ pub enum RequestState {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HoldRequestView {
     pub request_id: RequestId,
-    pub event_id: EventId,
+    /// Absent only while pending, when the gateway lost track of where the request is
+    /// queued (its queue position, `ahead`, is then absent too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
     pub status: RequestState,
     pub status_url: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -207,31 +217,18 @@ pub async fn submit(
     idempotency_key: Option<&str>,
     wait: Option<Duration>,
 ) -> AppResult<Submitted> {
-    let mut request_id = RequestId::new();
+    let mut request_id = state.request_ids.mint(&user.user_id);
     let mut redis = state.redis.clone();
     if let Some(key) = idempotency_key {
         let fingerprint = serde_json::to_string(&(entry.info.id, &hold))
             .map_err(|e| AppError::internal("fingerprint", e))?;
-        if let Claim::Repeat(existing) = request_registry::claim_idempotency_key(
-            &mut redis,
-            &user.user_id,
-            key,
-            request_id,
-            &fingerprint,
-        )
-        .await?
-        {
-            request_id = existing;
-            // Already accepted (or decided): answer with it, producing nothing new.
-            if request_registry::find_accepted(&mut redis, existing)
-                .await?
-                .is_some()
-                || decided_view(state, existing).await?.is_some()
-            {
-                tracing::Span::current().record("request_id", tracing::field::display(request_id));
-                return finish(state, user, request_id, wait, None).await;
+        match claim_key(state, &mut redis, user, key, request_id, &fingerprint).await? {
+            KeyClaim::Send(id) => request_id = id,
+            KeyClaim::Answered(id) => {
+                // Already accepted (or decided): answer with it, producing nothing new.
+                tracing::Span::current().record("request_id", tracing::field::display(id));
+                return finish(state, user, id, wait, None).await;
             }
-            // The first attempt never reached the broker: send it again, same request id.
         }
     }
     tracing::Span::current().record("request_id", tracing::field::display(request_id));
@@ -258,11 +255,26 @@ pub async fn submit(
         Err(e) => {
             state.decisions.unsubscribe(request_id);
             tracing::warn!(error = %e, "broker did not acknowledge the command");
-            return Err(AppError::unavailable(
-                "broker_unavailable",
-                "hold requests cannot be accepted right now; browsing still works",
-                2,
-            ));
+            const DETAIL: &str = "hold requests cannot be accepted right now; browsing still works";
+            // The broker may have written it all the same: make sure it is never applied
+            // before saying so, or answer what the consumer already made of it.
+            return match commands::abandon(
+                state,
+                &envelope,
+                entry.info.kafka_partition,
+                &e.to_string(),
+            )
+            .await
+            {
+                Ok(Abandoned::Recorded) => Err(commands::not_accepted(DETAIL, Some(request_id))),
+                Ok(Abandoned::AlreadyDecided) => finish(state, user, request_id, wait, None).await,
+                Err(db) => {
+                    // Neither recorded nor known: it may still be decided. A repeat with
+                    // the same Idempotency-Key sends the same request id again.
+                    tracing::warn!(detail = %db.detail, "could not abandon the request");
+                    Err(commands::not_accepted(DETAIL, None))
+                }
+            };
         }
     };
     tracing::debug!(
@@ -281,11 +293,79 @@ pub async fn submit(
         accepted_at: envelope.issued_at,
     };
     if let Err(e) = request_registry::record_accepted(&mut redis, request_id, &accepted).await {
-        // The command is in the queue and will be decided; only pending-status polling
-        // by this id is affected until the decision lands in PostgreSQL.
+        // The command is in the queue and will be decided; until then its status is
+        // `pending` without a queue position (the id proves it was issued).
         tracing::warn!(detail = %e.detail, "could not record the accepted request");
     }
     finish(state, user, request_id, wait, signal).await
+}
+
+/// What to do with a request that came with an `Idempotency-Key`.
+enum KeyClaim {
+    /// Produce it under this id: the key's first use, a repeat of an attempt that never
+    /// reached the broker (the same id again: the consumer applies it at most once), or a
+    /// fresh attempt after an abandoned one.
+    Send(RequestId),
+    /// The key's request was accepted or decided: answer with it.
+    Answered(RequestId),
+}
+
+/// Claim `key` for `fresh`, or find what its earlier use became.
+async fn claim_key(
+    state: &AppState,
+    redis: &mut redis::aio::ConnectionManager,
+    user: &AuthUser,
+    key: &str,
+    fresh: RequestId,
+    fingerprint: &str,
+) -> AppResult<KeyClaim> {
+    // A few rounds: a concurrent repeat may replace an abandoned id between our reads.
+    for _ in 0..3 {
+        let existing = match request_registry::claim_idempotency_key(
+            redis,
+            &user.user_id,
+            key,
+            fresh,
+            fingerprint,
+        )
+        .await?
+        {
+            Claim::Fresh => return Ok(KeyClaim::Send(fresh)),
+            Claim::Repeat(existing) => existing,
+        };
+        if request_registry::find_accepted(redis, existing)
+            .await?
+            .is_some()
+        {
+            return Ok(KeyClaim::Answered(existing));
+        }
+        let Some((_, decided)) = decided_view(state, existing).await? else {
+            // The first attempt never reached the broker: send it again, same request id.
+            return Ok(KeyClaim::Send(existing));
+        };
+        if decided.reason.as_deref() != Some(commands::NOT_ACCEPTED) {
+            return Ok(KeyClaim::Answered(existing));
+        }
+        // The first attempt was refused with a 503 and abandoned: it will never be
+        // applied, so this one is a new attempt with an id of its own.
+        if request_registry::replace_idempotency_claim(
+            redis,
+            &user.user_id,
+            key,
+            existing,
+            fresh,
+            fingerprint,
+        )
+        .await?
+        {
+            return Ok(KeyClaim::Send(fresh));
+        }
+    }
+    Err(AppError::new(
+        axum::http::StatusCode::CONFLICT,
+        "idempotency_key_in_flux",
+        "the idempotency key is being replaced; retry",
+    ))
 }
 
 async fn finish(
@@ -386,7 +466,7 @@ pub async fn decided_view(
     });
     let view = HoldRequestView {
         request_id: id,
-        event_id,
+        event_id: Some(event_id),
         status: if status == "held" {
             RequestState::Held
         } else {
@@ -407,7 +487,9 @@ pub async fn decided_view(
     Ok(Some((owner, view)))
 }
 
-/// The request's state for its owner: decided (PostgreSQL) or pending (Redis).
+/// The request's state for its owner: decided (PostgreSQL), pending with its place in the
+/// queue (Redis), or pending without it — when Redis lost the entry (or is down), a request
+/// id the gateway minted for the caller was accepted and not decided yet (`request_ids`).
 pub async fn request_status(
     state: &AppState,
     user: &AuthUser,
@@ -422,16 +504,37 @@ pub async fn request_status(
         };
     }
     let mut redis = state.redis.clone();
-    let accepted = request_registry::find_accepted(&mut redis, id)
-        .await?
-        .filter(|a| user.may_see(&a.user_id))
-        .ok_or_else(not_found)?;
+    let accepted = match request_registry::find_accepted(&mut redis, id).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(request_id = %id, detail = %e.detail, "no queue position: Redis is unavailable");
+            None
+        }
+    };
+    let Some(accepted) = accepted else {
+        return if state.request_ids.issued_to(id, &user.user_id) {
+            Ok(pending_view(id, None, None))
+        } else {
+            Err(not_found())
+        };
+    };
+    if !user.may_see(&accepted.user_id) {
+        return Err(not_found());
+    }
     let next =
         seatq_common::db::next_offset(&state.pool, &state.topics.commands, accepted.partition)
             .await?;
-    Ok(HoldRequestView {
+    Ok(pending_view(
+        id,
+        Some(accepted.event_id),
+        Some(commands_ahead(&accepted, next.unwrap_or(0))),
+    ))
+}
+
+fn pending_view(id: RequestId, event_id: Option<EventId>, ahead: Option<i64>) -> HoldRequestView {
+    HoldRequestView {
         request_id: id,
-        event_id: accepted.event_id,
+        event_id,
         status: RequestState::Pending,
         status_url: status_url(id),
         hold_id: None,
@@ -443,8 +546,8 @@ pub async fn request_status(
         unavailable_seats: None,
         alternatives: None,
         decided_at: None,
-        ahead: Some(commands_ahead(&accepted, next.unwrap_or(0))),
-    })
+        ahead,
+    }
 }
 
 /// Commands ahead of an accepted one: whole records ahead, each about as full as the
@@ -573,7 +676,7 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<
         state,
         &entry,
         &user.user_id,
-        request_id,
+        (request_id, crate::commands::IdOrigin::Fresh),
         command,
         Some(Duration::from_secs(5)),
     )

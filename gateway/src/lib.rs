@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod payments;
 pub mod queue;
 pub mod rate_limit;
+pub mod request_ids;
 pub mod request_registry;
 pub mod routes;
 pub mod sandbox;

@@ -26,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    seatq_common::secrets::check(&settings, seatq_common::secrets::Service::Gateway)?;
     let shutdown = seatq_common::shutdown::on_signal();
     let topics = Topics::new(&settings.kafka.topic_prefix);
     if let Err(e) = seatq_common::kafka::ensure_topics(

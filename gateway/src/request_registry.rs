@@ -7,7 +7,13 @@
 //! An idempotency key is claimed (SET NX) *before* producing. A repeat finds the claim and
 //! gets the same request id; if the first attempt never reached the broker (crash, broker
 //! down), the repeat produces the same command again under the same request id — the
-//! consumer applies a request id at most once, so that is safe.
+//! consumer applies a request id at most once, so that is safe. If the first attempt was
+//! abandoned (refused with a 503 and recorded `not_accepted`, `commands::abandon`), it can
+//! never be applied: the repeat takes the key over for a new request id (compare and set,
+//! so two concurrent repeats make one new attempt).
+//!
+//! Losing an entry of accepted requests loses nothing but the queue position: the status
+//! route still knows a request it issued by its id (`request_ids`).
 
 use redis::AsyncCommands;
 use seatq_common::ids::{EventId, RequestId, UserId};
@@ -128,6 +134,43 @@ pub async fn claim_idempotency_key(
     }
     Ok(Claim::Repeat(existing.request_id))
 }
+
+/// Replace the claim of `key` for the abandoned request `old` by one for `new`; false if
+/// the claim is no longer `old`'s (a concurrent repeat replaced it first).
+pub async fn replace_idempotency_claim(
+    redis: &mut redis::aio::ConnectionManager,
+    user: &UserId,
+    key: &str,
+    old: RequestId,
+    new: RequestId,
+    fingerprint: &str,
+) -> Result<bool, AppError> {
+    let encode = |request_id| {
+        serde_json::to_string(&IdempotencyClaim {
+            request_id,
+            fingerprint: fingerprint.to_owned(),
+        })
+        .map_err(|e| AppError::internal("encode", e))
+    };
+    let replaced: i64 = redis::Script::new(REPLACE_CLAIM)
+        .key(idempotency_key(user, key))
+        .arg(encode(old)?)
+        .arg(encode(new)?)
+        .arg(TTL_SECS)
+        .invoke_async(redis)
+        .await
+        .map_err(redis_down)?;
+    Ok(replaced == 1)
+}
+
+/// Compare and set: KEYS[1] becomes ARGV[2] (for ARGV[3] seconds) only if it is ARGV[1].
+const REPLACE_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+";
 
 /// Whether `key` was claimed by an earlier request of `user` (read only).
 pub async fn idempotency_key_claimed(

@@ -30,6 +30,8 @@ pub struct AppState {
     /// Event search result pages (`GET /v1/events`), cached ≤ 1 s.
     pub event_search: Arc<crate::search::SearchCache>,
     pub jwt: Arc<JwtKeys>,
+    /// Mints hold request ids that prove whom they were issued to.
+    pub request_ids: Arc<crate::request_ids::RequestIdKeys>,
     pub decisions: Arc<DecisionWaiters>,
     /// Rate limits per user and IP (Redis), failing open.
     pub rate_limiter: Arc<crate::rate_limit::RateLimiter>,
@@ -93,6 +95,9 @@ impl AppState {
             ))),
             event_search: Arc::default(),
             jwt: Arc::new(JwtKeys::new(&settings.auth.jwt_secret)),
+            request_ids: Arc::new(crate::request_ids::RequestIdKeys::new(
+                &settings.auth.jwt_secret,
+            )),
             topics: Arc::new(topics),
             settings: Arc::new(settings),
             pool,

@@ -97,7 +97,7 @@ pub async fn join(
         state,
         entry,
         &user.user_id,
-        request_id,
+        (request_id, commands::IdOrigin::Fresh),
         Command::JoinWaitlist(WaitlistSeat { seat_no: seat }),
         Some(DECISION_WAIT),
     )
@@ -132,7 +132,7 @@ pub async fn leave(
         state,
         entry,
         &user.user_id,
-        request_id,
+        (request_id, commands::IdOrigin::Fresh),
         Command::LeaveWaitlist(WaitlistSeat { seat_no: seat }),
         Some(DECISION_WAIT),
     )

@@ -4,7 +4,8 @@
 //! enumerated from the committed OpenAPI document, so a new one is covered the day it is
 //! added — refuses a user (403 `admin_only`) and an anonymous caller (401); and every
 //! route that needs a token refuses expired, forged, unsigned and garbage ones with a
-//! 401 problem whose code is `unauthorized`.
+//! 401 problem whose code is `unauthorized`; and a token in the URL (`?access_token=`)
+//! counts only on the live-update streams, everywhere else it is ignored (401).
 
 mod support;
 
@@ -419,4 +420,106 @@ async fn bad_tokens_are_refused_on_every_route_that_needs_one() {
     )
     .await;
     assert_eq!(reply.0, 422, "{}", reply.1);
+}
+
+/// Send raw bytes and read what comes back until the head is complete (or the connection
+/// closes): the status code.
+async fn raw_status(addr: std::net::SocketAddr, request: String) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_in_urls_count_only_on_the_stream_routes() {
+    let env = TestEnv::new(1).await;
+    let mut settings = with_sandbox(&env.settings);
+    settings.notifier.embedded = true;
+    let gw = gateway(&settings).await;
+    let api = &gw.api;
+    let event = api.create_event(sections(), json!({})).await;
+    let admin = api.token("url-admin", "admin").await;
+    let user = api.token("url-user", "user").await;
+
+    // Every route that needs a token: a valid one in the URL and none in the header is
+    // no token at all (an admin's, so any route would have let it through).
+    let secured: Vec<_> = operations().into_iter().filter(|op| op.2).collect();
+    assert!(secured.len() >= 20, "{secured:?}");
+    for (method, path, _, _) in &secured {
+        let reply = call(api, method, &format!("{path}?access_token={admin}"), None).await;
+        assert_problem(
+            &reply,
+            401,
+            "unauthorized",
+            &format!("{method} {path}?access_token="),
+        );
+    }
+    // The user's own routes too (the same token in the header works).
+    let (status, body) = api
+        .get(&format!("/v1/me/holds?access_token={user}"), None)
+        .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = api.get("/v1/me/holds", Some(&user)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The streams take it: the user's SSE stream...
+    let stream = |path: String| {
+        let http = api.http.clone();
+        let url = format!("{}{path}", api.base);
+        async move {
+            let r = http
+                .get(url)
+                .header("accept", "text/event-stream")
+                .send()
+                .await
+                .expect("stream");
+            let status = r.status().as_u16();
+            let kind = r
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (status, kind)
+        }
+    };
+    assert_eq!(
+        stream(format!("/v1/me/stream?access_token={user}")).await,
+        (200, "text/event-stream".to_owned())
+    );
+    assert_eq!(stream("/v1/me/stream".into()).await.0, 401);
+    assert_eq!(
+        stream("/v1/me/stream?access_token=not.a.jwt".into())
+            .await
+            .0,
+        401
+    );
+    // ...the public event stream, token or not...
+    assert_eq!(
+        stream(format!("/v1/events/{event}/stream?access_token={user}")).await,
+        (200, "text/event-stream".to_owned())
+    );
+    // ...and the WebSocket: a valid token upgrades, a bad one is refused (so the token in
+    // the URL is read, not ignored).
+    let upgrade = |token: &str| {
+        format!(
+            "GET /v1/ws?access_token={token} HTTP/1.1\r\nHost: seatq\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+    };
+    assert_eq!(raw_status(gw.addr, upgrade(&user)).await, Some(101));
+    assert_eq!(raw_status(gw.addr, upgrade("not.a.jwt")).await, Some(401));
 }

@@ -3,17 +3,19 @@
 //! paths and query strings — always a 4xx problem with a stable code, never a 5xx; very
 //! long URLs and headers refused by the HTTP layer (414/431); and slow clients bounded:
 //! request heads trickled a byte a second, connections that send nothing and HTTP/2
-//! prefaces trickled or left without a request are all cut off after the idle timeout
+//! prefaces trickled or left without a request are all cut off after the header timeout
 //! (slowloris), a body trickled slowly gets 408 from the request timeout, while a
-//! live-update stream (SSE) outlives both.
+//! live-update stream (SSE) outlives both. Keep-alive connections: one busy with a
+//! request every 200 ms is never cut off, an idle one is closed after the idle timeout.
 //!
 //! The slow clients are raw TCP, so the test controls every byte and its timing.
 
 mod support;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use seatq_common::http::serve::{HEADER_READ_TIMEOUT, IDLE_TIMEOUT};
+use seatq_common::http::serve::HEADER_READ_TIMEOUT;
 use seatq_common::testkit::{Reply, TestEnv};
 use serde_json::{json, Value};
 use support::{gateway, sections};
@@ -516,16 +518,22 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
         )
         .await
     };
-    // Idle from the first byte: a connection that sends nothing; an HTTP/2 preface
+    // No request head from the start: a connection that sends nothing; an HTTP/2 preface
     // trickled a byte a second (cut off mid-preface, while the protocol is still unknown);
     // a whole preface and an empty SETTINGS frame, then no request.
     let silent = async {
         let mut s = TcpStream::connect(gw.addr).await.expect("connect");
-        closed_after(&mut s, Instant::now(), IDLE_TIMEOUT * 3).await
+        closed_after(&mut s, Instant::now(), HEADER_READ_TIMEOUT * 3).await
     };
     let h2_trickled = async {
         let mut s = TcpStream::connect(gw.addr).await.expect("connect");
-        trickle(&mut s, H2_PREFACE, Duration::from_secs(1), IDLE_TIMEOUT * 3).await
+        trickle(
+            &mut s,
+            H2_PREFACE,
+            Duration::from_secs(1),
+            HEADER_READ_TIMEOUT * 3,
+        )
+        .await
     };
     let h2_idle = async {
         let mut s = TcpStream::connect(gw.addr).await.expect("connect");
@@ -534,7 +542,7 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
         s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0])
             .await
             .expect("write");
-        closed_after(&mut s, started, IDLE_TIMEOUT * 3).await
+        closed_after(&mut s, started, HEADER_READ_TIMEOUT * 3).await
     };
     // A body trickled slowly on a normal route: 408 after the request timeout.
     let slow_body = async {
@@ -592,9 +600,9 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
     ] {
         let open = open.unwrap_or_else(|| panic!("the {what} connection was never closed"));
         assert!(
-            open >= IDLE_TIMEOUT - Duration::from_secs(1)
-                && open <= IDLE_TIMEOUT + Duration::from_secs(5),
-            "the {what} connection closed after {open:?}, want about {IDLE_TIMEOUT:?}"
+            open >= HEADER_READ_TIMEOUT - Duration::from_secs(1)
+                && open <= HEADER_READ_TIMEOUT + Duration::from_secs(5),
+            "the {what} connection closed after {open:?}, want about {HEADER_READ_TIMEOUT:?}"
         );
     }
     assert!(
@@ -630,5 +638,127 @@ async fn slow_clients_are_cut_off_but_streams_live_on() {
     assert!(
         matches!(fresh, Ok(Ok(n)) if n > 0),
         "the stream went silent or ended: {fresh:?}"
+    );
+}
+
+/// One response read off a kept-alive connection: status and headers (lower-case names).
+struct KeptResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl KeptResponse {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Read exactly one response (head and `Content-Length` body) and leave the connection
+/// open; None if the server closed it (or said nothing within `timeout`).
+async fn read_kept_response(stream: &mut TcpStream, timeout: Duration) -> Option<KeptResponse> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let mut lines = head.lines();
+            let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .expect("a Content-Length response");
+            if buf.len() >= end + 4 + length {
+                assert_eq!(buf.len(), end + 4 + length, "one response at a time");
+                return Some(KeptResponse { status, headers });
+            }
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+}
+
+const KEPT_REQUEST: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: seatq\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_connections_are_closed_only_when_idle() {
+    let env = TestEnv::new(1).await;
+    let mut settings = env.settings.clone();
+    settings.gateway.idle_timeout_secs = 2;
+    let idle = Duration::from_secs(settings.gateway.idle_timeout_secs);
+    let gw = gateway(&settings).await;
+
+    // Busy: a request every 200 ms on one connection, for well over the idle timeout and
+    // past the header timeout too. Every request is answered on the same connection.
+    let busy_for = (idle * 3).max(HEADER_READ_TIMEOUT + Duration::from_secs(2));
+    let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+    let opened = Instant::now();
+    let mut answered = 0;
+    let mut advertised = HashSet::new();
+    let mut last_response = Instant::now();
+    while opened.elapsed() < busy_for {
+        let sent = conn.write_all(KEPT_REQUEST).await;
+        let response = match sent {
+            Ok(()) => read_kept_response(&mut conn, Duration::from_secs(5)).await,
+            Err(_) => None,
+        };
+        let response = response.unwrap_or_else(|| {
+            panic!(
+                "request {} dropped without a response {:?} after the connection opened",
+                answered + 1,
+                opened.elapsed()
+            )
+        });
+        last_response = Instant::now();
+        assert_eq!(response.status, 200);
+        advertised.insert(response.header("keep-alive").map(str::to_owned));
+        answered += 1;
+        // The client's pace, not a wait for a condition.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(answered >= 40, "only {answered} requests in {busy_for:?}");
+    // One second less than the server waits (see `http::serve`).
+    assert_eq!(advertised, HashSet::from([Some("timeout=1".to_owned())]));
+
+    // Idle: closed once the idle timeout has passed since the last response.
+    let closed = closed_after(&mut conn, last_response, idle * 5)
+        .await
+        .expect("an idle connection is closed");
+    assert!(
+        closed >= idle - Duration::from_millis(100) && closed <= idle + Duration::from_secs(2),
+        "the idle connection closed after {closed:?}, want about {idle:?}"
+    );
+
+    // A request head that starts arriving just before the idle deadline and ends after
+    // it is answered: a request being read is never cut off.
+    let mut conn = TcpStream::connect(gw.addr).await.expect("connect");
+    conn.write_all(KEPT_REQUEST).await.expect("write");
+    let first = read_kept_response(&mut conn, Duration::from_secs(5)).await;
+    assert_eq!(first.map(|r| r.status), Some(200));
+    tokio::time::sleep(idle - Duration::from_millis(300)).await;
+    for part in [
+        &KEPT_REQUEST[..10],
+        &KEPT_REQUEST[10..30],
+        &KEPT_REQUEST[30..],
+    ] {
+        conn.write_all(part).await.expect("the connection is open");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let late = read_kept_response(&mut conn, Duration::from_secs(5)).await;
+    assert_eq!(
+        late.map(|r| r.status),
+        Some(200),
+        "a head read across the idle deadline"
     );
 }

@@ -166,6 +166,9 @@ impl Notifier {
     ) -> std::io::Result<()> {
         let options = seatq_common::http::serve::ServeOptions {
             send_buffer: Some(self.state.settings.socket_send_buffer.max(4096)),
+            ..seatq_common::http::serve::ServeOptions::with_idle_timeout_secs(
+                self.state.settings.idle_timeout_secs,
+            )
         };
         seatq_common::http::serve::serve_with(listener, self.app(), shutdown, options).await
     }

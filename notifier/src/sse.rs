@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use seatq_common::http::auth::AuthUser;
+use seatq_common::http::auth::StreamUser;
 use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::http::extract::{Path, Query};
 use seatq_common::ids::EventId;
@@ -138,10 +138,11 @@ pub async fn event_stream(
     Ok(respond(&state, sub))
 }
 
-/// `GET /v1/me/stream`: the authenticated user's notifications.
+/// `GET /v1/me/stream`: the authenticated user's notifications (`Authorization` or
+/// `?access_token=`).
 pub async fn user_stream(
     State(state): State<NotifierState>,
-    user: AuthUser,
+    StreamUser(user): StreamUser,
     Query(_params): Query<StreamParams>,
     headers: HeaderMap,
     kill: ConnectionKillParts,

@@ -15,7 +15,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use futures::{Stream, StreamExt};
-use seatq_common::http::auth::{bearer_token, AuthUser};
+use seatq_common::http::auth::{stream_token, StreamUser};
 use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, UserId};
 use serde::Deserialize;
@@ -64,10 +64,10 @@ impl FromRequestParts<NotifierState> for MaybeUser {
         parts: &mut Parts,
         state: &NotifierState,
     ) -> Result<Self, AppError> {
-        if bearer_token(parts).is_none() {
+        if stream_token(parts).is_none() {
             return Ok(Self(None));
         }
-        let user = AuthUser::from_request_parts(parts, state).await?;
+        let StreamUser(user) = StreamUser::from_request_parts(parts, state).await?;
         Ok(Self(Some(user.user_id)))
     }
 }

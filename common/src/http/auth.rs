@@ -1,8 +1,13 @@
 //! Authentication: HS256 JWTs whose `sub` is the user id and `role` is `user` or `admin`.
 //!
 //! Handlers take [`AuthUser`] or [`AdminUser`] as an argument; the extractor verifies the
-//! bearer token (or `?access_token=`, which EventSource needs because it cannot set
-//! headers) and rejects with a 401/403 problem before the handler runs.
+//! `Authorization: Bearer` token and rejects with a 401/403 problem before the handler
+//! runs.
+//!
+//! Only the live-update streams take the token from the query string as well
+//! ([`StreamUser`], `?access_token=`): EventSource cannot set headers. Everywhere else a
+//! token in the URL is ignored, because URLs end up in access logs, proxy logs, browser
+//! history and `Referer` headers; a stream URL is opened by the app itself and never shown.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -146,16 +151,28 @@ impl AuthUser {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
-/// The bearer token of a request: the Authorization header, or `?access_token=`.
+/// The bearer token of a request's `Authorization` header.
 pub fn bearer_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// The bearer token of a stream request: the `Authorization` header, or `?access_token=`
+/// (see the module docs: stream routes only).
+pub fn stream_token(parts: &Parts) -> Option<String> {
+    if parts
+        .headers
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        return bearer_token(parts);
     }
-    // EventSource cannot set headers: streams accept the token in the query string.
     parts.uri.query().and_then(|q| {
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
@@ -164,17 +181,35 @@ pub fn bearer_token(parts: &Parts) -> Option<String> {
     })
 }
 
-impl<S: HasJwt + Send + Sync> FromRequestParts<S> for AuthUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        let token =
-            bearer_token(parts).ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
+impl AuthUser {
+    fn from_token<S: HasJwt>(token: Option<String>, state: &S) -> Result<Self, AppError> {
+        let token = token.ok_or_else(|| AppError::unauthorized("missing bearer token"))?;
         let claims = state.jwt().verify(&token)?;
         Ok(AuthUser {
             user_id: UserId(claims.sub),
             role: claims.role,
         })
+    }
+}
+
+impl<S: HasJwt + Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Self::from_token(bearer_token(parts), state)
+    }
+}
+
+/// The authenticated caller of a live-update stream: like [`AuthUser`], and the token may
+/// also come as `?access_token=` (EventSource cannot set headers).
+#[derive(Debug, Clone)]
+pub struct StreamUser(pub AuthUser);
+
+impl<S: HasJwt + Send + Sync> FromRequestParts<S> for StreamUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        AuthUser::from_token(stream_token(parts), state).map(Self)
     }
 }
 

@@ -125,6 +125,8 @@ impl TestEnv {
                 ("kafka.partitions", partitions.to_string()),
                 ("kafka.produce_timeout_ms", "5000".into()),
                 ("auth.dev_tokens", "true".into()),
+                // Placeholder secrets, dev tokens and the sandbox are fine here.
+                ("deployment.mode", "development".into()),
                 ("gateway.listen", "127.0.0.1:0".into()),
                 ("consumer.group_id", format!("{prefix}-consumer")),
                 ("log.filter", "warn".into()),
@@ -170,6 +172,7 @@ impl TestEnv {
                 "SEATQ_CONSUMER__GROUP_ID".into(),
                 s.consumer.group_id.clone(),
             ),
+            ("SEATQ_DEPLOYMENT__MODE".into(), "development".into()),
             (
                 "SEATQ_LOG__FILTER".into(),
                 std::env::var("SEATQ_TEST_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
@@ -269,6 +272,26 @@ impl PrivateBroker {
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         kill_now(&mut self.child);
+    }
+
+    /// SIGSTOP: the broker stops answering while its sockets stay open and the kernel
+    /// keeps taking what clients send (a hung broker, a long pause); see [`Self::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Self::pause`]: it reads what queued up meanwhile and carries on.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the broker is running");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} the broker");
     }
 
     pub fn restart(&mut self) {

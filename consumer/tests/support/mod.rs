@@ -87,11 +87,13 @@ pub type Position = (i64, i32);
 
 type DecisionRow = (uuid::Uuid, String, i64, i32, Option<Vec<i32>>);
 
-/// request_id -> (status, Kafka position, hold seat_nos)
+/// request_id -> (status, Kafka position, hold seat_nos), of the consumer's decisions: not
+/// the requests a gateway abandoned after a failed produce (offset -1, no place in Kafka
+/// order; `gateway::commands::abandon`), which it answered 503 and nobody decided.
 pub async fn decisions(pool: &PgPool) -> HashMap<String, (String, Position, Vec<i32>)> {
     let rows: Vec<DecisionRow> = sqlx::query_as(
         "SELECT r.request_id, r.status, r.kafka_offset, r.kafka_seq, h.seat_nos FROM requests r \
-         LEFT JOIN holds h ON h.id = r.hold_id",
+         LEFT JOIN holds h ON h.id = r.hold_id WHERE r.kafka_offset >= 0",
     )
     .fetch_all(pool)
     .await
@@ -113,10 +115,15 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Wait until `n` requests are decided.
+/// Wait until the consumer decided `n` requests (abandoned ones do not count).
 pub async fn wait_decided(pool: &PgPool, n: i64, timeout: Duration) {
     seatq_common::testkit::eventually(&format!("{n} decisions"), timeout, || async {
-        (count(pool, "SELECT count(*) FROM requests").await >= n).then_some(())
+        let decided = count(
+            pool,
+            "SELECT count(*) FROM requests WHERE kafka_offset >= 0",
+        )
+        .await;
+        (decided >= n).then_some(())
     })
     .await
 }

@@ -46,7 +46,8 @@ pub struct Accepted {
         (status = 422, body = crate::error::Problem),
         (status = 429, body = crate::error::Problem,
             description = "rate_limited, with Retry-After (per user and per client IP)"),
-        (status = 503, body = crate::error::Problem, description = "broker_unavailable, with Retry-After")))]
+        (status = 503, body = crate::error::Problem,
+            description = "broker_unavailable, with Retry-After; with request_id when the request is recorded as rejected not_accepted: it will never be applied, send it again")))]
 pub async fn request_hold(
     State(state): State<AppState>,
     user: AuthUser,
@@ -107,8 +108,10 @@ pub async fn request_hold(
 
 #[utoipa::path(get, path = "/v1/hold-requests/{request_id}", tag = "holds",
     params(("request_id" = String, Path, format = Uuid)), security(("bearer" = [])),
-    responses((status = 200, body = HoldRequestView), (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = HoldRequestView,
+            description = "pending, held or rejected; every request that got a 202 is pending or decided"),
+        (status = 401, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem, description = "request_not_found: unknown, or not yours")))]
 pub async fn request_status(
     State(state): State<AppState>,
     user: AuthUser,
