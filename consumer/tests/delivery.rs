@@ -296,3 +296,111 @@ async fn two_consumers_racing_for_a_partition_commit_the_batch_once() {
     ));
     assert_eq!(violations(&p.env.pool).await, Violations::default());
 }
+
+/// The gateway records a command it could not get acknowledged as never accepted
+/// (`not_accepted`) while the broker may still write it. If the consumer decides that
+/// command at the same moment, exactly one of the two records wins: here the gateway's
+/// row is written (uncommitted) first, the batch waits for it on the unique key, finds it
+/// decided, and tries again without it; the command is never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_the_gateway_abandons_while_the_batch_runs_is_never_applied() {
+    let env = TestEnv::new(1).await;
+    let p = Pipeline::start_on(env, false).await;
+    let event: EventId = p
+        .api
+        .create_event(section_a(1, 10), json!({}))
+        .await
+        .parse()
+        .expect("id");
+    let abandoned = hold_command(event, "told-503", vec![1]);
+    let other = hold_command(event, "told-202", vec![2]);
+    let messages: Vec<Incoming> = [&abandoned, &other]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Incoming {
+            offset: i as i64,
+            payload: Some(c.encode().expect("encode")),
+        })
+        .collect();
+    let applier = Arc::new(BatchApplier {
+        pool: p.env.pool.clone(),
+        catalog: Arc::new(Catalog::new(p.env.pool.clone(), Duration::from_secs(2))),
+        topic: p.env.topics.commands.clone(),
+        owner: "consumer".into(),
+        lifecycle: Default::default(),
+        drill_panic_user: None,
+    });
+    // The gateway's abandonment, in a transaction still open.
+    let mut gateway = p.env.pool.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
+           kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
+         VALUES ($1, $2, 'told-503', 'hold_seats', 'rejected', 'not_accepted', 0, -1, -1, \
+           now(), now())",
+    )
+    .bind(abandoned.request_id)
+    .bind(event)
+    .execute(&mut *gateway)
+    .await
+    .expect("abandon");
+    let batch = tokio::spawn({
+        let (applier, messages) = (applier.clone(), messages.clone());
+        async move { applier.apply(0, 0, &messages).await }
+    });
+    // The batch reaches the request's key and waits for the gateway's transaction.
+    eventually(
+        "the batch to wait on the abandoned request",
+        Duration::from_secs(30),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
+            )
+            .fetch_one(&p.env.pool)
+            .await
+            .expect("locks");
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
+    gateway.commit().await.expect("commit");
+    match batch.await.expect("batch task") {
+        Err(e) => assert!(
+            e.is_transient() && matches!(e, seatq_consumer::batch::BatchError::Raced(1)),
+            "a race is reported for a retry: {e}"
+        ),
+        Ok(result) => panic!("the batch must not commit over the abandonment: {result:?}"),
+    }
+    // The retry finds it decided and applies the rest.
+    let again = applier.apply(0, 0, &messages).await.expect("retry");
+    assert_eq!(
+        again,
+        BatchResult::Applied {
+            next_offset: 2,
+            decided: 1,
+            duplicates: 1
+        }
+    );
+    let decided = decisions(&p.env.pool).await;
+    assert_eq!(
+        decided.len(),
+        1,
+        "only the accepted one is the consumer's: {decided:?}"
+    );
+    assert_eq!(decided[&other.request_id.to_string()].0, "held");
+    let (status, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status, reason FROM requests WHERE request_id = $1")
+            .bind(abandoned.request_id)
+            .fetch_one(&p.env.pool)
+            .await
+            .expect("abandoned");
+    assert_eq!(
+        (status.as_str(), reason.as_deref()),
+        ("rejected", Some("not_accepted"))
+    );
+    assert_eq!(
+        count(&p.env.pool, "SELECT count(*) FROM holds").await,
+        1,
+        "the abandoned command holds nothing"
+    );
+    assert_eq!(violations(&p.env.pool).await, Violations::default());
+}
