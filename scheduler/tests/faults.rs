@@ -446,6 +446,7 @@ impl Storm {
                 payment_id: payment.parse().expect("payment id"),
                 session_id: session,
                 amount_cents: amount,
+                currency: "USD".into(),
             },
         };
         let body = serde_json::to_vec(&event).expect("webhook json");

@@ -68,6 +68,7 @@ fn succeeded(checkout: &Value, event_id: &str) -> Vec<u8> {
                 .expect("uuid"),
             session_id: url.rsplit('/').next().expect("session").to_owned(),
             amount_cents: checkout["amount_cents"].as_i64().expect("amount"),
+            currency: checkout["currency"].as_str().expect("currency").to_owned(),
         },
     })
     .expect("webhook json")
