@@ -27,6 +27,9 @@
 //! | `seatq_scheduler_timers_pending` | gauge | partition | hold timers read and not fired yet (the delay queue) |
 //! | `seatq_scheduler_timers_fired_total` | counter | kind (`expire`/`reminder`) | hold timers fired |
 //! | `seatq_scheduler_sweeper_caught_total` | counter | | overdue holds the sweeper expired (timers that did not fire) |
+//! | `seatq_refund_attempts_total` | counter | result (`issued`/`refused`/`unreachable`) | calls to the provider to issue a refund |
+//! | `seatq_refunds_failed_total` | counter | | refunds given up after `scheduler.refund_max_attempts` tries (an operator must act) |
+//! | `seatq_refunds_failed_unresolved` | gauge | | refunds in state `failed` now, sampled by the refund worker |
 //! | `seatq_waiting_room_length` | gauge | partition | tickets waiting, summed over the partition's events |
 //! | `seatq_waiting_room_admitted_total` | counter | partition | tickets admitted; `rate()` is the admission rate |
 //! | `seatq_waiting_room_admission_rate` | gauge | partition | the controllers' current rates (admissions/s), summed over the partition's events |
@@ -67,6 +70,9 @@ pub mod names {
     pub const TIMERS_PENDING: &str = "seatq_scheduler_timers_pending";
     pub const TIMERS_FIRED: &str = "seatq_scheduler_timers_fired_total";
     pub const SWEEPER_CAUGHT: &str = "seatq_scheduler_sweeper_caught_total";
+    pub const REFUND_ATTEMPTS: &str = "seatq_refund_attempts_total";
+    pub const REFUNDS_FAILED: &str = "seatq_refunds_failed_total";
+    pub const REFUNDS_FAILED_UNRESOLVED: &str = "seatq_refunds_failed_unresolved";
     pub const WAITING_ROOM_LENGTH: &str = "seatq_waiting_room_length";
     pub const WAITING_ROOM_ADMITTED: &str = "seatq_waiting_room_admitted_total";
     pub const WAITING_ROOM_RATE: &str = "seatq_waiting_room_admission_rate";
@@ -119,6 +125,18 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::SWEEPER_CAUGHT,
         "Overdue holds expired by the sweeper",
+    ),
+    (
+        names::REFUND_ATTEMPTS,
+        "Refund calls to the payment provider, by result",
+    ),
+    (
+        names::REFUNDS_FAILED,
+        "Refunds given up after their last try (an operator must act)",
+    ),
+    (
+        names::REFUNDS_FAILED_UNRESOLVED,
+        "Refunds in state failed now",
     ),
     (
         names::WAITING_ROOM_LENGTH,
@@ -360,6 +378,21 @@ pub fn timer_fired(kind: &'static str) {
 
 pub fn sweeper_caught(holds: usize) {
     metrics::counter!(names::SWEEPER_CAUGHT).increment(holds as u64);
+}
+
+/// One call to the provider for a refund: `issued`, `refused` (an error answer) or
+/// `unreachable`.
+pub fn refund_attempt(result: &'static str) {
+    metrics::counter!(names::REFUND_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// A refund given up after its last try.
+pub fn refund_failed() {
+    metrics::counter!(names::REFUNDS_FAILED).increment(1);
+}
+
+pub fn refunds_failed_unresolved(refunds: i64) {
+    metrics::gauge!(names::REFUNDS_FAILED_UNRESOLVED).set(refunds as f64);
 }
 
 pub fn waiting_room_length(partition: i32, waiting: i64) {

@@ -4,7 +4,7 @@
 //! seatq.hold-timers ──► delay queue per partition ──due──► expire_hold ──► seatq.commands
 //!                                     └──reminder──► reservation_expiring ──► seatq.seat-events
 //! sweeper (every 30 s): overdue active holds ──► expire_hold; waitlist mirrors ◄── PostgreSQL
-//! refund worker: refunds (pending) ──► payment provider ──► refund_issued
+//! refund worker: refunds (due, one at a time, backoff) ──► payment provider ──► refund_issued
 //! reconciler: payments with an overdue webhook ──► payment provider ──► payment_* commands
 //! admission: waiting rooms ──► admitted / queue_position, at a rate the pipeline can take
 //! ```
@@ -118,6 +118,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         producer: producer.clone(),
         seat_events_topic: topics.seat_events.clone(),
         interval: Duration::from_millis(settings.scheduler.refund_interval_ms.max(100)),
+        retry: refunds::RetryPolicy::from_settings(&settings.scheduler),
     };
     let admission = admission::Admission {
         pool: pool.clone(),
