@@ -30,6 +30,7 @@
 //! | `seatq_refund_attempts_total` | counter | result (`issued`/`refused`/`unreachable`) | calls to the provider to issue a refund |
 //! | `seatq_refunds_failed_total` | counter | | refunds given up after `scheduler.refund_max_attempts` tries (an operator must act) |
 //! | `seatq_refunds_failed_unresolved` | gauge | | refunds in state `failed` now, sampled by the refund worker |
+//! | `seatq_payment_mismatches_total` | counter | field (`amount`/`currency`) | captured payments that were not what seatq asked for (refunded, not booked) |
 //! | `seatq_waiting_room_length` | gauge | partition | tickets waiting, summed over the partition's events |
 //! | `seatq_waiting_room_admitted_total` | counter | partition | tickets admitted; `rate()` is the admission rate |
 //! | `seatq_waiting_room_admission_rate` | gauge | partition | the controllers' current rates (admissions/s), summed over the partition's events |
@@ -73,6 +74,7 @@ pub mod names {
     pub const REFUND_ATTEMPTS: &str = "seatq_refund_attempts_total";
     pub const REFUNDS_FAILED: &str = "seatq_refunds_failed_total";
     pub const REFUNDS_FAILED_UNRESOLVED: &str = "seatq_refunds_failed_unresolved";
+    pub const PAYMENT_MISMATCHES: &str = "seatq_payment_mismatches_total";
     pub const WAITING_ROOM_LENGTH: &str = "seatq_waiting_room_length";
     pub const WAITING_ROOM_ADMITTED: &str = "seatq_waiting_room_admitted_total";
     pub const WAITING_ROOM_RATE: &str = "seatq_waiting_room_admission_rate";
@@ -137,6 +139,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::REFUNDS_FAILED_UNRESOLVED,
         "Refunds in state failed now",
+    ),
+    (
+        names::PAYMENT_MISMATCHES,
+        "Captured payments whose amount or currency was not what was asked for (refunded)",
     ),
     (
         names::WAITING_ROOM_LENGTH,
@@ -380,6 +386,16 @@ pub fn sweeper_caught(holds: usize) {
     metrics::counter!(names::SWEEPER_CAUGHT).increment(holds as u64);
 }
 
+/// Start the money counters at 0 in a service that records them (the gateway and the
+/// scheduler), so that the first payment mismatch or failed refund is an increase the
+/// alert rules (`increase(…)`) see rather than the first sample of a new series.
+pub fn zero_money_counters() {
+    for field in ["amount", "currency"] {
+        metrics::counter!(names::PAYMENT_MISMATCHES, "field" => field).increment(0);
+    }
+    metrics::counter!(names::REFUNDS_FAILED).increment(0);
+}
+
 /// One call to the provider for a refund: `issued`, `refused` (an error answer) or
 /// `unreachable`.
 pub fn refund_attempt(result: &'static str) {
@@ -393,6 +409,11 @@ pub fn refund_failed() {
 
 pub fn refunds_failed_unresolved(refunds: i64) {
     metrics::gauge!(names::REFUNDS_FAILED_UNRESOLVED).set(refunds as f64);
+}
+
+/// `field`: `amount` or `currency`.
+pub fn payment_mismatch(field: &'static str) {
+    metrics::counter!(names::PAYMENT_MISMATCHES, "field" => field).increment(1);
 }
 
 pub fn waiting_room_length(partition: i32, waiting: i64) {

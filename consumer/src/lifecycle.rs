@@ -1,6 +1,7 @@
 //! Deciding what happens to holds after they are made: cancel, expiry (or a grace period
-//! when a payment is in progress), sale on payment, refund of a payment that came too late,
-//! booking cancellation, and the seats' waitlists.
+//! when a payment is in progress), sale on payment, refund of a payment that came too late
+//! or captured something else than was asked for, booking cancellation, and the seats'
+//! waitlists.
 //!
 //! Like `decide`, this is pure: it works on the [`Ledger`] the batch loaded and locked, in
 //! Kafka order. That is what makes a waitlist hand-off gapless: releasing a seat and holding
@@ -11,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use seatq_common::command::{
-    BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome,
-    WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
+    BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, Mismatch,
+    PaymentOutcome, WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
 };
 use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
 use seatq_common::message::{HoldTimer, SeatEvent, SeatStatus};
@@ -273,6 +274,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<Applied, Rejection> {
         let hold = self.hold_of(cmd, p.hold_id)?.clone();
+        if let Some(mismatch) = p.mismatch() {
+            return Ok(self.payment_mismatched(cmd, p, &hold, mismatch));
+        }
         if hold.status != HoldStatus::Active {
             // The hold was released (expired, cancelled, handed on) or already paid: the
             // money goes back, the seats stay with whoever has them now.
@@ -362,6 +366,43 @@ impl Ledger {
             p.hold_id,
             json!({"outcome": "booked", "booking_id": booking_id}),
         ))
+    }
+
+    /// The provider captured something else than the payment asked for: never a sale.
+    /// What was captured goes back; a live hold stays, so the buyer can pay again.
+    fn payment_mismatched(
+        &mut self,
+        cmd: &CommandEnvelope,
+        p: &PaymentOutcome,
+        hold: &HoldSlot,
+        mismatch: Mismatch,
+    ) -> Applied {
+        let captured = p.captured_cents();
+        if captured > 0 {
+            self.refund(
+                p.payment_id,
+                hold,
+                captured,
+                "payment_mismatch",
+                cmd.request_id,
+            );
+        }
+        self.life.paying.remove(&p.hold_id);
+        if hold.status == HoldStatus::Active {
+            self.life.notices.push((
+                hold.event_id,
+                SeatEvent::PaymentFailed {
+                    hold_id: p.hold_id,
+                    user_id: hold.user_id.clone(),
+                    payment_id: p.payment_id,
+                },
+            ));
+        }
+        applied(
+            p.hold_id,
+            json!({"outcome": "refund", "payment_id": p.payment_id, "reason": "payment_mismatch",
+                   "mismatch": mismatch.as_str(), "refund_cents": captured}),
+        )
     }
 
     fn payment_failed(

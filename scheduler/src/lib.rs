@@ -130,6 +130,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
     };
     tracing::info!(%member, partitions, "scheduler started");
     seatq_common::metrics::serve(&settings.metrics.scheduler_listen, shutdown.clone()).await;
+    seatq_common::metrics::zero_money_counters();
     let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));
