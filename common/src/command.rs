@@ -65,6 +65,14 @@ pub struct ExpireHold {
     /// The expiry this timer was set for: a hold extended since then is not expired by
     /// its old timer.
     pub expires_at: DateTime<Utc>,
+    /// 0 for the hold's own timer; n when the consumer re-armed it n times because it
+    /// came before the hold was due by the consumer's clock (see `message::ArmedTimer`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -434,5 +442,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((old.mismatch(), old.captured_cents()), (None, 5000));
+        let old: ExpireHold = serde_json::from_value(serde_json::json!({
+            "hold_id": HoldId::new(), "expires_at": Utc::now()
+        }))
+        .unwrap();
+        assert_eq!(old.attempt, 0);
+        assert!(serde_json::to_value(&old).unwrap().get("attempt").is_none());
     }
 }

@@ -152,6 +152,10 @@ pub struct SchedulerSettings {
     pub refund_backoff_max_ms: u64,
     pub heartbeat_ms: u64,
     pub member_ttl_ms: u64,
+    /// Tests only: run the timers' clock this far ahead of the machine's (negative:
+    /// behind), to show what a scheduler whose clock is off does.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
 }
 
 fn default_refund_max_attempts() -> i32 {

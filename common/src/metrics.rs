@@ -27,6 +27,7 @@
 //! | `seatq_scheduler_timers_pending` | gauge | partition | hold timers read and not fired yet (the delay queue) |
 //! | `seatq_scheduler_timers_fired_total` | counter | kind (`expire`/`reminder`) | hold timers fired |
 //! | `seatq_scheduler_sweeper_caught_total` | counter | | overdue holds the sweeper expired (timers that did not fire) |
+//! | `seatq_scheduler_expiries_rearmed_total` | counter | | expiries the consumer found not due yet (the scheduler's clock ahead of its own) and re-armed |
 //! | `seatq_refund_attempts_total` | counter | result (`issued`/`refused`/`unreachable`) | calls to the provider to issue a refund |
 //! | `seatq_refunds_failed_total` | counter | | refunds given up after `scheduler.refund_max_attempts` tries (an operator must act) |
 //! | `seatq_refunds_failed_unresolved` | gauge | | refunds in state `failed` now, sampled by the refund worker |
@@ -71,6 +72,7 @@ pub mod names {
     pub const TIMERS_PENDING: &str = "seatq_scheduler_timers_pending";
     pub const TIMERS_FIRED: &str = "seatq_scheduler_timers_fired_total";
     pub const SWEEPER_CAUGHT: &str = "seatq_scheduler_sweeper_caught_total";
+    pub const EXPIRIES_REARMED: &str = "seatq_scheduler_expiries_rearmed_total";
     pub const REFUND_ATTEMPTS: &str = "seatq_refund_attempts_total";
     pub const REFUNDS_FAILED: &str = "seatq_refunds_failed_total";
     pub const REFUNDS_FAILED_UNRESOLVED: &str = "seatq_refunds_failed_unresolved";
@@ -127,6 +129,10 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::SWEEPER_CAUGHT,
         "Overdue holds expired by the sweeper",
+    ),
+    (
+        names::EXPIRIES_REARMED,
+        "Hold expiries that arrived before the hold was due by the consumer's clock, re-armed",
     ),
     (
         names::REFUND_ATTEMPTS,
@@ -394,6 +400,12 @@ pub fn zero_money_counters() {
         metrics::counter!(names::PAYMENT_MISMATCHES, "field" => field).increment(0);
     }
     metrics::counter!(names::REFUNDS_FAILED).increment(0);
+}
+
+/// Counted by the scheduler when it reads a re-armed timer (the consumer, which decides
+/// the re-arm, reports it in the decision's detail).
+pub fn expiry_rearmed() {
+    metrics::counter!(names::EXPIRIES_REARMED).increment(1);
 }
 
 /// One call to the provider for a refund: `issued`, `refused` (an error answer) or

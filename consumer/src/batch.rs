@@ -1270,6 +1270,13 @@ fn collect_messages(
     for timer in &ledger.life.timers {
         outbox.push("hold_timers", timer.event_id, serde_json::to_string(timer)?);
     }
+    for armed in &ledger.life.rearmed_timers {
+        outbox.push(
+            "hold_timers",
+            armed.timer.event_id,
+            serde_json::to_string(armed)?,
+        );
+    }
     for (event_id, notice) in &ledger.life.notices {
         publish(outbox, *event_id, notice.clone())?;
     }

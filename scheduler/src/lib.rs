@@ -103,6 +103,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         partitions,
         remind_before: chrono::Duration::seconds(settings.scheduler.reminder_secs.max(0)),
         heartbeat: Duration::from_millis(settings.scheduler.heartbeat_ms.max(100)),
+        clock_offset: chrono::Duration::milliseconds(settings.scheduler.clock_offset_ms),
     };
     let sweeper = sweeper::Sweeper {
         pool: pool.clone(),
