@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, SectionId, UserId};
+pub use crate::payment_provider::Capture;
 
 /// What the consumer is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,13 +65,71 @@ pub struct ExpireHold {
     /// The expiry this timer was set for: a hold extended since then is not expired by
     /// its old timer.
     pub expires_at: DateTime<Utc>,
+    /// 0 for the hold's own timer; n when the consumer re-armed it n times because it
+    /// came before the hold was due by the consumer's clock (see `message::ArmedTimer`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentOutcome {
     pub hold_id: HoldId,
     pub payment_id: PaymentId,
+    /// What seatq asked for (the payment record).
     pub amount_cents: i64,
+    /// The currency asked for; absent from commands older than the check (USD then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// What the provider reports it captured (a success only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<Capture>,
+}
+
+/// How a capture differs from what was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    Amount,
+    Currency,
+}
+
+impl Mismatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mismatch::Amount => "amount",
+            Mismatch::Currency => "currency",
+        }
+    }
+}
+
+/// The currency of payments recorded before payments had one.
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+impl PaymentOutcome {
+    /// Whether the capture differs from what was asked for (currency first: an amount in
+    /// another currency is not comparable). None without a capture.
+    pub fn mismatch(&self) -> Option<Mismatch> {
+        let captured = self.captured.as_ref()?;
+        let asked = self.currency.as_deref().unwrap_or(DEFAULT_CURRENCY);
+        if !captured.currency.eq_ignore_ascii_case(asked) {
+            Some(Mismatch::Currency)
+        } else if captured.amount_cents != self.amount_cents {
+            Some(Mismatch::Amount)
+        } else {
+            None
+        }
+    }
+
+    /// The money the provider holds for this payment: the capture, or what was asked for
+    /// when the command carries no capture.
+    pub fn captured_cents(&self) -> i64 {
+        self.captured
+            .as_ref()
+            .map_or(self.amount_cents, |c| c.amount_cents)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,5 +410,43 @@ mod tests {
             &decode_record(b"[1, 2")[..],
             [Decoded::Unreadable(_)]
         ));
+    }
+
+    #[test]
+    fn a_capture_is_compared_with_what_was_asked_for() {
+        let outcome = |captured: Option<(i64, &str)>| PaymentOutcome {
+            hold_id: HoldId::new(),
+            payment_id: PaymentId::new(),
+            amount_cents: 5000,
+            currency: Some("USD".into()),
+            captured: captured.map(|(amount_cents, currency)| Capture {
+                amount_cents,
+                currency: currency.into(),
+            }),
+        };
+        assert_eq!(outcome(None).mismatch(), None);
+        assert_eq!(outcome(Some((5000, "USD"))).mismatch(), None);
+        assert_eq!(outcome(Some((5000, "usd"))).mismatch(), None);
+        assert_eq!(
+            outcome(Some((4000, "USD"))).mismatch(),
+            Some(Mismatch::Amount)
+        );
+        assert_eq!(
+            outcome(Some((5000, "EUR"))).mismatch(),
+            Some(Mismatch::Currency)
+        );
+        assert_eq!(outcome(Some((4000, "EUR"))).captured_cents(), 4000);
+        // Commands from before the check carry no capture and no currency.
+        let old: PaymentOutcome = serde_json::from_value(serde_json::json!({
+            "hold_id": HoldId::new(), "payment_id": PaymentId::new(), "amount_cents": 5000
+        }))
+        .unwrap();
+        assert_eq!((old.mismatch(), old.captured_cents()), (None, 5000));
+        let old: ExpireHold = serde_json::from_value(serde_json::json!({
+            "hold_id": HoldId::new(), "expires_at": Utc::now()
+        }))
+        .unwrap();
+        assert_eq!(old.attempt, 0);
+        assert!(serde_json::to_value(&old).unwrap().get("attempt").is_none());
     }
 }

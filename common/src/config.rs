@@ -141,8 +141,33 @@ pub struct SchedulerSettings {
     pub sweep_grace_secs: i64,
     /// How often the refund worker looks for refunds to issue.
     pub refund_interval_ms: u64,
+    /// Tries of a refund before it is `failed` (left for an operator, and alerted).
+    #[serde(default = "default_refund_max_attempts")]
+    pub refund_max_attempts: i32,
+    /// Wait after a refund's first failed try; doubled after each further one.
+    #[serde(default = "default_refund_backoff_ms")]
+    pub refund_backoff_ms: u64,
+    /// The longest wait between two tries of a refund.
+    #[serde(default = "default_refund_backoff_max_ms")]
+    pub refund_backoff_max_ms: u64,
     pub heartbeat_ms: u64,
     pub member_ttl_ms: u64,
+    /// Tests only: run the timers' clock this far ahead of the machine's (negative:
+    /// behind), to show what a scheduler whose clock is off does.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+}
+
+fn default_refund_max_attempts() -> i32 {
+    12
+}
+
+fn default_refund_backoff_ms() -> u64 {
+    5_000
+}
+
+fn default_refund_backoff_max_ms() -> u64 {
+    1_800_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

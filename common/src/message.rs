@@ -220,6 +220,44 @@ pub struct HoldTimer {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A hold timer as the scheduler reads it from `seatq.hold-timers`: a plain [`HoldTimer`]
+/// (attempt 0), or one the consumer re-armed because its expiry arrived before the hold
+/// was due by the consumer's clock (the scheduler's clock runs ahead). The attempt goes
+/// into the next `expire_hold`'s request id, so the re-armed firing is a new request
+/// rather than a duplicate of the one already decided as not due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmedTimer {
+    #[serde(flatten)]
+    pub timer: HoldTimer,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+    /// When to fire on the scheduler's clock (the consumer's estimate of it), if not at
+    /// `expires_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire_at: Option<DateTime<Utc>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl ArmedTimer {
+    /// When the timer is due on the scheduler's clock.
+    pub fn due(&self) -> DateTime<Utc> {
+        self.fire_at.unwrap_or(self.timer.expires_at)
+    }
+}
+
+impl From<HoldTimer> for ArmedTimer {
+    fn from(timer: HoldTimer) -> Self {
+        Self {
+            timer,
+            attempt: 0,
+            fire_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +293,35 @@ mod tests {
             let json = serde_json::to_value(&event).expect("json");
             assert_eq!(json["kind"], event.kind());
         }
+    }
+
+    #[test]
+    fn a_plain_timer_reads_as_attempt_zero_and_a_rearmed_one_as_a_timer() {
+        let timer = HoldTimer {
+            hold_id: crate::ids::HoldId::new(),
+            event_id: EventId::new(),
+            expires_at: Utc::now(),
+        };
+        let plain = serde_json::to_string(&timer).expect("json");
+        let armed: ArmedTimer = serde_json::from_str(&plain).expect("armed");
+        assert_eq!(armed, ArmedTimer::from(timer.clone()));
+        assert_eq!(armed.due(), timer.expires_at);
+        let fire_at = timer.expires_at + chrono::Duration::seconds(5);
+        let rearmed = ArmedTimer {
+            timer: timer.clone(),
+            attempt: 2,
+            fire_at: Some(fire_at),
+        };
+        let json = serde_json::to_string(&rearmed).expect("json");
+        assert_eq!(
+            serde_json::from_str::<ArmedTimer>(&json).expect("back"),
+            rearmed
+        );
+        // Readers that know only `HoldTimer` still read it.
+        assert_eq!(
+            serde_json::from_str::<HoldTimer>(&json).expect("timer"),
+            timer
+        );
+        assert_eq!(rearmed.due(), fire_at);
     }
 }

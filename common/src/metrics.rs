@@ -27,6 +27,11 @@
 //! | `seatq_scheduler_timers_pending` | gauge | partition | hold timers read and not fired yet (the delay queue) |
 //! | `seatq_scheduler_timers_fired_total` | counter | kind (`expire`/`reminder`) | hold timers fired |
 //! | `seatq_scheduler_sweeper_caught_total` | counter | | overdue holds the sweeper expired (timers that did not fire) |
+//! | `seatq_scheduler_expiries_rearmed_total` | counter | | expiries the consumer found not due yet (the scheduler's clock ahead of its own) and re-armed |
+//! | `seatq_refund_attempts_total` | counter | result (`issued`/`refused`/`unreachable`) | calls to the provider to issue a refund |
+//! | `seatq_refunds_failed_total` | counter | | refunds given up after `scheduler.refund_max_attempts` tries (an operator must act) |
+//! | `seatq_refunds_failed_unresolved` | gauge | | refunds in state `failed` now, sampled by the refund worker |
+//! | `seatq_payment_mismatches_total` | counter | field (`amount`/`currency`) | captured payments that were not what seatq asked for (refunded, not booked) |
 //! | `seatq_waiting_room_length` | gauge | partition | tickets waiting, summed over the partition's events |
 //! | `seatq_waiting_room_admitted_total` | counter | partition | tickets admitted; `rate()` is the admission rate |
 //! | `seatq_waiting_room_admission_rate` | gauge | partition | the controllers' current rates (admissions/s), summed over the partition's events |
@@ -67,6 +72,11 @@ pub mod names {
     pub const TIMERS_PENDING: &str = "seatq_scheduler_timers_pending";
     pub const TIMERS_FIRED: &str = "seatq_scheduler_timers_fired_total";
     pub const SWEEPER_CAUGHT: &str = "seatq_scheduler_sweeper_caught_total";
+    pub const EXPIRIES_REARMED: &str = "seatq_scheduler_expiries_rearmed_total";
+    pub const REFUND_ATTEMPTS: &str = "seatq_refund_attempts_total";
+    pub const REFUNDS_FAILED: &str = "seatq_refunds_failed_total";
+    pub const REFUNDS_FAILED_UNRESOLVED: &str = "seatq_refunds_failed_unresolved";
+    pub const PAYMENT_MISMATCHES: &str = "seatq_payment_mismatches_total";
     pub const WAITING_ROOM_LENGTH: &str = "seatq_waiting_room_length";
     pub const WAITING_ROOM_ADMITTED: &str = "seatq_waiting_room_admitted_total";
     pub const WAITING_ROOM_RATE: &str = "seatq_waiting_room_admission_rate";
@@ -119,6 +129,26 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::SWEEPER_CAUGHT,
         "Overdue holds expired by the sweeper",
+    ),
+    (
+        names::EXPIRIES_REARMED,
+        "Hold expiries that arrived before the hold was due by the consumer's clock, re-armed",
+    ),
+    (
+        names::REFUND_ATTEMPTS,
+        "Refund calls to the payment provider, by result",
+    ),
+    (
+        names::REFUNDS_FAILED,
+        "Refunds given up after their last try (an operator must act)",
+    ),
+    (
+        names::REFUNDS_FAILED_UNRESOLVED,
+        "Refunds in state failed now",
+    ),
+    (
+        names::PAYMENT_MISMATCHES,
+        "Captured payments whose amount or currency was not what was asked for (refunded)",
     ),
     (
         names::WAITING_ROOM_LENGTH,
@@ -360,6 +390,42 @@ pub fn timer_fired(kind: &'static str) {
 
 pub fn sweeper_caught(holds: usize) {
     metrics::counter!(names::SWEEPER_CAUGHT).increment(holds as u64);
+}
+
+/// Start the money counters at 0 in a service that records them (the gateway and the
+/// scheduler), so that the first payment mismatch or failed refund is an increase the
+/// alert rules (`increase(…)`) see rather than the first sample of a new series.
+pub fn zero_money_counters() {
+    for field in ["amount", "currency"] {
+        metrics::counter!(names::PAYMENT_MISMATCHES, "field" => field).increment(0);
+    }
+    metrics::counter!(names::REFUNDS_FAILED).increment(0);
+}
+
+/// Counted by the scheduler when it reads a re-armed timer (the consumer, which decides
+/// the re-arm, reports it in the decision's detail).
+pub fn expiry_rearmed() {
+    metrics::counter!(names::EXPIRIES_REARMED).increment(1);
+}
+
+/// One call to the provider for a refund: `issued`, `refused` (an error answer) or
+/// `unreachable`.
+pub fn refund_attempt(result: &'static str) {
+    metrics::counter!(names::REFUND_ATTEMPTS, "result" => result).increment(1);
+}
+
+/// A refund given up after its last try.
+pub fn refund_failed() {
+    metrics::counter!(names::REFUNDS_FAILED).increment(1);
+}
+
+pub fn refunds_failed_unresolved(refunds: i64) {
+    metrics::gauge!(names::REFUNDS_FAILED_UNRESOLVED).set(refunds as f64);
+}
+
+/// `field`: `amount` or `currency`.
+pub fn payment_mismatch(field: &'static str) {
+    metrics::counter!(names::PAYMENT_MISMATCHES, "field" => field).increment(1);
 }
 
 pub fn waiting_room_length(partition: i32, waiting: i64) {

@@ -60,7 +60,13 @@ pub struct ProviderPayment {
     /// `open` (the buyer has not paid), `succeeded`, `failed` or `expired`.
     pub status: String,
     pub amount_cents: i64,
+    /// The session's currency (what was asked for).
+    pub currency: String,
     pub captured_cents: i64,
+    /// The currency of the capture, once succeeded (the session's unless the provider
+    /// converted it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_currency: Option<String>,
     #[serde(default)]
     pub refunded_cents: i64,
 }
@@ -74,6 +80,47 @@ impl ProviderPayment {
             // An abandoned session never takes money: for seatq it is a failed attempt.
             "failed" | "expired" | "canceled" => Some(WebhookKind::Failed),
             _ => None,
+        }
+    }
+
+    /// The final outcome with what was captured, as the webhook would report it.
+    pub fn report(&self) -> Option<Report> {
+        Some(match self.outcome()? {
+            WebhookKind::Succeeded => Report::Succeeded(Capture {
+                amount_cents: self.captured_cents,
+                currency: self
+                    .captured_currency
+                    .clone()
+                    .unwrap_or_else(|| self.currency.clone()),
+            }),
+            WebhookKind::Failed => Report::Failed,
+            WebhookKind::Processing => Report::Processing,
+        })
+    }
+}
+
+/// What the provider took: an amount in a currency (ISO 4217 code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+/// What the provider reports about a payment, with the capture a success must carry (it
+/// is checked against what seatq asked for before anything is booked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Processing,
+    Succeeded(Capture),
+    Failed,
+}
+
+impl Report {
+    pub fn kind(&self) -> WebhookKind {
+        match self {
+            Report::Processing => WebhookKind::Processing,
+            Report::Succeeded(_) => WebhookKind::Succeeded,
+            Report::Failed => WebhookKind::Failed,
         }
     }
 }
@@ -116,7 +163,24 @@ impl WebhookKind {
 pub struct WebhookData {
     pub payment_id: Uuid,
     pub session_id: String,
+    /// What was captured (`payment.succeeded`), otherwise what was asked for.
     pub amount_cents: i64,
+    /// The currency of `amount_cents` (ISO 4217).
+    pub currency: String,
+}
+
+impl WebhookEvent {
+    /// What this webhook reports, with the capture of a success.
+    pub fn report(&self) -> Report {
+        match self.kind {
+            WebhookKind::Processing => Report::Processing,
+            WebhookKind::Succeeded => Report::Succeeded(Capture {
+                amount_cents: self.data.amount_cents,
+                currency: self.data.currency.clone(),
+            }),
+            WebhookKind::Failed => Report::Failed,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,13 +323,22 @@ mod tests {
                 payment_id,
                 session_id: "cs_1".into(),
                 amount_cents: 5000,
+                currency: "USD".into(),
             },
         };
         let json = serde_json::to_value(&event).expect("serialize");
         assert_eq!(json["type"], "payment.succeeded");
         assert_eq!(json["data"]["payment_id"], payment_id.to_string());
+        assert_eq!(json["data"]["currency"], "USD");
         let back: WebhookEvent = serde_json::from_value(json).expect("deserialize");
         assert_eq!(back, event);
+        assert_eq!(
+            back.report(),
+            Report::Succeeded(Capture {
+                amount_cents: 5000,
+                currency: "USD".into()
+            })
+        );
         for kind in [
             WebhookKind::Processing,
             WebhookKind::Succeeded,

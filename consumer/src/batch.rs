@@ -235,10 +235,12 @@ const INSERT_DEAD_LETTERS: &str =
        AS u(kafka_offset, kafka_seq, reason, payload, request_id, event_id, kind, error) \
      ON CONFLICT DO NOTHING";
 // A payment whose command could not be applied: its money goes back (unless it already
-// became a booking), rather than staying with nobody's seat.
+// became a booking), rather than staying with nobody's seat. What was captured, if the
+// provider said (it may differ from what was asked: migration 0012).
 const REFUND_DEAD_PAYMENTS: &str = "INSERT INTO refunds (id, payment_id, event_id, user_id, \
        amount_cents, reason, status) \
-     SELECT gen_random_uuid(), p.id, p.event_id, p.user_id, p.amount_cents, 'dead_letter', 'pending' \
+     SELECT gen_random_uuid(), p.id, p.event_id, p.user_id, \
+       coalesce(p.captured_cents, p.amount_cents), 'dead_letter', 'pending' \
      FROM payments p WHERE p.id = ANY($1) \
        AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.payment_id = p.id) \
      ON CONFLICT DO NOTHING";
@@ -1267,6 +1269,13 @@ fn collect_messages(
     }
     for timer in &ledger.life.timers {
         outbox.push("hold_timers", timer.event_id, serde_json::to_string(timer)?);
+    }
+    for armed in &ledger.life.rearmed_timers {
+        outbox.push(
+            "hold_timers",
+            armed.timer.event_id,
+            serde_json::to_string(armed)?,
+        );
     }
     for (event_id, notice) in &ledger.life.notices {
         publish(outbox, *event_id, notice.clone())?;

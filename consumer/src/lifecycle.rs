@@ -1,6 +1,7 @@
 //! Deciding what happens to holds after they are made: cancel, expiry (or a grace period
-//! when a payment is in progress), sale on payment, refund of a payment that came too late,
-//! booking cancellation, and the seats' waitlists.
+//! when a payment is in progress; or, for an expiry that came early by our clock, a new
+//! timer), sale on payment, refund of a payment that came too late or captured something
+//! else than was asked for, booking cancellation, and the seats' waitlists.
 //!
 //! Like `decide`, this is pure: it works on the [`Ledger`] the batch loaded and locked, in
 //! Kafka order. That is what makes a waitlist hand-off gapless: releasing a seat and holding
@@ -11,11 +12,11 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use seatq_common::command::{
-    BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome,
-    WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
+    BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, Mismatch,
+    PaymentOutcome, WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
 };
 use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
-use seatq_common::message::{HoldTimer, SeatEvent, SeatStatus};
+use seatq_common::message::{ArmedTimer, HoldTimer, SeatEvent, SeatStatus};
 use serde_json::json;
 
 use crate::decide::{
@@ -151,10 +152,16 @@ pub struct LifeState {
     /// Per-user notifications and timers, in decision order.
     pub notices: Vec<(EventId, SeatEvent)>,
     pub timers: Vec<HoldTimer>,
+    /// Expiries that came before the hold was due, sent to the scheduler again.
+    pub rearmed_timers: Vec<ArmedTimer>,
 }
 
 /// How early (clock skew between scheduler and consumer) an expiry may be applied.
 const EXPIRY_SKEW: Duration = Duration::seconds(2);
+/// How many times one expiry is re-armed at most; past that the sweeper expires the hold.
+/// One is enough when the scheduler's clock is steadily ahead (the re-arm corrects for
+/// it); the rest absorb a skew that changes or commands that wait in a backlog.
+const MAX_EXPIRY_REARMS: u32 = 5;
 
 impl Ledger {
     /// Decide a lifecycle command (anything but `hold_seats`).
@@ -229,8 +236,18 @@ impl Ledger {
         if hold.status != HoldStatus::Active {
             return Ok(applied(c.hold_id, json!({"outcome": "already_ended"})));
         }
-        if hold.expires_at > c.expires_at || hold.expires_at > now + EXPIRY_SKEW {
+        // Extended past this timer: the extension has its own timer.
+        if hold.expires_at > c.expires_at {
             return Ok(applied(c.hold_id, json!({"outcome": "not_due"})));
+        }
+        if hold.expires_at > now + EXPIRY_SKEW {
+            // The sender's clock is ahead of ours. This request id is now decided, so its
+            // timer can never fire again: send the scheduler a new one.
+            let rearmed = self.rearm_expiry(cmd, c, hold.event_id, hold.expires_at, now);
+            return Ok(applied(
+                c.hold_id,
+                json!({"outcome": "not_due", "rearmed": rearmed}),
+            ));
         }
         if self.life.paying.contains(&c.hold_id) && !hold.extended {
             let expires_at = now + Duration::seconds(config.payment_grace_secs);
@@ -265,6 +282,36 @@ impl Ledger {
         ))
     }
 
+    /// Re-arm an expiry that came before the hold was due by our clock: a timer for the
+    /// same expiry with the next attempt number (a new request id when it fires), due at
+    /// the expiry on the sender's clock, estimated from the command's `issued_at` (the
+    /// sender's clock when it fired, a little before our `now`). Returns the attempt, or
+    /// None once the re-arms are used up (the sweeper then expires the hold).
+    fn rearm_expiry(
+        &mut self,
+        cmd: &CommandEnvelope,
+        c: &ExpireHold,
+        event_id: EventId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<u32> {
+        let attempt = c.attempt + 1;
+        if attempt > MAX_EXPIRY_REARMS {
+            return None;
+        }
+        let ahead = (cmd.issued_at - now).max(Duration::zero());
+        self.life.rearmed_timers.push(ArmedTimer {
+            timer: HoldTimer {
+                hold_id: c.hold_id,
+                event_id,
+                expires_at,
+            },
+            attempt,
+            fire_at: Some(expires_at + ahead),
+        });
+        Some(attempt)
+    }
+
     fn payment_succeeded(
         &mut self,
         cmd: &CommandEnvelope,
@@ -273,6 +320,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<Applied, Rejection> {
         let hold = self.hold_of(cmd, p.hold_id)?.clone();
+        if let Some(mismatch) = p.mismatch() {
+            return Ok(self.payment_mismatched(cmd, p, &hold, mismatch));
+        }
         if hold.status != HoldStatus::Active {
             // The hold was released (expired, cancelled, handed on) or already paid: the
             // money goes back, the seats stay with whoever has them now.
@@ -362,6 +412,43 @@ impl Ledger {
             p.hold_id,
             json!({"outcome": "booked", "booking_id": booking_id}),
         ))
+    }
+
+    /// The provider captured something else than the payment asked for: never a sale.
+    /// What was captured goes back; a live hold stays, so the buyer can pay again.
+    fn payment_mismatched(
+        &mut self,
+        cmd: &CommandEnvelope,
+        p: &PaymentOutcome,
+        hold: &HoldSlot,
+        mismatch: Mismatch,
+    ) -> Applied {
+        let captured = p.captured_cents();
+        if captured > 0 {
+            self.refund(
+                p.payment_id,
+                hold,
+                captured,
+                "payment_mismatch",
+                cmd.request_id,
+            );
+        }
+        self.life.paying.remove(&p.hold_id);
+        if hold.status == HoldStatus::Active {
+            self.life.notices.push((
+                hold.event_id,
+                SeatEvent::PaymentFailed {
+                    hold_id: p.hold_id,
+                    user_id: hold.user_id.clone(),
+                    payment_id: p.payment_id,
+                },
+            ));
+        }
+        applied(
+            p.hold_id,
+            json!({"outcome": "refund", "payment_id": p.payment_id, "reason": "payment_mismatch",
+                   "mismatch": mismatch.as_str(), "refund_cents": captured}),
+        )
     }
 
     fn payment_failed(

@@ -88,6 +88,8 @@ fn poison(event: EventId, setup: (EventId, HoldId)) -> Poison {
             hold_id: setup.1,
             payment_id: PaymentId::new(),
             amount_cents: -500,
+            currency: None,
+            captured: None,
         }),
         reply: false,
     };

@@ -199,6 +199,7 @@ pub async fn serve(
     }
     // Latency per route template over everything merged above; /metrics itself outside it.
     seatq_common::metrics::install();
+    seatq_common::metrics::zero_money_counters();
     let app = seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes());
     tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
     let options = seatq_common::http::serve::ServeOptions::with_idle_timeout_secs(

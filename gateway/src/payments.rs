@@ -27,7 +27,9 @@ use crate::state::AppState;
 
 /// Who sends payment commands (`requests.user_id`).
 pub use seatq_common::payment_outcome::PAYMENTS_USER;
-const CURRENCY: &str = "USD";
+/// What every payment asks for (recorded on the payment, which a capture is checked
+/// against).
+const CURRENCY: &str = seatq_common::command::DEFAULT_CURRENCY;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Checkout {
@@ -68,8 +70,8 @@ const SELECT_OPEN_PAYMENT: &str = "SELECT id, amount_cents, status, payment_url 
 const SELECT_PAID: &str =
     "SELECT EXISTS (SELECT 1 FROM payments WHERE hold_id = $1 AND status = 'paid')";
 const INSERT_PAYMENT: &str =
-    "INSERT INTO payments (id, hold_id, event_id, user_id, amount_cents, status) \
-     VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT DO NOTHING";
+    "INSERT INTO payments (id, hold_id, event_id, user_id, amount_cents, currency, status) \
+     VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT DO NOTHING";
 const SET_SESSION: &str =
     "UPDATE payments SET provider_session = $2, payment_url = $3, updated_at = now() \
      WHERE id = $1";
@@ -125,6 +127,7 @@ pub async fn checkout(state: &AppState, user: &AuthUser, hold_id: HoldId) -> App
         .bind(event_id)
         .bind(&owner)
         .bind(amount_cents)
+        .bind(CURRENCY)
         .execute(&state.pool)
         .await?;
     let (payment_id, amount_cents, status, url): OpenPayment = sqlx::query_as(SELECT_OPEN_PAYMENT)
@@ -229,16 +232,16 @@ pub async fn webhook(
             duplicate: true,
         });
     }
-    match payment_outcome::record(
+    let recorded = match payment_outcome::record(
         &mut tx,
         &state.catalog,
         &state.commands,
         &payment,
-        event.kind,
+        &event.report(),
     )
     .await
     {
-        Ok(_) => {}
+        Ok(recorded) => recorded,
         Err(OutcomeError::Database(e)) => return Err(e.into()),
         Err(e @ OutcomeError::Broker(_)) => {
             tracing::warn!(%payment_id, error = %e, "payment command not accepted; the provider will retry");
@@ -249,8 +252,9 @@ pub async fn webhook(
             ));
         }
         Err(e) => return Err(AppError::internal("webhook", e)),
-    }
+    };
     tx.commit().await?;
+    recorded.committed();
     Ok(WebhookAck {
         received: true,
         duplicate: false,

@@ -620,6 +620,139 @@ async fn concurrent_full_refunds_pay_back_exactly_once() {
     assert_eq!(payment["refunds"].as_array().map(Vec::len), Some(1));
 }
 
+/// The controls tests use to make money go wrong: a declined session paid again (a second
+/// outcome webhook, `payment.succeeded` after `payment.failed`), a capture of another
+/// amount or currency (reported as captured by the webhook and the payment view), and a
+/// payment whose refunds are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_other_captures_and_refused_refunds_on_request() {
+    let sandbox = Sandbox::start().await;
+    let outcome_of = |payment_id: Uuid, kind: WebhookKind| {
+        sandbox
+            .receiver
+            .events_of(payment_id)
+            .into_iter()
+            .find(|e| e.kind == kind)
+    };
+
+    let (declined, session) = sandbox.session(5000).await;
+    let (status, body) = sandbox
+        .complete(
+            &session,
+            json!({"outcome": "fail", "skip_processing": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    // A failed session is completed; only an explicit retry with a success reopens it.
+    let (status, body) = sandbox
+        .complete(&session, json!({"outcome": "succeed"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_completed"))
+    );
+    let (status, body) = sandbox
+        .complete(&session, json!({"outcome": "fail", "retry": true}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_completed"))
+    );
+    let (status, body) = sandbox
+        .complete(
+            &session,
+            json!({"outcome": "succeed", "retry": true, "skip_processing": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_until("failed, then succeeded", || {
+        outcome_of(declined, WebhookKind::Succeeded).is_some()
+    })
+    .await;
+    let kinds: Vec<_> = sandbox
+        .receiver
+        .events_of(declined)
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [WebhookKind::Failed, WebhookKind::Succeeded]);
+    assert_eq!(sandbox.payment(declined).await["captured_cents"], 5000);
+
+    // Another amount, another currency: the webhook and the view say what was captured.
+    let (short, session) = sandbox.session(5000).await;
+    let (status, body) = sandbox
+        .complete(
+            &session,
+            json!({"outcome": "succeed", "capture_cents": 4000, "capture_currency": "usd"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    wait_until("the short capture reported", || {
+        outcome_of(short, WebhookKind::Succeeded).is_some()
+    })
+    .await;
+    let reported = outcome_of(short, WebhookKind::Succeeded).expect("webhook");
+    assert_eq!(
+        (reported.data.amount_cents, reported.data.currency.as_str()),
+        (4000, "USD")
+    );
+    let view = sandbox.payment(short).await;
+    assert_eq!(
+        (
+            view["amount_cents"].as_i64(),
+            view["currency"].as_str(),
+            view["captured_cents"].as_i64(),
+            view["captured_currency"].as_str()
+        ),
+        (Some(5000), Some("EUR"), Some(4000), Some("USD"))
+    );
+    let (_, open) = sandbox.session(5000).await;
+    for (body, code) in [
+        (
+            json!({"outcome": "succeed", "capture_cents": 5001}),
+            "invalid_capture",
+        ),
+        (
+            json!({"outcome": "succeed", "capture_cents": -1}),
+            "invalid_capture",
+        ),
+        (
+            json!({"outcome": "succeed", "capture_currency": "EURO"}),
+            "invalid_currency",
+        ),
+    ] {
+        let (status, reply) = sandbox.complete(&open, body).await;
+        assert_eq!(
+            (status, reply["code"].as_str()),
+            (422, Some(code)),
+            "{reply}"
+        );
+    }
+
+    // Refunds refused: every try is declined, none is made.
+    let (disputed, session) = sandbox.session(5000).await;
+    let (status, body) = sandbox
+        .complete(
+            &session,
+            json!({"outcome": "succeed", "refuse_refunds": true}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let refund = RefundRequest {
+        refund_id: Uuid::new_v4(),
+        payment_id: disputed,
+        amount_cents: 5000,
+    };
+    for _ in 0..2 {
+        assert_rejected(
+            sandbox.provider.refund(&refund).await,
+            402,
+            "refund_declined",
+        );
+    }
+    assert_eq!(sandbox.payment(disputed).await["refunded_cents"], 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_requires_the_api_key() {
     let sandbox = Sandbox::start().await;

@@ -8,12 +8,15 @@
 //! re-reads, and may fire again, timers between that offset and what had been read; firing
 //! is idempotent (the command's request id is derived from the hold and its expiry), so a
 //! timer fires once in effect and none is ever lost.
+//!
+//! A timer the consumer re-armed (its expiry came before the hold was due by the
+//! consumer's clock) is due at its `fire_at` and gets no second reminder.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{DateTime, Duration, Utc};
-use seatq_common::message::HoldTimer;
+use seatq_common::message::{ArmedTimer, HoldTimer};
 
 /// What is due when.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,6 +41,7 @@ struct TimerKey {
     expires_at: DateTime<Utc>,
     hold_id: uuid::Uuid,
     event_id: uuid::Uuid,
+    attempt: u32,
 }
 
 /// A firing that is due, with where it came from.
@@ -46,6 +50,8 @@ pub struct Due {
     pub firing: Firing,
     pub offset: i64,
     pub timer: HoldTimer,
+    /// The timer's re-arm count (0: the hold's own timer).
+    pub attempt: u32,
 }
 
 #[derive(Debug, Default)]
@@ -68,25 +74,33 @@ impl DelayQueue {
 
     /// Add the timers of the record at `offset`. A reminder is scheduled `remind_before`
     /// ahead of the expiry, or halfway through a shorter remaining window.
-    pub fn push(
+    pub fn push<T: Into<ArmedTimer>>(
         &mut self,
         offset: i64,
-        timers: Vec<HoldTimer>,
+        timers: impl IntoIterator<Item = T>,
         remind_before: Duration,
         now: DateTime<Utc>,
     ) {
         self.read_to = self.read_to.max(offset + 1);
-        for timer in timers {
+        for armed in timers {
+            let armed: ArmedTimer = armed.into();
+            let (due, timer) = (armed.due(), &armed.timer);
             let key = TimerKey {
                 expires_at: timer.expires_at,
                 hold_id: timer.hold_id.0,
                 event_id: timer.event_id.0,
+                attempt: armed.attempt,
             };
             // `remind_before` ahead of expiry; a window shorter than that is reminded
-            // halfway through what is left of it instead of not at all.
+            // halfway through what is left of it instead of not at all. A re-armed timer's
+            // hold was reminded already.
             let halfway = now + (timer.expires_at - now) / 2;
             let remind_at = (timer.expires_at - remind_before).max(halfway);
-            if remind_before > Duration::zero() && remind_at > now && remind_at < timer.expires_at {
+            if armed.attempt == 0
+                && remind_before > Duration::zero()
+                && remind_at > now
+                && remind_at < timer.expires_at
+            {
                 self.heap.push(Reverse(Entry {
                     due: remind_at,
                     firing: Firing::Reminder,
@@ -96,7 +110,7 @@ impl DelayQueue {
             }
             *self.unfired.entry(offset).or_default() += 1;
             self.heap.push(Reverse(Entry {
-                due: timer.expires_at,
+                due,
                 firing: Firing::Expire,
                 offset,
                 timer: key,
@@ -123,6 +137,7 @@ impl DelayQueue {
                         event_id: seatq_common::ids::EventId(e.timer.event_id),
                         expires_at: e.timer.expires_at,
                     },
+                    attempt: e.timer.attempt,
                 });
             }
         }
@@ -149,6 +164,7 @@ impl DelayQueue {
                 expires_at: due.timer.expires_at,
                 hold_id: due.timer.hold_id.0,
                 event_id: due.timer.event_id.0,
+                attempt: due.attempt,
             },
         }));
     }
@@ -253,6 +269,34 @@ mod tests {
         let due = q.take_due(now);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].firing, Firing::Expire);
+    }
+
+    #[test]
+    fn a_rearmed_timer_fires_at_its_fire_at_with_its_attempt_and_no_reminder() {
+        let now = Utc::now();
+        let mut q = DelayQueue::starting_at(0);
+        let fire_at = now + Duration::seconds(20);
+        q.push(
+            0,
+            vec![ArmedTimer {
+                timer: timer(now + Duration::seconds(10)),
+                attempt: 1,
+                fire_at: Some(fire_at),
+            }],
+            Duration::seconds(60),
+            now,
+        );
+        assert_eq!(q.next_due(), Some(fire_at));
+        assert!(q.take_due(now + Duration::seconds(19)).is_empty());
+        let due = q.take_due(fire_at);
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].firing.clone(), due[0].attempt), (Firing::Expire, 1));
+        q.retry(due[0].clone(), fire_at);
+        assert_eq!(
+            q.take_due(fire_at)[0].attempt,
+            1,
+            "a retry keeps the attempt"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! seatq.hold-timers ──► delay queue per partition ──due──► expire_hold ──► seatq.commands
 //!                                     └──reminder──► reservation_expiring ──► seatq.seat-events
 //! sweeper (every 30 s): overdue active holds ──► expire_hold; waitlist mirrors ◄── PostgreSQL
-//! refund worker: refunds (pending) ──► payment provider ──► refund_issued
+//! refund worker: refunds (due, one at a time, backoff) ──► payment provider ──► refund_issued
 //! reconciler: payments with an overdue webhook ──► payment provider ──► payment_* commands
 //! admission: waiting rooms ──► admitted / queue_position, at a rate the pipeline can take
 //! ```
@@ -103,6 +103,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         partitions,
         remind_before: chrono::Duration::seconds(settings.scheduler.reminder_secs.max(0)),
         heartbeat: Duration::from_millis(settings.scheduler.heartbeat_ms.max(100)),
+        clock_offset: chrono::Duration::milliseconds(settings.scheduler.clock_offset_ms),
     };
     let sweeper = sweeper::Sweeper {
         pool: pool.clone(),
@@ -118,6 +119,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         producer: producer.clone(),
         seat_events_topic: topics.seat_events.clone(),
         interval: Duration::from_millis(settings.scheduler.refund_interval_ms.max(100)),
+        retry: refunds::RetryPolicy::from_settings(&settings.scheduler),
     };
     let admission = admission::Admission {
         pool: pool.clone(),
@@ -129,6 +131,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
     };
     tracing::info!(%member, partitions, "scheduler started");
     seatq_common::metrics::serve(&settings.metrics.scheduler_listen, shutdown.clone()).await;
+    seatq_common::metrics::zero_money_counters();
     let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));

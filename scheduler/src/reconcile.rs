@@ -35,7 +35,8 @@ const OVERDUE: &str = "SELECT id FROM payments \
      ORDER BY updated_at LIMIT $2";
 /// The same conditions, rechecked under the lock: another scheduler or a webhook may have
 /// handled the payment since it was picked.
-const LOCK_OVERDUE: &str = "SELECT hold_id, event_id, amount_cents, status FROM payments \
+const LOCK_OVERDUE: &str =
+    "SELECT hold_id, event_id, amount_cents, currency, status FROM payments \
      WHERE id = $1 AND status IN ('pending', 'processing') \
        AND updated_at < now() - make_interval(secs => $2) \
      FOR UPDATE SKIP LOCKED";
@@ -100,12 +101,12 @@ impl Reconciler {
     #[tracing::instrument(skip(self, after), fields(status))]
     async fn reconcile(&self, payment_id: PaymentId, after: f64) -> Result<bool, ReconcileError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(HoldId, EventId, i64, String)> = sqlx::query_as(LOCK_OVERDUE)
+        let row: Option<(HoldId, EventId, i64, String, String)> = sqlx::query_as(LOCK_OVERDUE)
             .bind(payment_id)
             .bind(after)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((hold_id, event_id, amount_cents, status)) = row else {
+        let Some((hold_id, event_id, amount_cents, currency, status)) = row else {
             return Ok(false);
         };
         let payment = LockedPayment {
@@ -113,37 +114,46 @@ impl Reconciler {
             hold_id,
             event_id,
             amount_cents,
+            currency,
             status,
         };
         let outcome = match self.provider.payment(payment_id.0).await? {
             Some(view) => {
                 tracing::Span::current().record("status", view.status.as_str());
-                view.outcome()
+                view.report()
             }
             None => {
                 tracing::warn!("the provider has no session for this payment");
                 None
             }
         };
-        let settled = match outcome {
-            Some(kind) => {
-                let recorded =
-                    payment_outcome::record(&mut tx, &self.catalog, &self.commands, &payment, kind)
-                        .await?;
-                if let Recorded::Moved { status, .. } = recorded {
+        let (settled, recorded) = match outcome {
+            Some(report) => {
+                let recorded = payment_outcome::record(
+                    &mut tx,
+                    &self.catalog,
+                    &self.commands,
+                    &payment,
+                    &report,
+                )
+                .await?;
+                if let Recorded::Moved { status, .. } = &recorded {
                     tracing::info!(%status, "payment outcome learnt from the provider, not its webhook");
                 }
-                true
+                (true, Some(recorded))
             }
             None => {
                 sqlx::query(TOUCH)
                     .bind(payment_id)
                     .execute(&mut *tx)
                     .await?;
-                false
+                (false, None)
             }
         };
         tx.commit().await?;
+        if let Some(recorded) = recorded {
+            recorded.committed();
+        }
         Ok(settled)
     }
 }

@@ -90,6 +90,7 @@ impl Sweeper {
                 command: Command::ExpireHold(ExpireHold {
                     hold_id: *hold_id,
                     expires_at: *expires_at,
+                    attempt: 0,
                 }),
                 reply: false,
             };

@@ -12,6 +12,14 @@
 //! two instances during a hand-over, is decided once. Holds already ended, or extended
 //! past this timer, are skipped without a command. A due reminder is published straight
 //! to `seatq.seat-events` as `reservation_expiring` (a notification, not a state change).
+//!
+//! If this scheduler's clock runs ahead of the consumer's, an expiry arrives before the
+//! hold is due by the consumer's clock and is decided `not_due` under its request id. The
+//! consumer then re-arms the timer (a new timer record carrying an attempt number and when
+//! to fire on this clock); the attempt is part of the next firing's request id
+//! ([`expiry_attempt_request_id`]), so the re-armed expiry is a new request instead of a
+//! duplicate of the decided one, and the hold still ends on time rather than at the
+//! sweeper's next pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +35,7 @@ use seatq_common::command::{Command, CommandEnvelope, ExpireHold};
 use seatq_common::command_producer::CommandProducer;
 use seatq_common::ids::{HoldId, RequestId, UserId};
 use seatq_common::membership::{HandOver, Membership};
-use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
+use seatq_common::message::{ArmedTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use seatq_common::shutdown::Shutdown;
 use sqlx::PgPool;
@@ -47,10 +55,22 @@ const ACTIVE_HOLDS: &str =
 
 /// The request id of the expiry of `hold_id` set for `expires_at`.
 pub fn expiry_request_id(hold_id: HoldId, expires_at: DateTime<Utc>) -> RequestId {
-    RequestId::derived(
-        hold_id.0,
-        &format!("expire:{}", expires_at.timestamp_micros()),
-    )
+    expiry_attempt_request_id(hold_id, expires_at, 0)
+}
+
+/// The request id of the expiry of `hold_id` set for `expires_at`, re-armed `attempt`
+/// times (0: the hold's own timer, whose id is [`expiry_request_id`]).
+pub fn expiry_attempt_request_id(
+    hold_id: HoldId,
+    expires_at: DateTime<Utc>,
+    attempt: u32,
+) -> RequestId {
+    let micros = expires_at.timestamp_micros();
+    let name = match attempt {
+        0 => format!("expire:{micros}"),
+        n => format!("expire:{micros}:{n}"),
+    };
+    RequestId::derived(hold_id.0, &name)
 }
 
 pub struct TimerService {
@@ -64,9 +84,16 @@ pub struct TimerService {
     pub partitions: i32,
     pub remind_before: Duration,
     pub heartbeat: StdDuration,
+    /// Added to the machine's clock (`scheduler.clock_offset_ms`; tests only).
+    pub clock_offset: Duration,
 }
 
 impl TimerService {
+    /// This scheduler's time: the machine's, plus the offset tests may set.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
     /// Run until `shutdown`: own partitions, read timers, fire them, save safe offsets.
     pub async fn run(self, consumer: StreamConsumer, shutdown: Shutdown) {
         let mut queues: HashMap<i32, DelayQueue> = HashMap::new();
@@ -76,7 +103,7 @@ impl TimerService {
         let mut beat = tokio::time::interval(self.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let now = Utc::now();
+            let now = self.now();
             let next = queues.values().filter_map(DelayQueue::next_due).min();
             let nap = next
                 .map(|d| (d - now).to_std().unwrap_or_default())
@@ -117,7 +144,7 @@ impl TimerService {
                         let partition = m.partition();
                         if let Some(queue) = queues.get_mut(&partition) {
                             let timers = m.payload()
-                                .map(record::decode_all::<HoldTimer>)
+                                .map(record::decode_all::<ArmedTimer>)
                                 .transpose()
                                 .unwrap_or_else(|e| {
                                     tracing::warn!(partition, offset = m.offset(), error = %e,
@@ -125,7 +152,13 @@ impl TimerService {
                                     None
                                 })
                                 .unwrap_or_default();
-                            queue.push(m.offset(), timers, self.remind_before, Utc::now());
+                            for t in timers.iter().filter(|t| t.attempt > 0) {
+                                seatq_common::metrics::expiry_rearmed();
+                                tracing::warn!(hold_id = %t.timer.hold_id, attempt = t.attempt,
+                                    fire_at = ?t.fire_at, "an expiry came before the consumer's clock said it was due \
+                                    (is this scheduler's clock ahead?); re-armed");
+                            }
+                            queue.push(m.offset(), timers, self.remind_before, self.now());
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "hold-timer consumer error"),
@@ -182,7 +215,7 @@ impl TimerService {
     }
 
     async fn fire_due(&self, queues: &mut HashMap<i32, DelayQueue>) {
-        let now = Utc::now();
+        let now = self.now();
         for (&partition, queue) in queues.iter_mut() {
             let due = queue.take_due(now);
             if due.is_empty() {
@@ -251,13 +284,16 @@ impl TimerService {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("event {} not found", timer.event_id))?;
         let envelope = CommandEnvelope {
-            request_id: expiry_request_id(timer.hold_id, timer.expires_at),
+            request_id: expiry_attempt_request_id(timer.hold_id, timer.expires_at, due.attempt),
             event_id: timer.event_id,
             user_id: UserId(SCHEDULER_USER.into()),
-            issued_at: Utc::now(),
+            // This scheduler's clock: the consumer compares it with its own to re-arm an
+            // expiry that came early.
+            issued_at: self.now(),
             command: Command::ExpireHold(ExpireHold {
                 hold_id: timer.hold_id,
                 expires_at: timer.expires_at,
+                attempt: due.attempt,
             }),
             reply: false,
         };
@@ -268,8 +304,8 @@ impl TimerService {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(hold_id = %timer.hold_id, event_id = %timer.event_id,
-            request_id = %envelope.request_id, partition = placed.partition, offset = placed.offset,
-            "hold timer fired");
+            request_id = %envelope.request_id, attempt = due.attempt,
+            partition = placed.partition, offset = placed.offset, "hold timer fired");
         Ok(())
     }
 
@@ -277,7 +313,7 @@ impl TimerService {
         let timer = &due.timer;
         let envelope = SeatEventEnvelope {
             event_id: timer.event_id,
-            occurred_at: Utc::now(),
+            occurred_at: self.now(),
             payload: SeatEvent::ReservationExpiring {
                 hold_id: timer.hold_id,
                 user_id: user_id.clone(),

@@ -15,7 +15,7 @@ use seatq_common::record;
 use seatq_common::testkit::invariants::{overdue_holds, violations, Violations};
 use seatq_common::testkit::{eventually, read_topic};
 use seatq_scheduler::sweeper::{sweep_request_id, Sweeper};
-use seatq_scheduler::timers::expiry_request_id;
+use seatq_scheduler::timers::{expiry_attempt_request_id, expiry_request_id};
 use serde_json::{json, Value};
 use support::*;
 
@@ -239,5 +239,54 @@ async fn the_sweeper_expires_a_hold_whose_timer_never_fired() {
     // Sweeping again finds nothing.
     assert_eq!(sweeper.sweep().await.expect("sweep"), 0);
     assert_eq!(stack.seat(&event, "A-2-5").await.0, "available");
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// The scheduler's clock runs 5 s ahead of the consumer's: its timer fires 5 s before the
+/// hold is due, and the consumer decides that expiry `not_due`. That must not use the
+/// timer up: the consumer re-arms it, the re-armed firing (a new request id) comes when the
+/// hold is due, and the hold expires on time by its timer. The sweeper, the only other way
+/// out, does not run here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_expires_on_time_by_its_timer_when_the_schedulers_clock_runs_ahead() {
+    let stack = Stack::start(|s| {
+        s.scheduler.clock_offset_ms = 5000;
+        s.scheduler.sweep_interval_ms = 600_000;
+    })
+    .await;
+    let event = stack.event(json!({"hold_ttl_secs": 8})).await;
+    let alice = stack.token("alice").await;
+    let hold = stack.hold(&alice, &event, &["A-1-2"]).await;
+    let id = hold_id(&hold);
+    let expires_at = time(&hold, "expires_at");
+
+    let ended = stack
+        .wait_hold(
+            &alice,
+            &id.to_string(),
+            "the hold to expire",
+            Duration::from_secs(30),
+            |h| h["status"] == "expired",
+        )
+        .await;
+    let lateness = time(&ended, "ended_at") - expires_at;
+    assert!(
+        lateness > chrono::Duration::seconds(-2) && lateness < chrono::Duration::seconds(3),
+        "expired {lateness} after its expiry"
+    );
+    // The early firing was not due; its re-armed successor expired the hold.
+    assert_eq!(
+        decision(&stack, expiry_request_id(id, expires_at).0).await,
+        Some(("expire_hold".into(), "applied".into(), "not_due".into()))
+    );
+    assert_eq!(
+        decision(&stack, expiry_attempt_request_id(id, expires_at, 1).0).await,
+        Some(("expire_hold".into(), "applied".into(), "expired".into()))
+    );
+    assert_eq!(
+        decision(&stack, sweep_request_id(id, expires_at).0).await,
+        None
+    );
+    assert_eq!(stack.seat(&event, "A-1-2").await.0, "available");
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }

@@ -127,6 +127,11 @@ impl Cluster {
             ("scheduler.heartbeat_ms", "200".into()),
             ("scheduler.member_ttl_ms", "1500".into()),
             ("scheduler.refund_interval_ms", "200".into()),
+            // A refund tried while the gateway (the sandbox provider) is down is retried
+            // soon, not after the production backoff.
+            ("scheduler.refund_backoff_ms", "200".into()),
+            ("scheduler.refund_backoff_max_ms", "2000".into()),
+            ("scheduler.refund_max_attempts", "1000".into()),
             ("scheduler.reminder_secs", "1".into()),
             ("scheduler.sweep_interval_ms", "1000".into()),
             ("scheduler.sweep_grace_secs", "3".into()),
@@ -446,6 +451,7 @@ impl Storm {
                 payment_id: payment.parse().expect("payment id"),
                 session_id: session,
                 amount_cents: amount,
+                currency: "USD".into(),
             },
         };
         let body = serde_json::to_vec(&event).expect("webhook json");

@@ -4,6 +4,8 @@
 //! stays with its new holder, a payment whose webhooks are lost is settled by the
 //! reconciler asking the provider, and a cancelled booking is refunded once with its seats
 //! back on sale (to the waitlist first). Tickets of a real booking check in once and transfer.
+//! A payment declined and then paid on the same session books a live hold or is refunded
+//! once; a capture of another amount or currency is refunded, never booked.
 
 mod support;
 
@@ -68,6 +70,7 @@ fn succeeded(checkout: &Value, event_id: &str) -> Vec<u8> {
                 .expect("uuid"),
             session_id: url.rsplit('/').next().expect("session").to_owned(),
             amount_cents: checkout["amount_cents"].as_i64().expect("amount"),
+            currency: checkout["currency"].as_str().expect("currency").to_owned(),
         },
     })
     .expect("webhook json")
@@ -489,5 +492,204 @@ async fn cancelling_a_booking_refunds_once_and_puts_its_seats_back_on_sale() {
     );
     assert_eq!(stack.count("SELECT count(*) FROM refunds").await, 1);
     assert_eq!(stack.seat(&soon, "A-1-1").await.0, "available");
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// Wait until the payment's `payment_failed` is decided.
+async fn wait_failed(stack: &Stack, payment: &str) {
+    eventually(
+        "the declined payment applied",
+        Duration::from_secs(30),
+        || async {
+            let applied: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM requests r JOIN payments p ON p.hold_id = r.hold_id \
+                 WHERE r.kind = 'payment_failed' AND p.id = $1::uuid AND p.status = 'failed'",
+            )
+            .bind(payment)
+            .fetch_one(stack.pool())
+            .await
+            .expect("payment_failed decision");
+            (applied == 1).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Alice's card is declined, then she pays on the same payment with another card: the
+/// provider sends `payment.failed`, then `payment.succeeded`. Her hold is still live, so
+/// it becomes a booking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_that_failed_then_succeeded_books_a_live_hold() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let alice = stack.token("alice").await;
+    let hold = hold_id(&stack.hold(&alice, &event, &["A-1-2"]).await);
+    let checkout = stack.checkout(&alice, &hold).await;
+    let payment = checkout["payment_id"].as_str().expect("payment").to_owned();
+    stack.pay(&checkout, "fail", json!({})).await;
+    wait_failed(&stack, &payment).await;
+    assert_eq!(stack.hold_view(&alice, &hold).await["status"], "active");
+
+    stack
+        .pay(&checkout, "succeed", json!({"retry": true}))
+        .await;
+    let booking = booking_of(&stack, &alice, &hold).await;
+    assert_eq!(booking["status"], "confirmed");
+    assert_eq!(booking["amount_cents"], 5000);
+    assert_eq!(
+        stack.provider_payment(&payment).await["captured_cents"],
+        5000
+    );
+    for (sql, n) in [
+        ("SELECT count(*) FROM payments WHERE status = 'paid'", 1),
+        ("SELECT count(*) FROM bookings", 1),
+        ("SELECT count(*) FROM refunds", 0),
+        ("SELECT count(*) FROM seats WHERE status = 'sold'", 1),
+    ] {
+        assert_eq!(stack.count(sql).await, n, "{sql}");
+    }
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// The same, but alice gave her hold up between the decline and the success: the money
+/// goes back, exactly once, even when the provider reports the success twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_that_failed_then_succeeded_after_its_hold_ended_is_refunded_once() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let alice = stack.token("alice").await;
+    let hold = hold_id(&stack.hold(&alice, &event, &["A-1-3"]).await);
+    let checkout = stack.checkout(&alice, &hold).await;
+    let payment = checkout["payment_id"].as_str().expect("payment").to_owned();
+    stack.pay(&checkout, "fail", json!({})).await;
+    wait_failed(&stack, &payment).await;
+    let (status, cancelled) = stack.cancel_hold(&alice, &hold).await;
+    assert_eq!(status, 200, "{cancelled}");
+
+    let completed = stack
+        .pay(&checkout, "succeed", json!({"retry": true}))
+        .await;
+    eventually("the refund", Duration::from_secs(30), || async {
+        let view = stack.provider_payment(&payment).await;
+        (view["refunded_cents"] == 5000).then_some(())
+    })
+    .await;
+    // The provider reports the success once more, as a new event: nothing happens twice.
+    let event_id = completed["event_id"].as_str().expect("event id");
+    let body = succeeded(&checkout, &format!("{event_id}_again"));
+    let secret = stack.env.settings.payments.webhook_secret.clone();
+    let sig = signature_header(secret.as_bytes(), chrono::Utc::now().timestamp(), &body);
+    let (status, ack) = post_webhook(&stack, &body, Some(sig)).await;
+    assert_eq!(
+        (status, ack["duplicate"].as_bool()),
+        (200, Some(false)),
+        "{ack}"
+    );
+    eventually("the refund recorded", Duration::from_secs(10), || async {
+        (stack
+            .count("SELECT count(*) FROM payments WHERE status = 'refunded'")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    for (sql, n) in [
+        (
+            "SELECT count(*) FROM refunds WHERE status = 'issued' AND reason = 'hold_released'",
+            1,
+        ),
+        ("SELECT count(*) FROM refunds", 1),
+        (
+            "SELECT count(*) FROM requests WHERE kind = 'payment_succeeded'",
+            1,
+        ),
+        ("SELECT count(*) FROM bookings", 0),
+    ] {
+        assert_eq!(stack.count(sql).await, n, "{sql}");
+    }
+    let provider = stack.provider_payment(&payment).await;
+    assert_eq!(
+        (
+            provider["captured_cents"].as_i64(),
+            provider["refunded_cents"].as_i64()
+        ),
+        (Some(5000), Some(5000))
+    );
+    assert_eq!(stack.seat(&event, "A-1-3").await.0, "available");
+    assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+/// The provider captures 40.00 of a 50.00 payment, or 50.00 in euros instead of dollars:
+/// neither is a sale. What was captured goes back, the metric behind the alert moves, and
+/// the hold stays live so the buyer can pay again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capture_of_another_amount_or_currency_is_refunded_and_never_booked() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let alice = stack.token("alice").await;
+    let mut holds = Vec::new();
+    for (seat, knob, field, captured) in [
+        ("A-1-4", json!({"capture_cents": 4000}), "amount", 4000),
+        (
+            "A-1-5",
+            json!({"capture_currency": "EUR"}),
+            "currency",
+            5000,
+        ),
+    ] {
+        let series = format!("seatq_payment_mismatches_total{{field=\"{field}\"}}");
+        let before = metric(&series);
+        let hold = hold_id(&stack.hold(&alice, &event, &[seat]).await);
+        let checkout = stack.checkout(&alice, &hold).await;
+        let payment = checkout["payment_id"].as_str().expect("payment").to_owned();
+        stack.pay(&checkout, "succeed", knob).await;
+        eventually("the refund", Duration::from_secs(30), || async {
+            let view = stack.provider_payment(&payment).await;
+            (view["refunded_cents"] == captured).then_some(())
+        })
+        .await;
+        let (status, reason, amount): (String, String, i64) = sqlx::query_as(
+            "SELECT p.status, r.reason, r.amount_cents FROM payments p \
+             JOIN refunds r ON r.payment_id = p.id WHERE p.id = $1::uuid",
+        )
+        .bind(&payment)
+        .fetch_one(stack.pool())
+        .await
+        .expect("payment and refund");
+        assert_eq!(
+            (status.as_str(), reason.as_str(), amount),
+            ("refunded", "payment_mismatch", captured),
+            "{field}"
+        );
+        let detail: Value = sqlx::query_scalar(
+            "SELECT detail FROM requests WHERE kind = 'payment_succeeded' AND hold_id = $1::uuid",
+        )
+        .bind(&hold)
+        .fetch_one(stack.pool())
+        .await
+        .expect("decision");
+        assert_eq!(
+            (detail["outcome"].as_str(), detail["mismatch"].as_str()),
+            (Some("refund"), Some(field)),
+            "{detail}"
+        );
+        assert_eq!(stack.hold_view(&alice, &hold).await["status"], "active");
+        assert_eq!(
+            stack.seat(&event, seat).await,
+            ("held".into(), Some(stack.user("alice")))
+        );
+        assert!(metric(&series) >= before + 1.0, "{series} did not move");
+        holds.push(hold);
+    }
+    assert_eq!(stack.count("SELECT count(*) FROM bookings").await, 0);
+
+    // The hold is still alice's to pay for: a new checkout, paid as asked, books it.
+    let hold = holds.pop().expect("a hold");
+    let checkout = stack.checkout(&alice, &hold).await;
+    stack.pay(&checkout, "succeed", json!({})).await;
+    assert_eq!(
+        booking_of(&stack, &alice, &hold).await["status"],
+        "confirmed"
+    );
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }

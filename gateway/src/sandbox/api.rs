@@ -1,6 +1,7 @@
 //! The sandbox provider's JSON API (`/sandbox/v1/…`, Bearer API key): what seatq's
 //! `PaymentProvider` client calls, plus the controls tests use to drive a payment
-//! (`complete` with delays, duplicate or dropped webhooks) and to inspect it afterwards.
+//! (`complete` with delays, duplicate or dropped webhooks, a retry after a decline, a
+//! capture unlike the session, refused refunds) and to inspect it afterwards.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use seatq_common::payment_provider::{CreateSession, RefundReceipt, RefundRequest
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::store::{self, Completion, RefundOutcome, RefundRow, SessionRow};
+use super::store::{self, CompleteOptions, Completion, RefundOutcome, RefundRow, SessionRow};
 use super::webhooks::{self, Plan};
 use super::{ApiKey, SandboxState};
 use crate::error::{AppError, AppResult};
@@ -43,6 +44,15 @@ pub(super) struct CompleteRequest {
     /// Send no webhooks at all, as when the provider's process dies before delivering
     /// them: only asking the provider (`GET …/payments/{id}`) reveals the outcome.
     drop_webhooks: Option<bool>,
+    /// Capture this much (at most the session's amount) instead of the amount asked for.
+    capture_cents: Option<i64>,
+    /// Capture in this currency instead of the session's (as after a conversion).
+    capture_currency: Option<String>,
+    /// Complete a failed session again with a success: the buyer retried after a decline
+    /// (a second `payment.succeeded` after `payment.failed`, as Stripe's payment intents).
+    retry: Option<bool>,
+    /// Refuse every refund of this payment (as for a disputed charge): `402 refund_declined`.
+    refuse_refunds: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,7 +68,10 @@ pub(super) struct PaymentView {
     session_id: String,
     status: String,
     amount_cents: i64,
+    currency: String,
     captured_cents: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captured_currency: Option<String>,
     refunded_cents: i64,
     refunds: Vec<RefundRow>,
 }
@@ -68,6 +81,16 @@ pub(super) fn payment_url(state: &SandboxState, session_id: &str) -> String {
     format!("{base}/sandbox/pay/{session_id}")
 }
 
+fn validate_currency(currency: &str) -> AppResult<()> {
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(AppError::unprocessable(
+            "invalid_currency",
+            "currency must be a three-letter ISO 4217 code",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_session(req: &CreateSession) -> AppResult<()> {
     if req.amount_cents < 0 {
         return Err(AppError::unprocessable(
@@ -75,12 +98,7 @@ fn validate_session(req: &CreateSession) -> AppResult<()> {
             "amount_cents must not be negative",
         ));
     }
-    if req.currency.len() != 3 || !req.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
-        return Err(AppError::unprocessable(
-            "invalid_currency",
-            "currency must be a three-letter ISO 4217 code",
-        ));
-    }
+    validate_currency(&req.currency)?;
     if req.description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(AppError::unprocessable(
             "invalid_description",
@@ -135,10 +153,11 @@ pub(super) async fn complete(
     session_id: &str,
     outcome: Outcome,
     plan: Plan,
+    options: &CompleteOptions,
 ) -> Result<Finish, sqlx::Error> {
     let succeeded = outcome == Outcome::Succeed;
     Ok(
-        match store::complete(&state.pool, session_id, succeeded).await? {
+        match store::complete(&state.pool, session_id, succeeded, options).await? {
             Completion::Completed(session) => {
                 tracing::info!(session_id, payment_id = %session.payment_id,
                     status = %session.status, "sandbox session completed");
@@ -185,13 +204,42 @@ pub(super) async fn complete_session(
             format!("duplicates must be between 1 and {MAX_DUPLICATES}"),
         ));
     }
+    if let Some(currency) = &req.capture_currency {
+        validate_currency(currency)?;
+    }
+    if req.capture_cents.is_some_and(|c| c < 0) {
+        return Err(AppError::unprocessable(
+            "invalid_capture",
+            "capture_cents must not be negative",
+        ));
+    }
+    if let (Some(capture), Some(session)) = (
+        req.capture_cents,
+        store::session(&state.pool, &session_id).await?,
+    ) {
+        if capture > session.amount_cents {
+            return Err(AppError::unprocessable(
+                "invalid_capture",
+                format!(
+                    "capture_cents must be at most the session's {}",
+                    session.amount_cents
+                ),
+            ));
+        }
+    }
     let plan = Plan {
         delay: Duration::from_millis(delay_ms),
         processing: !req.skip_processing.unwrap_or(false),
         duplicates,
         dropped: req.drop_webhooks.unwrap_or(false),
     };
-    match complete(&state, &session_id, req.outcome, plan).await? {
+    let options = CompleteOptions {
+        capture_cents: req.capture_cents,
+        capture_currency: req.capture_currency.map(|c| c.to_ascii_uppercase()),
+        retry: req.retry.unwrap_or(false),
+        refuse_refunds: req.refuse_refunds.unwrap_or(false),
+    };
+    match complete(&state, &session_id, req.outcome, plan, &options).await? {
         Finish::Done { session, event_id } => Ok((
             StatusCode::ACCEPTED,
             Json(Completed {
@@ -228,6 +276,11 @@ pub(super) async fn refund(
             StatusCode::CONFLICT,
             "payment_not_captured",
             "the payment did not succeed, so there is nothing to refund",
+        )),
+        RefundOutcome::Refused => Err(AppError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "refund_declined",
+            "refunds of this payment are declined",
         )),
         RefundOutcome::Exceeds {
             captured_cents,
@@ -268,7 +321,9 @@ pub(super) async fn payment(
         session_id: session.id,
         status: session.status,
         amount_cents: session.amount_cents,
+        currency: session.currency,
         captured_cents: session.captured_cents,
+        captured_currency: session.captured_currency,
         refunds,
     }))
 }

@@ -55,7 +55,15 @@ pub(super) async fn submit(
         ));
     };
     Ok(
-        match api::complete(&state, &session_id, form.outcome, Plan::default()).await? {
+        match api::complete(
+            &state,
+            &session_id,
+            form.outcome,
+            Plan::default(),
+            &store::CompleteOptions::default(),
+        )
+        .await?
+        {
             Finish::Done { session, .. } => page(StatusCode::OK, &result(&state, &session, false)),
             Finish::AlreadyCompleted(session) => {
                 page(StatusCode::CONFLICT, &result(&state, &session, true))

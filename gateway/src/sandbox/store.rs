@@ -20,8 +20,12 @@ pub(super) struct SessionRow {
     /// `open`, `succeeded` or `failed`.
     pub status: String,
     pub captured_cents: i64,
+    /// The currency captured in, once succeeded.
+    pub captured_currency: Option<String>,
     /// Where the payment page sends the buyer back to.
     pub return_url: Option<String>,
+    /// Every refund of this payment is refused (set by `complete`, for tests).
+    pub refuse_refunds: bool,
 }
 
 impl SessionRow {
@@ -40,22 +44,44 @@ const INSERT_SESSION: &str = "INSERT INTO sandbox_sessions \
     (id, payment_id, amount_cents, currency, description, status, return_url) \
     VALUES ($1, $2, $3, $4, $5, 'open', $6) ON CONFLICT (payment_id) DO NOTHING";
 
-const SELECT_SESSION_BY_PAYMENT: &str = "SELECT id, payment_id, amount_cents, currency, \
-    description, status, captured_cents, return_url FROM sandbox_sessions WHERE payment_id = $1";
+/// The columns of a [`SessionRow`].
+macro_rules! session_columns {
+    () => {
+        "id, payment_id, amount_cents, currency, description, status, captured_cents, \
+         captured_currency, return_url, refuse_refunds"
+    };
+}
 
-const SELECT_SESSION: &str = "SELECT id, payment_id, amount_cents, currency, description, \
-    status, captured_cents, return_url FROM sandbox_sessions WHERE id = $1";
+const SELECT_SESSION_BY_PAYMENT: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sandbox_sessions WHERE payment_id = $1"
+);
 
-/// Completes an open session only: the `status = 'open'` guard makes completion happen
-/// once even when two completions race.
-const COMPLETE_SESSION: &str = "UPDATE sandbox_sessions SET status = $2, \
-    captured_cents = CASE WHEN $2 = 'succeeded' THEN amount_cents ELSE 0 END, \
-    completed_at = now() WHERE id = $1 AND status = 'open' \
-    RETURNING id, payment_id, amount_cents, currency, description, status, captured_cents, \
-    return_url";
+const SELECT_SESSION: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sandbox_sessions WHERE id = $1"
+);
 
-const LOCK_SESSION_BY_PAYMENT: &str = "SELECT id, payment_id, amount_cents, currency, \
-    description, status, captured_cents, return_url FROM sandbox_sessions WHERE payment_id = $1 FOR UPDATE";
+/// Completes an open session only (or, when `$5`, a failed one with a success: the buyer
+/// retried after a decline): the status guard makes completion happen once even when two
+/// completions race. A success captures the amount (or `$3`) in the currency (or `$4`).
+const COMPLETE_SESSION: &str = concat!(
+    "UPDATE sandbox_sessions SET status = $2, \
+     captured_cents = CASE WHEN $2 = 'succeeded' THEN coalesce($3, amount_cents) ELSE 0 END, \
+     captured_currency = CASE WHEN $2 = 'succeeded' THEN coalesce($4, currency) END, \
+     refuse_refunds = refuse_refunds OR $6, completed_at = now() \
+     WHERE id = $1 AND (status = 'open' OR ($5 AND status = 'failed' AND $2 = 'succeeded')) \
+     RETURNING ",
+    session_columns!()
+);
+
+const LOCK_SESSION_BY_PAYMENT: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    " FROM sandbox_sessions WHERE payment_id = $1 FOR UPDATE"
+);
 
 const SELECT_REFUND_BY_KEY: &str =
     "SELECT id, session_id, amount_cents FROM sandbox_refunds WHERE idempotency_key = $1";
@@ -106,16 +132,35 @@ pub(super) enum Completion {
     NotFound,
 }
 
-/// Complete an open session as succeeded (capturing the full amount) or failed.
+/// How a session is completed besides its outcome (test controls of the API).
+#[derive(Debug, Clone, Default)]
+pub(super) struct CompleteOptions {
+    /// Capture this much instead of the session's amount.
+    pub capture_cents: Option<i64>,
+    /// Capture in this currency instead of the session's.
+    pub capture_currency: Option<String>,
+    /// A failed session may be completed again with a success (a retry after a decline).
+    pub retry: bool,
+    /// Refuse every refund of this payment from now on.
+    pub refuse_refunds: bool,
+}
+
+/// Complete an open session as succeeded (capturing the full amount unless told
+/// otherwise) or failed.
 pub(super) async fn complete(
     pool: &PgPool,
     id: &str,
     succeeded: bool,
+    options: &CompleteOptions,
 ) -> Result<Completion, sqlx::Error> {
     let status = if succeeded { "succeeded" } else { "failed" };
     let updated: Option<SessionRow> = sqlx::query_as(COMPLETE_SESSION)
         .bind(id)
         .bind(status)
+        .bind(options.capture_cents)
+        .bind(&options.capture_currency)
+        .bind(options.retry)
+        .bind(options.refuse_refunds)
         .fetch_optional(pool)
         .await?;
     Ok(match updated {
@@ -132,6 +177,8 @@ pub(super) enum RefundOutcome {
     Receipt(RefundReceipt),
     PaymentNotFound,
     NotCaptured,
+    /// This payment's refunds are refused (`refuse_refunds`).
+    Refused,
     Exceeds {
         captured_cents: i64,
         refunded_cents: i64,
@@ -171,6 +218,9 @@ pub(super) async fn refund(
     }
     if session.status != "succeeded" {
         return Ok(RefundOutcome::NotCaptured);
+    }
+    if session.refuse_refunds {
+        return Ok(RefundOutcome::Refused);
     }
     let refunded_cents: i64 = sqlx::query_scalar(SUM_REFUNDS)
         .bind(&session.id)

@@ -47,7 +47,13 @@ fn event_id() -> String {
     format!("evt_{}", Uuid::new_v4().simple())
 }
 
+/// A webhook about `session`: a success reports what was captured, anything else what
+/// was asked for.
 fn event(session: &SessionRow, kind: WebhookKind, id: String) -> WebhookEvent {
+    let (amount_cents, currency) = match (kind, &session.captured_currency) {
+        (WebhookKind::Succeeded, Some(currency)) => (session.captured_cents, currency.clone()),
+        _ => (session.amount_cents, session.currency.clone()),
+    };
     WebhookEvent {
         id,
         kind,
@@ -55,7 +61,8 @@ fn event(session: &SessionRow, kind: WebhookKind, id: String) -> WebhookEvent {
         data: WebhookData {
             payment_id: session.payment_id,
             session_id: session.id.clone(),
-            amount_cents: session.amount_cents,
+            amount_cents,
+            currency,
         },
     }
 }

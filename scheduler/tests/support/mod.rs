@@ -231,6 +231,26 @@ impl Stack {
         completed
     }
 
+    /// A payment that arrives after its hold was given up: hold `seat`, check out, cancel
+    /// the hold, then pay (with the sandbox's knobs in `extra`). The consumer refunds it.
+    /// Returns the checkout.
+    pub async fn pay_after_release(
+        &self,
+        token: &str,
+        event: &str,
+        seat: &str,
+        extra: Value,
+    ) -> Value {
+        let hold = self.hold(token, event, &[seat]).await;
+        let hold = hold["hold_id"].as_str().expect("hold id").to_owned();
+        let checkout = self.checkout(token, &hold).await;
+        let (status, cancelled) = self.cancel_hold(token, &hold).await;
+        // 200: cancelled; 202: not decided yet, but ahead of the payment on the partition.
+        assert!(status == 200 || status == 202, "{status}: {cancelled}");
+        self.pay(&checkout, "succeed", extra).await;
+        checkout
+    }
+
     /// The provider's view of a payment (captured and refunded amounts).
     pub async fn provider_payment(&self, payment_id: &str) -> Value {
         let (status, view) = self
@@ -326,6 +346,19 @@ pub fn start_scheduler(settings: &Settings) -> Shutdown {
         }
     });
     stop
+}
+
+/// The sum of every series of a metric this process exports (services run in the test's
+/// process share its recorder); `name` may include labels: `x_total{field="amount"}`.
+pub fn metric(name: &str) -> f64 {
+    seatq_common::metrics::render()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// `A-{row}-{seat}` of section A → seat number (section A's seats are numbered from 0).
