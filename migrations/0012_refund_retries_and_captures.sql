@@ -16,7 +16,7 @@ ALTER TABLE refunds ADD CONSTRAINT refunds_failed_when
     CHECK ((status = 'failed') = (failed_at IS NOT NULL));
 -- A payment whose captured amount or currency is not what seatq asked for is refunded
 -- (what was captured), never booked; like every refund but a booking's cancellation, at
--- most once per payment (`refunds_whole_once`, 0014).
+-- most once per payment (`refunds_whole_once`, 0013).
 ALTER TABLE refunds DROP CONSTRAINT refunds_reason_check;
 ALTER TABLE refunds ADD CONSTRAINT refunds_reason_check
     CHECK (reason IN ('hold_released', 'booking_cancelled', 'dead_letter', 'payment_mismatch'));

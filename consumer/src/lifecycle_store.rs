@@ -93,7 +93,7 @@ const INSERT_TICKETS: &str = "INSERT INTO tickets (id, booking_id, event_id, sea
      SELECT id, booking_id, event_id, seat_no, section_id, holder, 'valid', $7 \
      FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int[], $5::uuid[], $6::text[]) \
        AS u(id, booking_id, event_id, seat_no, section_id, holder)";
-// At most one whole refund per payment, one per cancellation (see migration 0014).
+// At most one whole refund per payment, one per cancellation (see migration 0013).
 const INSERT_REFUNDS: &str =
     "INSERT INTO refunds (id, payment_id, event_id, user_id, amount_cents, \
        reason, status, request_id) \
