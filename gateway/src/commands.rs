@@ -193,7 +193,7 @@ pub async fn decision(
             status,
             reason,
             hold_id,
-            detail: detail.unwrap_or(serde_json::Value::Null),
+            detail: detail.unwrap_or_else(|| serde_json::json!({})),
         }),
     )
 }

@@ -82,7 +82,7 @@ pub async fn request_status(
             status: "pending".into(),
             reason: None,
             hold_id: None,
-            detail: serde_json::Value::Null,
+            detail: serde_json::json!({}),
         });
     Ok(Json(decision))
 }
