@@ -8,7 +8,8 @@
 //! SQL store (constraints, the ledger↔database check). Commands are packed into records
 //! and records into batches of varying size, so in-batch order is exercised too. What is
 //! not a consumer command is done between batches the way the gateway does it, in SQL:
-//! checkout (a `payments` row; the webhook's status transition before its command),
+//! checkout (a `payments` row), the payment webhook (its status transition, then the
+//! outcome command, delivered in the same batch or any later one, as consumer lag allows),
 //! ticket transfer and check-in (the gateway's own statements), waiting-room admission
 //! and requeue (`queue_tickets`).
 //!
@@ -42,8 +43,8 @@
 //! rejection; notifications; real time passing (an expiry that is not due now but due
 //! later — see `a_not_due_timer_fires_again_once_due`).
 //!
-//! **Running it.** CI: `SEATQ_MODEL_CASES` cases (default 40) of up to `SEATQ_MODEL_STEPS`
-//! steps (default 20) from a fixed seed. A long run: `SEATQ_MODEL_CASES=5000
+//! **Running it.** CI: `SEATQ_MODEL_CASES` cases (default 48) of up to `SEATQ_MODEL_STEPS`
+//! steps (default 20) from a fixed seed, about 30 s on a busy 2-core machine. A long run: `SEATQ_MODEL_CASES=5000
 //! SEATQ_MODEL_SEED=random cargo nextest run -p seatq-consumer --test rules_model`. A
 //! failure prints the seed and the shrunk sequence as Rust code, ready to become a named
 //! regression test at the bottom of this file. Rules the code does not follow yet are
@@ -229,16 +230,38 @@ enum Cmd {
     Redeliver {
         nth: u8,
     },
+    /// The n-th payment outcome the webhook produced and the consumer has not seen yet.
+    Deliver {
+        nth: u8,
+    },
 }
 
 /// What the gateway (or the scheduler's admission) does in SQL between batches.
 #[derive(Debug, Clone)]
 enum Gw {
-    Checkout { hold: u8 },
-    Transfer { ticket: u8, to: u8 },
-    CheckIn { ticket: u8 },
-    Admit { user: u8 },
-    Requeue { user: u8 },
+    Checkout {
+        hold: u8,
+    },
+    /// The provider reports on a payment: the gateway records it and produces the outcome,
+    /// which reaches the consumer later (`Cmd::Deliver`).
+    Webhook {
+        payment: u8,
+        ok: bool,
+        wrong_amount: bool,
+    },
+    Transfer {
+        ticket: u8,
+        to: u8,
+    },
+    CheckIn {
+        ticket: u8,
+    },
+    Admit {
+        user: u8,
+    },
+    Requeue {
+        user: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -255,17 +278,28 @@ enum Pending {
     /// A captured amount other than the hold's price must be refunded, not booked. The
     /// command carries no currency yet; the generator makes wrong amounts only when strict.
     AmountMismatchRefunded,
+    /// A payment reported failed must not end the grace of another payment of the same
+    /// hold still in progress; `payment_failed` forgets every payment of the hold for the
+    /// rest of its batch (`a_failed_payment_does_not_cancel_the_grace_of_the_next_one`).
+    FailedPaymentEndsGrace,
 }
 
+/// Set by regression tests of pending rules (each test runs in a process of its own).
+static STRICT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn strict() -> bool {
-    std::env::var("SEATQ_MODEL_STRICT").is_ok_and(|v| v == "1")
+    STRICT.load(std::sync::atomic::Ordering::Relaxed)
+        || std::env::var("SEATQ_MODEL_STRICT").is_ok_and(|v| v == "1")
 }
 
 fn tolerated(p: Pending) -> bool {
     !strict() && PENDING.contains(&p)
 }
 
-const PENDING: &[Pending] = &[Pending::AmountMismatchRefunded];
+const PENDING: &[Pending] = &[
+    Pending::AmountMismatchRefunded,
+    Pending::FailedPaymentEndsGrace,
+];
 
 // ---------------------------------------------------------------------------------------
 // The reference model.
@@ -364,6 +398,8 @@ enum EntryStatus {
 
 #[derive(Debug, Clone)]
 struct MEntry {
+    /// The batch that made it.
+    batch: u32,
     seat: usize,
     user: String,
     request: RequestId,
@@ -452,6 +488,10 @@ struct Model {
     entries: Vec<MEntry>,
     admitted: BTreeSet<String>,
     decisions: HashMap<RequestId, Expect>,
+    /// Batches applied so far.
+    batch: u32,
+    /// Holds with a payment reported failed in this batch (see `Pending`).
+    failed_in_batch: HashSet<usize>,
 }
 
 fn user_name(u: u8) -> String {
@@ -477,6 +517,8 @@ impl Model {
             entries: Vec::new(),
             admitted,
             decisions: HashMap::new(),
+            batch: 0,
+            failed_in_batch: HashSet::new(),
         }
     }
 
@@ -496,6 +538,9 @@ impl Model {
 
     /// A payment in progress for the hold (checkout started, not reported failed).
     fn paying(&self, hold: usize) -> bool {
+        if self.failed_in_batch.contains(&hold) && tolerated(Pending::FailedPaymentEndsGrace) {
+            return false;
+        }
         self.payments
             .iter()
             .any(|p| p.hold == hold && matches!(p.status, PayStatus::Pending | PayStatus::Paid))
@@ -670,7 +715,11 @@ impl Model {
                 });
                 Ok(("booked", Some(p.hold)))
             }
-            MCmd::Failed { payment } => Ok(("payment_failed", Some(self.payments[*payment].hold))),
+            MCmd::Failed { payment } => {
+                let hold = self.payments[*payment].hold;
+                self.failed_in_batch.insert(hold);
+                Ok(("payment_failed", Some(hold)))
+            }
             MCmd::CancelBooking {
                 booking,
                 user,
@@ -716,18 +765,24 @@ impl Model {
                     user: user.clone(),
                     request,
                     status: EntryStatus::Waiting,
+                    batch: self.batch,
                 });
                 Ok(("joined", None))
             }
             MCmd::Leave { user, seat } => {
                 let e = self
                     .entries
-                    .iter_mut()
-                    .find(|e| {
+                    .iter()
+                    .position(|e| {
                         e.status == EntryStatus::Waiting && e.seat == *seat && e.user == *user
                     })
                     .ok_or("not_waiting")?;
-                e.status = EntryStatus::Left;
+                if self.entries[e].batch == self.batch {
+                    // Joined and left within one batch: never written.
+                    self.entries.remove(e);
+                } else {
+                    self.entries[e].status = EntryStatus::Left;
+                }
                 Ok(("left", None))
             }
             MCmd::Block { seats, release } => {
@@ -1104,6 +1159,10 @@ struct Case<'a> {
     log: Vec<String>,
     /// Offer holds (by request id) checked when made: their user was admitted then.
     offered_to_admitted: HashSet<RequestId>,
+    /// Payment outcomes produced by the webhook, not yet delivered.
+    queued: Vec<(Vec<u8>, RequestId, MCmd)>,
+    /// Every payment outcome produced, by request id.
+    outcomes: HashMap<RequestId, (Vec<u8>, RequestId, MCmd)>,
 }
 
 async fn new_case<'a>(db: &'a Db, setup: &Setup) -> Case<'a> {
@@ -1237,6 +1296,8 @@ async fn new_case<'a>(db: &'a Db, setup: &Setup) -> Case<'a> {
         base,
         log: vec![format!("setup {setup:?}")],
         offered_to_admitted: HashSet::new(),
+        queued: Vec::new(),
+        outcomes: HashMap::new(),
     }
 }
 
@@ -1469,58 +1530,15 @@ impl Case<'_> {
                 ok,
                 wrong_amount,
             } => {
-                let p = pick(*payment, m.payments.len())?;
-                let pay = m.payments[p].clone();
-                let hold_id = m.holds[pay.hold].real?;
-                // The webhook moves the payment forward, then sends the outcome (a
-                // success after a reported failure still counts: money was captured).
-                let next = match (pay.status, ok) {
-                    (PayStatus::Pending, true) | (PayStatus::Failed, true) => PayStatus::Paid,
-                    (PayStatus::Pending, false) => PayStatus::Failed,
-                    (PayStatus::Paid, true) | (PayStatus::Failed, false) => {
-                        // A duplicate delivery: the same command again.
-                        let (_, request, amount) = *pay.sent.iter().rev().find(|s| s.0 == *ok)?;
-                        let i = self.sent.iter().position(|s| s.1 == request)?;
-                        let _ = amount;
-                        return Some(self.sent[i].clone());
-                    }
-                    (PayStatus::Paid, false) => return None,
-                };
-                let wrong = *wrong_amount && !tolerated(Pending::AmountMismatchRefunded);
-                let amount = if wrong { pay.amount + 100 } else { pay.amount };
-                sqlx::query(SET_PAYMENT_STATUS)
-                    .bind(pay.id)
-                    .bind(if next == PayStatus::Paid {
-                        "paid"
-                    } else {
-                        "failed"
-                    })
-                    .execute(self.pool)
-                    .await
-                    .expect("payment status");
-                let outcome = PaymentOutcome {
-                    hold_id,
-                    payment_id: pay.id,
-                    amount_cents: amount,
-                };
-                let (command, kind) = if *ok {
-                    (Command::PaymentSucceeded(outcome), "payment_succeeded")
-                } else {
-                    (Command::PaymentFailed(outcome), "payment_failed")
-                };
-                let mut e = self.envelope(PAYMENTS, Utc::now(), command);
-                e.request_id = RequestId::derived(pay.id.0, kind);
-                let mp = &mut self.model.payments[p];
-                mp.status = next;
-                mp.sent.push((*ok, e.request_id, amount));
-                (
-                    e,
-                    if *ok {
-                        MCmd::Succeeded { payment: p, amount }
-                    } else {
-                        MCmd::Failed { payment: p }
-                    },
-                )
+                let item = self.outcome(*payment, *ok, *wrong_amount).await?;
+                self.sent.push(item.clone());
+                return Some(item);
+            }
+            Cmd::Deliver { nth } => {
+                let i = pick(*nth, self.queued.len())?;
+                let item = self.queued.remove(i);
+                self.sent.push(item.clone());
+                return Some(item);
             }
             Cmd::CancelBooking { booking, by } => {
                 let b = pick(*booking, m.bookings.len())?;
@@ -1644,6 +1662,66 @@ impl Case<'_> {
         Some(item)
     }
 
+    /// What the webhook does for a provider's report on a payment: move it forward, then
+    /// produce the outcome (returned; sent now or later). A success after a reported
+    /// failure still counts (the money was captured); a report repeated is the same
+    /// command again.
+    async fn outcome(
+        &mut self,
+        payment: u8,
+        ok: bool,
+        wrong_amount: bool,
+    ) -> Option<(Vec<u8>, RequestId, MCmd)> {
+        let m = &self.model;
+        let p = pick(payment, m.payments.len())?;
+        let pay = m.payments[p].clone();
+        let hold_id = m.holds[pay.hold].real?;
+        let next = match (pay.status, ok) {
+            (PayStatus::Pending, true) | (PayStatus::Failed, true) => PayStatus::Paid,
+            (PayStatus::Pending, false) => PayStatus::Failed,
+            (PayStatus::Paid, true) | (PayStatus::Failed, false) => {
+                let (_, request, _) = *pay.sent.iter().rev().find(|s| s.0 == ok)?;
+                return self.outcomes.get(&request).cloned();
+            }
+            (PayStatus::Paid, false) => return None,
+        };
+        let wrong = wrong_amount && !tolerated(Pending::AmountMismatchRefunded);
+        let amount = if wrong { pay.amount + 100 } else { pay.amount };
+        sqlx::query(SET_PAYMENT_STATUS)
+            .bind(pay.id)
+            .bind(if next == PayStatus::Paid {
+                "paid"
+            } else {
+                "failed"
+            })
+            .execute(self.pool)
+            .await
+            .expect("payment status");
+        let outcome = PaymentOutcome {
+            hold_id,
+            payment_id: pay.id,
+            amount_cents: amount,
+        };
+        let (command, kind) = if ok {
+            (Command::PaymentSucceeded(outcome), "payment_succeeded")
+        } else {
+            (Command::PaymentFailed(outcome), "payment_failed")
+        };
+        let mut e = self.envelope(PAYMENTS, Utc::now(), command);
+        e.request_id = RequestId::derived(pay.id.0, kind);
+        let mp = &mut self.model.payments[p];
+        mp.status = next;
+        mp.sent.push((ok, e.request_id, amount));
+        let mcmd = if ok {
+            MCmd::Succeeded { payment: p, amount }
+        } else {
+            MCmd::Failed { payment: p }
+        };
+        let item = (e.encode().expect("encode"), e.request_id, mcmd);
+        self.outcomes.insert(e.request_id, item.clone());
+        Some(item)
+    }
+
     fn who(&self, by: Who, owner: &str) -> (String, bool) {
         match by {
             Who::Owner => (owner.to_owned(), false),
@@ -1711,6 +1789,16 @@ impl Case<'_> {
                     status: PayStatus::Pending,
                     sent: Vec::new(),
                 });
+            }
+            Gw::Webhook {
+                payment,
+                ok,
+                wrong_amount,
+            } => {
+                if let Some(item) = self.outcome(*payment, *ok, *wrong_amount).await {
+                    self.log.push(format!("  queued {}: {:?}", item.1, item.2));
+                    self.queued.push(item);
+                }
             }
             Gw::Transfer { ticket, to } => {
                 let Some(t) = pick(*ticket, self.model.tickets.len()) else {
@@ -1821,6 +1909,8 @@ impl Case<'_> {
         if packed.is_empty() {
             return Ok(());
         }
+        self.model.batch += 1;
+        self.model.failed_in_batch.clear();
         for (request, mcmd) in &decide {
             let fresh = !self.model.decisions.contains_key(request);
             self.model.decide(*request, mcmd);
@@ -2550,12 +2640,15 @@ mod strategies {
                 .prop_map(|(what, release)| Cmd::Holdback { what, release }),
             2 => any::<u8>().prop_map(|holdback| Cmd::ReleaseHoldback { holdback }),
             2 => any::<u8>().prop_map(|nth| Cmd::Redeliver { nth }),
+            3 => any::<u8>().prop_map(|nth| Cmd::Deliver { nth }),
         ]
     }
 
     fn gw() -> impl Strategy<Value = Gw> {
         prop_oneof![
             8 => any::<u8>().prop_map(|hold| Gw::Checkout { hold }),
+            4 => (any::<u8>(), prop::bool::weighted(0.6), prop::bool::weighted(0.1))
+                .prop_map(|(payment, ok, wrong_amount)| Gw::Webhook { payment, ok, wrong_amount }),
             3 => (any::<u8>(), user()).prop_map(|(ticket, to)| Gw::Transfer { ticket, to }),
             2 => any::<u8>().prop_map(|ticket| Gw::CheckIn { ticket }),
             1 => user().prop_map(|user| Gw::Admit { user }),
@@ -2580,7 +2673,7 @@ const CASES_PER_DATABASE: usize = 25;
 
 #[test]
 fn decisions_follow_the_rules() {
-    let cases = env_number("SEATQ_MODEL_CASES", 40) as u32;
+    let cases = env_number("SEATQ_MODEL_CASES", 48) as u32;
     let steps = env_number("SEATQ_MODEL_STEPS", 20) as usize;
     let seed = match std::env::var("SEATQ_MODEL_SEED").ok().as_deref() {
         Some("random") => uuid::Uuid::new_v4().as_u64_pair().0,
@@ -2751,4 +2844,151 @@ mod regressions {
         ];
         replay(setup, steps).await.unwrap_or_else(|e| panic!("{e}"));
     }
+
+    /// A payment failed, the buyer checked out again, and the failure reached the consumer
+    /// in the same batch as the hold's expiry: the second payment is in progress, so the
+    /// hold must be extended (once) and then booked when it succeeds. `payment_failed`
+    /// takes the hold out of `paying` whichever payment failed, so the hold is released
+    /// and the second payment refunded.
+    #[tokio::test]
+    #[ignore = "payment_failed forgets every payment of the hold in progress (lifecycle.rs, being changed)"]
+    async fn a_failed_payment_does_not_cancel_the_grace_of_the_next_one() {
+        super::STRICT.store(true, std::sync::atomic::Ordering::Relaxed);
+        let steps = vec![
+            Batch(vec![vec![Hold {
+                user: 0,
+                seats: vec![0],
+                early: false,
+            }]]),
+            Gw(Checkout { hold: 0 }),
+            Gw(Webhook {
+                payment: 0,
+                ok: false,
+                wrong_amount: false,
+            }),
+            Gw(Checkout { hold: 0 }),
+            Batch(vec![vec![
+                Deliver { nth: 0 },
+                Expire {
+                    hold: 0,
+                    timer: Nth(0),
+                },
+            ]]),
+            Batch(vec![vec![Pay {
+                payment: 1,
+                ok: true,
+                wrong_amount: false,
+            }]]),
+        ];
+        replay(setup(), steps)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The provider captured another amount than the hold's price: the payment must be
+    /// refunded, not turned into a booking.
+    #[tokio::test]
+    #[ignore = "amount mismatches are booked (payment_succeeded does not compare; being changed)"]
+    async fn a_payment_of_the_wrong_amount_is_refunded() {
+        super::STRICT.store(true, std::sync::atomic::Ordering::Relaxed);
+        let steps = vec![
+            Batch(vec![vec![Hold {
+                user: 0,
+                seats: vec![0],
+                early: false,
+            }]]),
+            Gw(Checkout { hold: 0 }),
+            Batch(vec![vec![Pay {
+                payment: 0,
+                ok: true,
+                wrong_amount: true,
+            }]]),
+        ];
+        replay(setup(), steps)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// A timer that fires before its hold is due (the scheduler's clock ahead of the
+/// consumer's by more than the 2 s skew) is answered `not_due`. When the same timer fires
+/// again once due — same hold, same expiry, so the same request id — the hold must expire;
+/// today the request id is already decided, the command is skipped as a duplicate, and
+/// the hold stays until the sweeper's grace. Needs real time, so it is written by hand.
+#[tokio::test]
+#[ignore = "a not-due expiry uses up its timer's request id (expiry rules, being changed)"]
+async fn a_not_due_timer_fires_again_once_due() {
+    let db = fresh_db().await;
+    let setup = Setup {
+        hold_ttl: Window::Long,
+        offer_ttl: Window::Short,
+        grace: Window::Short,
+        max_per_user: 2,
+        waitlist_max: 1,
+        policy: Policy::Full,
+        sale_open: true,
+        waiting_room: false,
+        admitted: 0,
+    };
+    let case = new_case(&db, &setup).await;
+    // A 4 s window: not due for the first 2 s (the consumer allows 2 s of skew), due after.
+    sqlx::query("UPDATE events SET hold_ttl_secs = 4 WHERE id = $1")
+        .bind(case.event)
+        .execute(&db.pool)
+        .await
+        .expect("ttl");
+    let hold = case.envelope(
+        "u0",
+        Utc::now(),
+        Command::HoldSeats(HoldSeats::Seats {
+            seat_nos: vec![case.seat_no(0)],
+        }),
+    );
+    let apply = |offset: i64, e: &CommandEnvelope| {
+        let messages = vec![Incoming {
+            offset,
+            payload: Some(e.encode().expect("encode")),
+        }];
+        let applier = &case.applier;
+        async move { applier.apply(0, offset, &messages).await.expect("batch") }
+    };
+    apply(0, &hold).await;
+    let (hold_id, expires_at): (HoldId, DateTime<Utc>) =
+        sqlx::query_as("SELECT id, expires_at FROM holds WHERE request_id = $1")
+            .bind(hold.request_id)
+            .fetch_one(&db.pool)
+            .await
+            .expect("hold");
+    let mut timer = case.envelope(
+        SCHEDULER,
+        Utc::now(),
+        Command::ExpireHold(ExpireHold {
+            hold_id,
+            expires_at,
+        }),
+    );
+    timer.request_id = RequestId::derived(
+        hold_id.0,
+        &format!("expire:{}", expires_at.timestamp_micros()),
+    );
+    apply(1, &timer).await;
+    let outcome = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT detail->>'outcome' FROM requests WHERE request_id = $1",
+        )
+        .bind(timer.request_id)
+        .fetch_one(&pool)
+        .await
+        .expect("decision")
+    };
+    assert_eq!(outcome(db.pool.clone()).await.as_deref(), Some("not_due"));
+    tokio::time::sleep(StdDuration::from_millis(2500)).await;
+    apply(2, &timer).await;
+    let status: String = sqlx::query_scalar("SELECT status FROM holds WHERE id = $1")
+        .bind(hold_id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("hold");
+    drop_db(db).await;
+    assert_eq!(status, "expired", "the timer fired again once due");
 }
