@@ -2525,8 +2525,18 @@ fn expected_violations(model: &Model) -> Violations {
     } else {
         0
     };
+    // Two captures of one hold, neither refunded: allowed while the outcome of one of them
+    // has not reached the consumer yet (settled, it is refunded); the invariant that counts
+    // is checked in `check_invariants` for every decided outcome.
+    let mut paid: HashMap<usize, i64> = HashMap::new();
+    for (i, p) in model.payments.iter().enumerate() {
+        if p.status == PayStatus::Paid && !model.refunds.iter().any(|r| r.payment == i) {
+            *paid.entry(p.hold).or_default() += 1;
+        }
+    }
     Violations {
         sale_gate_breaches: not_admitted,
+        captured_twice: paid.values().filter(|n| **n > 1).count() as i64,
         ..Violations::default()
     }
 }
