@@ -69,12 +69,18 @@ const UPDATE_HOLDS: &str = "UPDATE holds h SET status = u.status, ended_at = u.e
      FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::bool[], \
                  $6::text[], $7::int[]) \
        AS u(id, status, ended_at, expires_at, extended, seat_nos, quantity) WHERE h.id = u.id";
+// New entries go in as they are at the end of the batch (one joined and offered or
+// skipped in the same batch is not `waiting`), after the ended ones were updated: a user
+// who left a seat's line and joined it again in one batch has one `waiting` entry at a
+// time (the unique index `waitlist_once_per_user`).
 const INSERT_WAITLIST: &str =
     "INSERT INTO waitlist_entries (id, event_id, seat_no, user_id, request_id, \
-       status, joined_at) \
-     SELECT id, event_id, seat_no, user_id, request_id, 'waiting', joined_at \
-     FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::timestamptz[]) \
-       AS u(id, event_id, seat_no, user_id, request_id, joined_at)";
+       status, offered_hold_id, joined_at, ended_at) \
+     SELECT id, event_id, seat_no, user_id, request_id, status, hold_id, joined_at, \
+       CASE WHEN status = 'waiting' THEN NULL ELSE $9 END \
+     FROM unnest($1::bigint[], $2::uuid[], $3::int[], $4::text[], $5::uuid[], $6::timestamptz[], \
+                 $7::text[], $8::uuid[]) \
+       AS u(id, event_id, seat_no, user_id, request_id, joined_at, status, hold_id)";
 const END_WAITLIST: &str = "UPDATE waitlist_entries w SET status = u.status, \
        offered_hold_id = u.hold_id, ended_at = $4 \
      FROM unnest($1::bigint[], $2::text[], $3::uuid[]) AS u(id, status, hold_id) WHERE w.id = u.id";
@@ -436,8 +442,19 @@ pub async fn write_rest(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let life = &ledger.life;
+    if !life.waitlist_ended.is_empty() {
+        let e = &life.waitlist_ended;
+        sqlx::query(END_WAITLIST)
+            .bind(e.iter().map(|w| w.0).collect::<Vec<_>>())
+            .bind(e.iter().map(|w| w.1).collect::<Vec<_>>())
+            .bind(e.iter().map(|w| w.2.map(|h| h.0)).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
     if !life.waitlist_new.is_empty() {
         let n = &life.waitlist_new;
+        let end = |id: i64| life.waitlist_ended.iter().rev().find(|e| e.0 == id);
         sqlx::query(INSERT_WAITLIST)
             .bind(n.iter().map(|w| w.id).collect::<Vec<_>>())
             .bind(n.iter().map(|w| w.event_id.0).collect::<Vec<_>>())
@@ -445,15 +462,16 @@ pub async fn write_rest(
             .bind(n.iter().map(|w| w.user_id.0.clone()).collect::<Vec<_>>())
             .bind(n.iter().map(|w| w.request_id.0).collect::<Vec<_>>())
             .bind(n.iter().map(|w| w.joined_at).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !life.waitlist_ended.is_empty() {
-        let e = &life.waitlist_ended;
-        sqlx::query(END_WAITLIST)
-            .bind(e.iter().map(|w| w.0).collect::<Vec<_>>())
-            .bind(e.iter().map(|w| w.1).collect::<Vec<_>>())
-            .bind(e.iter().map(|w| w.2.map(|h| h.0)).collect::<Vec<_>>())
+            .bind(
+                n.iter()
+                    .map(|w| end(w.id).map_or("waiting", |e| e.1))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                n.iter()
+                    .map(|w| end(w.id).and_then(|e| e.2).map(|h| h.0))
+                    .collect::<Vec<_>>(),
+            )
             .bind(now)
             .execute(&mut **tx)
             .await?;

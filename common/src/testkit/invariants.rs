@@ -20,7 +20,9 @@ pub struct Violations {
     /// Held decisions without exactly one hold, or holds (other than waitlist offers)
     /// without the decision that made them (`held`; `applied` for holdbacks).
     pub decision_mismatch: i64,
-    /// Waitlist offers whose original hold did not end.
+    /// Waitlist offers of seats their original hold still has: it is active, or sold and
+    /// still lists them (a booking cancelled in part gives back only some of its seats,
+    /// and its hold stays sold with the rest), or it ended after the offer was made.
     pub offers_from_live_holds: i64,
     /// Sold holds without exactly one confirmed-or-cancelled booking, or bookings of holds
     /// that are not sold (a cancelled booking's hold is cancelled).
@@ -63,7 +65,8 @@ const DECISION_MISMATCH: &str = "SELECT \
           AND r.status = CASE WHEN h.user_id = 'system:holdback' THEN 'applied' ELSE 'held' END))";
 const OFFERS_FROM_LIVE_HOLDS: &str =
     "SELECT count(*) FROM holds o JOIN holds h ON h.id = o.offered_from \
-     WHERE h.status IN ('active', 'sold') OR h.ended_at > o.created_at";
+     WHERE h.status = 'active' OR (h.status = 'sold' AND h.seat_nos && o.seat_nos) \
+       OR h.ended_at > o.created_at";
 const BOOKING_MISMATCH: &str = "SELECT \
      (SELECT count(*) FROM holds h WHERE h.status = 'sold' AND \
        (SELECT count(*) FROM bookings b WHERE b.hold_id = h.id AND b.status = 'confirmed') <> 1) + \
