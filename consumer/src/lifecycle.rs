@@ -122,7 +122,8 @@ pub struct NewRefund {
 #[derive(Debug, Default)]
 pub struct LifeState {
     /// Holds with a payment in progress (checkout started, not yet applied).
-    pub paying: HashSet<HoldId>,
+    /// Holds with payments in progress, and which (a failure of one leaves the others).
+    pub paying: HashMap<HoldId, HashSet<PaymentId>>,
     /// Who holds the seats of the batch's waitlist joins, as stored before the batch.
     pub holders: HashMap<HoldId, UserId>,
     /// `waiting` entries of the seats the batch touches, first in line first.
@@ -249,7 +250,7 @@ impl Ledger {
                 json!({"outcome": "not_due", "rearmed": rearmed}),
             ));
         }
-        if self.life.paying.contains(&c.hold_id) && !hold.extended {
+        if self.life.paying.contains_key(&c.hold_id) && !hold.extended {
             let expires_at = now + Duration::seconds(config.payment_grace_secs);
             let (event_id, user_id) = (hold.event_id, hold.user_id.clone());
             if let Some(h) = self.holds.get_mut(&c.hold_id) {
@@ -433,7 +434,7 @@ impl Ledger {
                 cmd.request_id,
             );
         }
-        self.life.paying.remove(&p.hold_id);
+        self.payment_ended(p.hold_id, p.payment_id);
         if hold.status == HoldStatus::Active {
             self.life.notices.push((
                 hold.event_id,
@@ -461,8 +462,9 @@ impl Ledger {
             (hold.event_id, hold.user_id.clone())
         };
         // The hold stays until it expires, so the user can try again; it is no longer
-        // "paying", so it will not be extended for this payment.
-        self.life.paying.remove(&p.hold_id);
+        // "paying" for this payment, so it will not be extended for it; another payment of
+        // the same hold still in progress keeps its grace.
+        self.payment_ended(p.hold_id, p.payment_id);
         self.life.notices.push((
             event_id,
             SeatEvent::PaymentFailed {
@@ -990,6 +992,16 @@ impl Ledger {
             ));
         }
         made
+    }
+
+    /// `payment` of `hold` is no longer in progress.
+    fn payment_ended(&mut self, hold: HoldId, payment: PaymentId) {
+        if let Some(payments) = self.life.paying.get_mut(&hold) {
+            payments.remove(&payment);
+            if payments.is_empty() {
+                self.life.paying.remove(&hold);
+            }
+        }
     }
 
     /// May `user` buy at this event now: anyone, unless it has a waiting room, which must

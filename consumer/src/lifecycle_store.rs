@@ -41,7 +41,7 @@ const SEAT_HOLDERS: &str = "SELECT h.id, h.user_id FROM seats s \
      JOIN unnest($1::uuid[], $2::int[]) AS k(event_id, seat_no) \
        ON s.event_id = k.event_id AND s.seat_no = k.seat_no \
      JOIN holds h ON h.id = s.hold_id";
-const PAYING_HOLDS: &str = "SELECT DISTINCT hold_id FROM payments \
+const PAYING_HOLDS: &str = "SELECT hold_id, id FROM payments \
      WHERE hold_id = ANY($1) AND status IN ('pending', 'processing', 'paid')";
 const LOCK_WAITLISTS: &str =
     "SELECT w.id, w.event_id, w.seat_no, w.user_id FROM waitlist_entries w \
@@ -267,11 +267,13 @@ pub async fn load_holds(
         );
     }
     if !expiring.is_empty() {
-        let paying: Vec<HoldId> = sqlx::query_scalar(PAYING_HOLDS)
+        let paying: Vec<(HoldId, PaymentId)> = sqlx::query_as(PAYING_HOLDS)
             .bind(&expiring)
             .fetch_all(&mut **tx)
             .await?;
-        ledger.life.paying = paying.into_iter().collect();
+        for (hold, payment) in paying {
+            ledger.life.paying.entry(hold).or_default().insert(payment);
+        }
     }
     let bookings: Vec<Uuid> = ledger.life.bookings.keys().map(|b| b.0).collect();
     if !bookings.is_empty() {
