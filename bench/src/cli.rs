@@ -119,6 +119,16 @@ pub enum Command {
         #[arg(long)]
         event: String,
     },
+    /// The running local stack at rest: each process's CPU over `--secs` seconds with no
+    /// traffic (an idle stack must be idle). Prints JSON.
+    Idle {
+        /// How long to watch.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// The repository root (where `.dev/run` has the stack's pid files).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
     /// One stage on its own. gateway-accept and consumer-drain are measured together:
     /// the drain empties the topic the accept stage filled with the consumer stopped.
     Stage {

@@ -121,6 +121,16 @@ fn main() -> anyhow::Result<()> {
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     let none = Parts::default();
     match command {
+        Command::Idle { secs, root } => {
+            let cpu = waitroom::cpu::Cpu::new(&root);
+            let from = cpu.snapshot();
+            tokio::time::sleep(std::time::Duration::from_secs(secs.max(1))).await;
+            let to = cpu.snapshot();
+            let phase = waitroom::cpu::PhaseCpu::between("idle", &from, &to)
+                .ok_or_else(|| anyhow::anyhow!("watched too short a time"))?;
+            println!("{}", serde_json::to_string_pretty(&phase)?);
+            Ok(())
+        }
         Command::All {
             run,
             naive,

@@ -1,8 +1,8 @@
 //! Producing commands: many requests, few records.
 //!
-//! The broker's cost is per record, not per byte (Tansu 0.6.0 stores each record as a
-//! SQLite row and re-reads the rows from the fetch offset on every fetch), so one record
-//! per hold request caps the whole pipeline at what the broker can do per record. Instead
+//! The broker's cost is mostly per record, not per byte (a log row to write, index and
+//! fetch), so one record per hold request caps the whole pipeline at what the broker can
+//! do per record. Instead
 //! each partition gets a flusher task: requests queue up while the previous records are on
 //! their way, and the flusher packs everything waiting (up to a size cap) into the next
 //! record, a JSON array of envelopes. Under light load a record carries one command and
@@ -11,7 +11,10 @@
 //! request waits only for the records ahead of it.
 //!
 //! Every request still gets its own answer: the record's (partition, offset) and its place
-//! in the record, once the broker acknowledged it, or the error if it did not.
+//! in the record, once the broker acknowledged it, or the error if it did not. And each
+//! command's request id travels as a `request_id` record header too (one per command, in
+//! record order), so Kafka tools and tracing can follow a request without reading the
+//! payload.
 //!
 //! Order: records of one partition are handed to librdkafka in the order they are built,
 //! and the producer keeps one request in flight per connection, so the log has them in
@@ -21,10 +24,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::ids::RequestId;
 use crate::record;
+
+/// The record header that carries each command's request id.
+pub const REQUEST_ID_HEADER: &str = "request_id";
 
 /// Where a command landed: partition, record offset, index within the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +57,7 @@ pub enum ProduceError {
 pub struct BatchLimits {
     /// At most this many commands per record.
     pub max_commands: usize,
-    /// At most this many bytes per record. Must stay below the consumers'
-    /// `fetch.max.bytes`: Tansu 0.6.0 never returns a record larger than a fetch.
+    /// At most this many bytes per record; well below the consumers' `fetch.max.bytes`.
     pub max_bytes: usize,
     /// Records of one partition on their way to the broker at once.
     pub in_flight: usize,
@@ -58,6 +65,8 @@ pub struct BatchLimits {
 
 struct Pending {
     payload: Vec<u8>,
+    /// The command's request id, for its record header.
+    request_id: Option<RequestId>,
     reply: oneshot::Sender<Result<Placed, ProduceError>>,
 }
 
@@ -85,8 +94,31 @@ impl CommandProducer {
         partition: i32,
         payload: Vec<u8>,
     ) -> Result<Placed, ProduceError> {
+        self.enqueue(partition, None, payload).await
+    }
+
+    /// [`Self::send`] a command whose request id goes into the record's headers.
+    pub async fn send_command(
+        self: &Arc<Self>,
+        partition: i32,
+        request_id: RequestId,
+        payload: Vec<u8>,
+    ) -> Result<Placed, ProduceError> {
+        self.enqueue(partition, Some(request_id), payload).await
+    }
+
+    async fn enqueue(
+        self: &Arc<Self>,
+        partition: i32,
+        request_id: Option<RequestId>,
+        payload: Vec<u8>,
+    ) -> Result<Placed, ProduceError> {
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { payload, reply };
+        let pending = Pending {
+            payload,
+            request_id,
+            reply,
+        };
         self.queue(partition)
             .send(pending)
             .map_err(|_| ProduceError::Closed)?;
@@ -147,9 +179,20 @@ impl CommandProducer {
         batch: Vec<Pending>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
-        // A lone command stays a plain envelope, readable by any tool. No Kafka headers:
-        // Tansu 0.6.0 looks a record's headers up with a scan of every header it ever
-        // stored, once per fetched record, so each header makes every later fetch slower.
+        // A lone command stays a plain envelope, readable by any tool. The request ids go
+        // into headers in record order (the broker reads a fetch's headers in one range
+        // query, so they cost what they carry; bench/results has the measurement).
+        let ids: Vec<String> = batch
+            .iter()
+            .filter_map(|p| p.request_id.map(|id| id.to_string()))
+            .collect();
+        let mut headers = OwnedHeaders::new_with_capacity(ids.len());
+        for id in &ids {
+            headers = headers.insert(Header {
+                key: REQUEST_ID_HEADER,
+                value: Some(id.as_bytes()),
+            });
+        }
         let payload = if batch.len() == 1 {
             batch[0].payload.clone()
         } else {
@@ -157,10 +200,13 @@ impl CommandProducer {
             record::pack(&parts)
         };
         let key = partition.to_string();
-        let record = FutureRecord::to(&self.topic)
+        let mut record = FutureRecord::to(&self.topic)
             .partition(partition)
             .key(&key)
             .payload(&payload);
+        if !ids.is_empty() {
+            record = record.headers(headers);
+        }
         let delivery = match self.producer.send_result(record) {
             Ok(delivery) => delivery,
             Err((e, _)) => {

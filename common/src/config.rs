@@ -62,9 +62,13 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     pub partitions: i32,
     pub produce_timeout_ms: u64,
+    /// How long the broker may hold a fetch when there is nothing new (long poll).
     pub fetch_wait_max_ms: u64,
-    /// Upper bound of one fetch response (see `kafka` for why it is small).
+    /// Upper bound of one fetch response.
     pub fetch_max_bytes: u32,
+    /// A consumer-group member (consumer, scheduler) silent this long is evicted and its
+    /// partitions go to the others.
+    pub session_timeout_ms: u64,
     pub linger_ms: u64,
     /// Commands packed into one record at most (see `command_producer`).
     pub record_max_commands: usize,
@@ -75,8 +79,8 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
-    /// What one command record may hold. A record larger than a fetch could never be
-    /// fetched from Tansu 0.6.0 (it returns nothing rather than one oversized record).
+    /// What one command record may hold: well under a fetch, so one record never fills a
+    /// fetch on its own.
     pub fn batch_limits(&self) -> crate::command_producer::BatchLimits {
         crate::command_producer::BatchLimits {
             max_commands: self.record_max_commands.max(1),
@@ -119,10 +123,6 @@ pub struct ConsumerSettings {
     pub batch_max: usize,
     pub batch_wait_ms: u64,
     pub revoke_timeout_ms: u64,
-    /// How often a consumer renews its membership.
-    pub heartbeat_ms: u64,
-    /// A consumer silent this long is gone; its partitions move to the others.
-    pub member_ttl_ms: u64,
     /// Fire drills: a command from this user id panics inside the rules, so operators and
     /// the tests can rehearse poison isolation on a real stack. Empty: off.
     #[serde(default)]
@@ -150,8 +150,8 @@ pub struct SchedulerSettings {
     /// The longest wait between two tries of a refund.
     #[serde(default = "default_refund_backoff_max_ms")]
     pub refund_backoff_max_ms: u64,
+    /// How often the hold-timer positions are committed to the scheduler's group.
     pub heartbeat_ms: u64,
-    pub member_ttl_ms: u64,
     /// Tests only: run the timers' clock this far ahead of the machine's (negative:
     /// behind), to show what a scheduler whose clock is off does.
     #[serde(default)]

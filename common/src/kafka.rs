@@ -1,19 +1,21 @@
-//! Kafka clients with the settings the local broker (Tansu 0.6.0) calls for, which are
-//! also correct for Apache Kafka and Redpanda, so switching brokers is a config change.
+//! Kafka clients with the settings seatq relies on, the same for the local broker (nisshi
+//! 0.8.1 on PostgreSQL) and for Apache Kafka or Redpanda, so switching brokers is a config
+//! change.
 //!
-//! - No idempotent producer: Tansu 0.6.0 panics when librdkafka bumps the producer epoch
-//!   during recovery. Ordering instead comes from one in-flight request per connection,
-//!   and duplicates from retries are harmless because the consumer dedupes by request_id.
-//! - `fetch.wait.max.ms` small: Tansu waits that long before answering every fetch.
-//! - Manual offset commits only: the consumer's real position lives in PostgreSQL.
-//! - Bounded fetches (`fetch_max_bytes`, 512 KiB): Tansu 0.6.0 answers a fetch only when it
-//!   reaches the end of the log or `fetch.max.bytes`, so under a steady stream of produces
-//!   an uncapped fetch chases the tail for seconds while the consumer starves; and each
-//!   fetch costs a pass over the whole backlog, so too small a cap drains a backlog slowly.
-//! - No record headers: Tansu 0.6.0 looks them up with a full scan of its header table
-//!   for every record it returns, so each header ever written slows every later fetch.
-//! - Classic group protocol with `range` assignment (Tansu implements no KIP-848), no
-//!   snappy (it cannot re-encode it on fetch), no client telemetry push (not routed).
+//! - Manual offset commits only: the consumer's real position lives in PostgreSQL (the
+//!   offset fence); the group's committed offsets are a lag hint for operators and KEDA.
+//! - Consumer groups with `cooperative-sticky` assignment: a member joining or leaving
+//!   moves only the partitions that must move, and the others keep being applied during
+//!   the rebalance. A member that dies is evicted by the coordinator after
+//!   `session.timeout.ms` (`consumer.session_timeout_ms`).
+//! - Long-poll fetches (`fetch.wait.max.ms`, 500 ms by default): the broker answers as soon
+//!   as records arrive, and an idle consumer costs a fetch every half second instead of a
+//!   hundred (an idle stack must be idle).
+//! - No idempotent producer: a produce that times out must stay an ordinary failure the
+//!   gateway can answer (503, the command abandoned; see gateway `commands`), not an epoch
+//!   bump that can turn fatal. Order comes from one request in flight per connection;
+//!   duplicates from retries are harmless because the consumer dedupes by request id.
+//! - No snappy, no client telemetry push.
 
 use std::time::Duration;
 
@@ -25,6 +27,14 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaSettings;
+
+/// A name for this process in its consumer group (`client.id`) and in
+/// `consumer_offsets.owner`: the host (the pod name in Kubernetes) and the process id, so a
+/// restarted process is a new member.
+pub fn instance_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| role.to_owned());
+    format!("{host}-{}", std::process::id())
+}
 
 /// Settings every client shares.
 pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
@@ -81,10 +91,18 @@ pub fn consumer_config(settings: &KafkaSettings, group_id: &str) -> ClientConfig
             settings.fetch_max_bytes.to_string(),
         )
         .set("message.max.bytes", settings.fetch_max_bytes.to_string())
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.clamp(1000, 300_000).to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 4)
+                .clamp(100, 3000)
+                .to_string(),
+        )
         .set("group.protocol", "classic")
-        .set("partition.assignment.strategy", "range");
+        .set("partition.assignment.strategy", "cooperative-sticky");
     config
 }
 
@@ -172,8 +190,6 @@ pub async fn send(
     key: &str,
     payload: &[u8],
 ) -> Result<(i32, i64), KafkaError> {
-    // No headers, ever: Tansu 0.6.0 finds a record's headers by scanning every header it
-    // ever stored, once per fetched record.
     let mut record = FutureRecord::to(topic).key(key).payload(payload);
     if let Some(p) = partition {
         record = record.partition(p);

@@ -11,7 +11,6 @@ pub mod http;
 pub mod ids;
 pub mod kafka;
 pub mod layout;
-pub mod membership;
 pub mod message;
 pub mod metrics;
 pub mod payment_outcome;

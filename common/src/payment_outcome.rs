@@ -203,7 +203,11 @@ pub async fn record(
         reply: false,
     };
     commands
-        .send(entry.info.kafka_partition, envelope.encode()?)
+        .send_command(
+            entry.info.kafka_partition,
+            envelope.request_id,
+            envelope.encode()?,
+        )
         .await?;
     tracing::info!(%payment_id, hold_id = %payment.hold_id, event_id = %payment.event_id,
         request_id = %envelope.request_id, kind = envelope.command.kind(),

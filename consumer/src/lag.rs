@@ -6,8 +6,9 @@
 //! so that is what counts here. Offsets committed to the broker under the consumer group
 //! are sent after the database commit and only as a hint for autoscalers (KEDA reads
 //! them); they are shown alongside, so an operator can see what KEDA sees. Who owns a
-//! partition now is computed the way the consumers compute it: rendezvous hashing over the
-//! live members of `consumer_members`.
+//! partition now is what the group coordinator says (its members and their assignments);
+//! a broker that does not describe its groups (nisshi 0.8.1 lists no members) leaves that
+//! empty, and the consumer that applied each partition's last batch tells instead.
 //!
 //! Lag counts Kafka *records*, as KEDA's does: the gateway packs up to
 //! `kafka.record_max_commands` hold requests into one record, so one record of lag can be
@@ -21,8 +22,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use seatq_common::config::Settings;
-use seatq_common::membership::{owned_partitions, Membership};
 use seatq_common::topics::Topics;
+
+use crate::group::Member;
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -52,7 +54,7 @@ pub struct PartitionLag {
     pub group_committed: Option<i64>,
     /// Records not applied yet.
     pub lag: i64,
-    /// The live member that owns the partition now, if any consumer is alive.
+    /// The group member assigned the partition now (its client id), if any.
     pub owner: Option<String>,
     /// The consumer that applied the partition's last batch.
     pub last_applied_by: Option<String>,
@@ -65,7 +67,8 @@ pub struct LagReport {
     pub consumer_group: String,
     pub partitions: Vec<PartitionLag>,
     pub total_lag: i64,
-    pub live_consumers: Vec<String>,
+    /// The consumer group's members (client id `host-pid`) with their partitions.
+    pub live_consumers: Vec<Member>,
     pub lag_threshold: i64,
     pub max_consumers: Option<u32>,
     pub suggested_consumers: u32,
@@ -105,7 +108,7 @@ pub async fn report(
 ) -> Result<LagReport, LagError> {
     let topic = Topics::new(&settings.kafka.topic_prefix).commands;
     let group = settings.consumer.group_id.clone();
-    let marks = {
+    let (marks, live) = {
         let (kafka, topic, group) = (settings.kafka.clone(), topic.clone(), group.clone());
         tokio::task::spawn_blocking(move || broker_positions(&kafka, &topic, &group))
             .await
@@ -113,18 +116,6 @@ pub async fn report(
     };
     let applied: Vec<(i32, i64, String)> =
         sqlx::query_as(APPLIED).bind(&topic).fetch_all(pool).await?;
-    let membership = Membership {
-        pool: pool.clone(),
-        topic: topic.clone(),
-        member: String::new(),
-        ttl: Duration::from_millis(settings.consumer.member_ttl_ms),
-    };
-    let live = membership.live_members().await?;
-    let count = marks.len() as i32;
-    let owners: Vec<(String, Vec<i32>)> = live
-        .iter()
-        .map(|m| (m.clone(), owned_partitions(&live, m, count)))
-        .collect();
     let partitions: Vec<PartitionLag> = marks
         .into_iter()
         .map(|(partition, low, high, group_committed)| {
@@ -137,10 +128,10 @@ pub async fn report(
                 committed,
                 group_committed,
                 lag: partition_lag(low, high, committed),
-                owner: owners
+                owner: live
                     .iter()
-                    .find(|(_, ps)| ps.contains(&partition))
-                    .map(|(m, _)| m.clone()),
+                    .find(|m| m.partitions.contains(&partition))
+                    .map(|m| m.client_id.clone()),
                 last_applied_by: stored.map(|s| s.2.clone()),
             }
         })
@@ -166,12 +157,12 @@ pub async fn report(
 /// What the broker knows of one partition: (partition, low, high, group committed).
 type BrokerPosition = (i32, i64, i64, Option<i64>);
 
-/// Every partition of `topic` as the broker sees it. Blocking.
+/// Every partition of `topic` as the broker sees it, and the group's members. Blocking.
 fn broker_positions(
     kafka: &seatq_common::config::KafkaSettings,
     topic: &str,
     group: &str,
-) -> Result<Vec<BrokerPosition>, LagError> {
+) -> Result<(Vec<BrokerPosition>, Vec<Member>), LagError> {
     // A group member that never subscribes: it only asks (OffsetFetch), never joins.
     let consumer: BaseConsumer = seatq_common::kafka::consumer_config(kafka, group).create()?;
     let metadata = consumer.fetch_metadata(Some(topic), BROKER_TIMEOUT)?;
@@ -192,7 +183,9 @@ fn broker_positions(
         tpl.add_partition(topic, *p);
     }
     let committed = consumer.committed_offsets(tpl, BROKER_TIMEOUT)?;
-    ids.into_iter()
+    let members = crate::group::members(&consumer, group, topic)?;
+    let positions = ids
+        .into_iter()
         .map(|p| {
             let (low, high) = consumer.fetch_watermarks(topic, p, BROKER_TIMEOUT)?;
             let group = committed
@@ -203,33 +196,41 @@ fn broker_positions(
                 });
             Ok((p, low, high, group))
         })
-        .collect()
+        .collect::<Result<Vec<_>, LagError>>()?;
+    Ok((positions, members))
 }
 
 /// The report as a fixed-width table for people.
 pub fn render_table(report: &LagReport) -> String {
     let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let members = if report.live_consumers.is_empty() {
+        "not described by the broker".to_owned()
+    } else {
+        report.live_consumers.len().to_string()
+    };
     let mut out = format!(
-        "topic {}  group {}  live consumers {}\n{:>9} {:>14} {:>12} {:>12} {:>10}  {}\n",
+        "topic {}  group {}  members {}\n{:>9} {:>14} {:>12} {:>12} {:>10}  {:<24} {}\n",
         report.topic,
         report.consumer_group,
-        report.live_consumers.len(),
+        members,
         "partition",
         "high watermark",
         "committed",
         "group (KEDA)",
         "lag",
         "owner",
+        "last applied by",
     );
     for p in &report.partitions {
         out.push_str(&format!(
-            "{:>9} {:>14} {:>12} {:>12} {:>10}  {}\n",
+            "{:>9} {:>14} {:>12} {:>12} {:>10}  {:<24} {}\n",
             p.partition,
             p.high_watermark,
             show(p.committed),
             show(p.group_committed),
             p.lag,
             p.owner.as_deref().unwrap_or("-"),
+            p.last_applied_by.as_deref().unwrap_or("-"),
         ));
     }
     out.push_str(&format!(

@@ -5,19 +5,21 @@
 //!      ▲   seek / commit requests   │
 //!      └────────────────────────────┘
 //! ```
-//! PostgreSQL decides both which partitions this process applies (`membership`) and what
-//! has been applied (the stored offset is the fence), so a hand-over that briefly gives a
-//! partition to two consumers cannot apply a command twice.
+//! Kafka's consumer group decides which partitions this process applies (`group`);
+//! PostgreSQL decides what has been applied (the stored offset is the fence), so a
+//! hand-over that briefly gives a partition to two consumers cannot apply a command twice.
 
 pub mod assignment;
 pub mod batch;
 pub mod best_available;
 pub mod dead_letters;
 pub mod decide;
+pub mod group;
 pub mod lag;
 pub mod lifecycle;
 pub mod lifecycle_store;
 pub mod metrics;
+pub mod peek;
 pub mod poison;
 pub mod poller;
 pub mod relay;
@@ -26,7 +28,6 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::BaseConsumer;
 use seatq_common::catalog::Catalog;
 use seatq_common::config::Settings;
 use seatq_common::shutdown::Shutdown;
@@ -34,9 +35,10 @@ use seatq_common::topics::Topics;
 
 use crate::assignment::Assignment;
 use crate::batch::BatchApplier;
+use crate::group::GroupContext;
+use crate::poller::GroupConsumer;
 use crate::relay::Relay;
-use crate::worker::{Control, WorkerShared};
-use seatq_common::membership::{HandOver, Membership};
+use crate::worker::WorkerShared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -58,7 +60,7 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
     if !seatq_common::kafka::ensure_topics_patiently(&settings.kafka, &shutdown).await {
         return Ok(());
     }
-    let owner = seatq_common::membership::instance_name("consumer");
+    let owner = seatq_common::kafka::instance_name("consumer");
     let producer = seatq_common::kafka::producer(&settings.kafka)?;
     let (control_tx, control_rx) = std::sync::mpsc::channel();
     let shared = Arc::new(WorkerShared {
@@ -101,94 +103,29 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), ConsumerE
         assignment: assignment.clone(),
     };
     tokio::spawn(sampler.run(shutdown.clone()));
-    // Manual assignment: the group id is only where offsets are committed for lag.
-    let consumer: BaseConsumer =
+    let context = GroupContext {
+        assignment: assignment.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        pool,
+        topic: topics.commands.clone(),
+    };
+    let consumer: GroupConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.consumer.group_id)
-            .create()?;
-    tracing::info!(topic = %topics.commands, member = %owner, "consumer started");
+            .set("client.id", &owner)
+            .create_with_context(context)?;
+    tracing::info!(topic = %topics.commands, member = %owner, group = %settings.consumer.group_id,
+        "consumer started");
     let poll_shutdown = shutdown.clone();
     let topic = topics.commands.clone();
     let poll = std::thread::Builder::new()
         .name("seatq-poll".into())
         .spawn(move || poller::run(consumer, topic, control_rx, assignment, poll_shutdown))
         .map_err(|_| ConsumerError::PollThread)?;
-
-    let membership = Membership {
-        pool,
-        topic: topics.commands.clone(),
-        member: owner,
-        ttl: Duration::from_millis(settings.consumer.member_ttl_ms),
-    };
-    coordinate(
-        &membership,
-        &producer,
-        &topics.commands,
-        &settings,
-        &control_tx,
-        &shutdown,
-    )
-    .await;
+    shutdown.cancelled().await;
     tokio::task::spawn_blocking(move || poll.join())
         .await
         .map_err(|_| ConsumerError::PollThread)?
         .map_err(|_| ConsumerError::PollThread)?;
-    if let Err(e) = membership.leave().await {
-        tracing::warn!(error = %e, "could not leave the membership; others wait for the TTL");
-    }
     tracing::info!("consumer stopped");
     Ok(())
-}
-
-/// Heartbeat until shutdown, telling the poll thread which partitions to own.
-async fn coordinate(
-    membership: &Membership,
-    producer: &rdkafka::producer::FutureProducer,
-    topic: &str,
-    settings: &Settings,
-    control: &std::sync::mpsc::Sender<Control>,
-    shutdown: &Shutdown,
-) {
-    let interval = Duration::from_millis(settings.consumer.heartbeat_ms);
-    let mut partitions = settings.kafka.partitions;
-    let mut owned: Option<Vec<i32>> = None;
-    let mut hand_over = HandOver::default();
-    for beat in 0u64.. {
-        if beat % 30 == 0 {
-            let (producer, topic) = (producer.clone(), topic.to_owned());
-            let counted = tokio::task::spawn_blocking(move || {
-                seatq_common::kafka::partition_count(&producer, &topic, Duration::from_secs(5))
-            })
-            .await;
-            match counted {
-                Ok(Ok(n)) => partitions = n,
-                _ => tracing::warn!(
-                    partitions,
-                    "cannot read the partition count; keeping the last one"
-                ),
-            }
-        }
-        match membership.heartbeat().await {
-            Ok(members) => {
-                let target = hand_over.target(
-                    members,
-                    &membership.member,
-                    partitions,
-                    owned.as_deref().unwrap_or_default(),
-                );
-                if owned.as_ref() != Some(&target) {
-                    tracing::info!(partitions = ?target, "ownership changed");
-                    let _ = control.send(Control::Own(target.clone()));
-                    owned = Some(target);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "membership heartbeat failed"),
-        }
-        if beat % 600 == 0 {
-            let _ = membership.forget_dead().await;
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! The thread that owns the Kafka consumer: polls it, routes each message to its
-//! partition's worker, and carries out what the rest of the process asks of it — own a
-//! new set of partitions, seek, commit offsets.
+//! partition's worker, and carries out what the workers ask of it — seek, commit offsets.
+//! Rebalances (`group`) run inside its polls.
 //!
 //! A plain thread (not a task) because giving up a partition blocks until its worker has
 //! finished its batch, and every librdkafka call stays on one thread.
@@ -16,15 +16,23 @@ use seatq_common::shutdown::Shutdown;
 
 use crate::assignment::Assignment;
 use crate::batch::Incoming;
+use crate::group::GroupContext;
 use crate::worker::Control;
 
+/// The consumer this thread owns.
+pub type GroupConsumer = BaseConsumer<GroupContext>;
+
 pub fn run(
-    consumer: BaseConsumer,
+    consumer: GroupConsumer,
     topic: String,
     control: Receiver<Control>,
     assignment: Arc<Assignment>,
     shutdown: Shutdown,
 ) {
+    if let Err(e) = consumer.subscribe(&[&topic]) {
+        tracing::error!(error = %e, "cannot join the consumer group");
+        return;
+    }
     while !shutdown.is_cancelled() {
         while let Ok(request) = control.try_recv() {
             handle(&consumer, &topic, &assignment, request);
@@ -60,7 +68,7 @@ pub fn run(
 /// After the workers stopped: send the broker the offsets of their last batches, which
 /// the loop above no longer will, and wait for it, so the group offset (the lag KEDA
 /// scales on) does not show the drained batches as lag after this process is gone.
-fn commit_final(consumer: &BaseConsumer, topic: &str, control: &Receiver<Control>) {
+fn commit_final(consumer: &GroupConsumer, topic: &str, control: &Receiver<Control>) {
     let mut last: std::collections::BTreeMap<i32, i64> = std::collections::BTreeMap::new();
     while let Ok(request) = control.try_recv() {
         if let Control::Commit {
@@ -85,9 +93,8 @@ fn commit_final(consumer: &BaseConsumer, topic: &str, control: &Receiver<Control
     }
 }
 
-fn handle(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, request: Control) {
+fn handle(consumer: &GroupConsumer, topic: &str, assignment: &Assignment, request: Control) {
     match request {
-        Control::Own(partitions) => own(consumer, topic, assignment, partitions),
         Control::Seek {
             partition,
             offset,
@@ -120,49 +127,6 @@ fn handle(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, request
                     tracing::debug!(partition, error = %e, "group offset commit failed (lag hint only)");
                 }
             }
-        }
-    }
-}
-
-fn tpl_of(topic: &str, partitions: &[i32]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        // Stored = the group's committed offset, else auto.offset.reset; the worker then
-        // seeks to the offset PostgreSQL has, which is the one that counts.
-        let _ = tpl.add_partition_offset(topic, *p, Offset::Stored);
-    }
-    tpl
-}
-
-/// Stop fetching the partitions no longer owned (after their workers finish), start
-/// workers for new ones, then fetch those.
-fn own(consumer: &BaseConsumer, topic: &str, assignment: &Assignment, wanted: Vec<i32>) {
-    let current = assignment.partitions();
-    let removed: Vec<i32> = current
-        .iter()
-        .copied()
-        .filter(|p| !wanted.contains(p))
-        .collect();
-    let added: Vec<i32> = wanted
-        .iter()
-        .copied()
-        .filter(|p| !current.contains(p))
-        .collect();
-    if !removed.is_empty() {
-        tracing::info!(partitions = ?removed, "giving up partitions");
-        assignment.stop(&removed);
-        if let Err(e) = consumer.incremental_unassign(&tpl_of(topic, &removed)) {
-            tracing::warn!(error = %e, "unassign failed");
-        }
-    }
-    if !added.is_empty() {
-        tracing::info!(partitions = ?added, "taking partitions");
-        // Workers first, so no fetched message finds its partition without a worker.
-        for p in &added {
-            assignment.start(*p);
-        }
-        if let Err(e) = consumer.incremental_assign(&tpl_of(topic, &added)) {
-            tracing::warn!(error = %e, "assign failed");
         }
     }
 }

@@ -31,8 +31,6 @@ pub enum Control {
     },
     /// Commit `next_offset` to the broker (for lag reporting only).
     Commit { partition: i32, next_offset: i64 },
-    /// Own exactly these partitions from now on.
-    Own(Vec<i32>),
 }
 
 /// What every worker shares.

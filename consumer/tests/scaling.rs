@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use seatq_common::membership::owned_partitions;
 use seatq_common::testkit::{eventually, Api, TestEnv};
 use serde_json::json;
 use support::*;
@@ -22,8 +21,8 @@ const PARTITIONS: i32 = 8;
 const ROWS: i32 = 2;
 const PER_ROW: i32 = 25;
 
-/// A consumer binary in a child process, named so the test can find it in
-/// `consumer_members` and `consumer_offsets.owner`; SIGKILLed when dropped.
+/// A consumer binary in a child process, named so the test can find it among the group's
+/// members (its client id) and in `consumer_offsets.owner`; SIGKILLed when dropped.
 struct ConsumerProcess {
     child: Child,
     member: String,
@@ -145,36 +144,35 @@ async fn events_on_every_partition(p: &Pipeline) -> Vec<String> {
     panic!("64 events did not cover {PARTITIONS} partitions: {covered:?}");
 }
 
-/// Wait until exactly `members` are live and every partition's last batch was applied by
-/// the member that owns it now: ownership has settled and each owner is applying.
-async fn wait_settled(env: &TestEnv, members: &[&str], what: &str) {
-    let mut expected: Vec<String> = members.iter().map(|m| (*m).to_owned()).collect();
-    expected.sort();
+/// Wait until the group has settled on exactly `members`: every partition's last batch,
+/// applied after `since`, was applied by one of them, and each of them applies at least
+/// one partition. (From the batches themselves: the local broker's coordinator does not
+/// describe its groups' members, so the group's own view is not available here.)
+async fn wait_settled(
+    env: &TestEnv,
+    members: &[&str],
+    since: chrono::DateTime<chrono::Utc>,
+    what: &str,
+) {
     eventually(what, Duration::from_secs(45), || async {
-        let live: Vec<String> = sqlx::query_scalar(
-            "SELECT member FROM consumer_members WHERE topic = $1 \
-             AND heartbeat_at > now() - make_interval(secs => $2) ORDER BY member",
+        let applied: Vec<(i32, String)> = sqlx::query_as(
+            "SELECT kafka_partition, owner FROM consumer_offsets \
+             WHERE topic = $1 AND updated_at > $2",
         )
         .bind(&env.topics.commands)
-        .bind(env.settings.consumer.member_ttl_ms as f64 / 1000.0)
+        .bind(since)
         .fetch_all(&env.pool)
         .await
-        .expect("members");
-        if live != expected {
-            return None;
-        }
-        let applied: Vec<(i32, String)> =
-            sqlx::query_as("SELECT kafka_partition, owner FROM consumer_offsets WHERE topic = $1")
-                .bind(&env.topics.commands)
-                .fetch_all(&env.pool)
-                .await
-                .expect("offsets");
-        let settled = (0..PARTITIONS).all(|partition| {
-            applied.iter().any(|(p, owner)| {
-                *p == partition && owned_partitions(&live, owner, PARTITIONS).contains(p)
-            })
+        .expect("offsets");
+        let all_partitions = (0..PARTITIONS).all(|p| {
+            applied
+                .iter()
+                .any(|(q, owner)| *q == p && members.contains(&owner.as_str()))
         });
-        settled.then_some(())
+        let every_member = members
+            .iter()
+            .all(|m| applied.iter().any(|(_, owner)| owner == m));
+        (all_partitions && every_member).then_some(())
     })
     .await
 }
@@ -249,34 +247,51 @@ async fn consumers_join_and_leave_mid_storm() {
         accepted.clone(),
     );
     let started = Instant::now();
+    let since = chrono::Utc::now();
     let mut c1 = ConsumerProcess::spawn(&p.env, "c1");
     wait_settled(
         &p.env,
         &[&c1.member],
+        since,
         "one consumer applying every partition",
     )
     .await;
     wait_progress(&p.env, 200, "decisions with one consumer").await;
     eprintln!("1 consumer: {:?}", started.elapsed());
 
+    let since = chrono::Utc::now();
     let mut c2 = ConsumerProcess::spawn(&p.env, "c2");
-    wait_settled(&p.env, &[&c1.member, &c2.member], "two consumers sharing").await;
+    wait_settled(
+        &p.env,
+        &[&c1.member, &c2.member],
+        since,
+        "two consumers sharing",
+    )
+    .await;
     wait_progress(&p.env, 200, "decisions with two consumers").await;
     eprintln!("2 consumers: {:?}", started.elapsed());
 
+    let since = chrono::Utc::now();
     let mut c3 = ConsumerProcess::spawn(&p.env, "c3");
     let mut c4 = ConsumerProcess::spawn(&p.env, "c4");
     let four = [&*c1.member, &c2.member, &c3.member, &c4.member];
-    wait_settled(&p.env, &four, "four consumers sharing").await;
+    wait_settled(&p.env, &four, since, "four consumers sharing").await;
     wait_progress(&p.env, 200, "decisions with four consumers").await;
     eprintln!("4 consumers: {:?}", started.elapsed());
 
     // One leaves cleanly (gives its partitions up at once), one crashes (its partitions
-    // move when its heartbeat goes stale).
+    // move when the group coordinator evicts it, after its session timeout).
     let status = c2.terminate(Duration::from_secs(20)).await;
     assert!(status.success(), "SIGTERM exit: {status}");
     c3.kill9();
-    wait_settled(&p.env, &[&c1.member, &c4.member], "two consumers left").await;
+    let since = chrono::Utc::now();
+    wait_settled(
+        &p.env,
+        &[&c1.member, &c4.member],
+        since,
+        "two consumers left",
+    )
+    .await;
     wait_progress(&p.env, 200, "decisions after two left").await;
     eprintln!("back to 2 consumers: {:?}", started.elapsed());
 
@@ -301,15 +316,21 @@ async fn consumers_join_and_leave_mid_storm() {
         report["partitions"].as_array().map(Vec::len),
         Some(PARTITIONS as usize)
     );
-    let mut live: Vec<String> =
-        serde_json::from_value(report["live_consumers"].clone()).expect("live consumers");
-    live.sort();
     let mut expected = vec![c1.member.clone(), c4.member.clone()];
     expected.sort();
-    assert_eq!(live, expected);
+    // The group's own members, where the broker describes them (Apache Kafka does; the
+    // local nisshi answers an empty list).
+    let mut live: Vec<String> = report["live_consumers"]
+        .as_array()
+        .expect("live consumers")
+        .iter()
+        .filter_map(|m| m["client_id"].as_str().map(str::to_owned))
+        .collect();
+    live.sort();
+    assert!(live.is_empty() || live == expected, "{report}");
     for partition in report["partitions"].as_array().expect("partitions") {
-        let owner = partition["owner"].as_str().expect("owner");
-        assert!(expected.iter().any(|m| m == owner), "{partition}");
+        let applier = partition["last_applied_by"].as_str().expect("applied by");
+        assert!(expected.iter().any(|m| m == applier), "{partition}");
         assert_eq!(partition["lag"], 0, "{partition}");
     }
     for c in [&mut c1, &mut c4] {
@@ -334,15 +355,22 @@ async fn sigterm_mid_storm_finishes_the_batch_and_the_next_owner_continues() {
         stop.clone(),
         accepted.clone(),
     );
+    let since = chrono::Utc::now();
     let mut first = ConsumerProcess::spawn(&p.env, "first");
-    wait_settled(&p.env, &[&first.member], "the first consumer applying").await;
+    wait_settled(
+        &p.env,
+        &[&first.member],
+        since,
+        "the first consumer applying",
+    )
+    .await;
     wait_progress(&p.env, 300, "decisions flowing").await;
     let status = first.terminate(Duration::from_secs(15)).await;
     assert!(status.success(), "SIGTERM exit: {status}");
 
     // Whatever it applied, it also committed to the group before exiting: the broker's
     // offsets (what KEDA scales on) agree with PostgreSQL's on every partition, and it
-    // left the membership at once.
+    // left the group at once.
     let report = seatq_consumer::lag::report(&p.env.settings, &p.env.pool, 100, None)
         .await
         .expect("lag report");
@@ -357,8 +385,9 @@ async fn sigterm_mid_storm_finishes_the_batch_and_the_next_owner_continues() {
     let lag_at_stop = report.total_lag;
 
     // The storm went on meanwhile; the next owner takes over from the stored offsets.
+    let since = chrono::Utc::now();
     let next = ConsumerProcess::spawn(&p.env, "next");
-    wait_settled(&p.env, &[&next.member], "the next consumer applying").await;
+    wait_settled(&p.env, &[&next.member], since, "the next consumer applying").await;
     eprintln!("lag while no consumer ran: {lag_at_stop} records");
     finish_and_check(&p, &stop, clients, &accepted).await;
     drop(next);

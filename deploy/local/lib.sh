@@ -10,15 +10,18 @@ RUN="$DEV/run"
 PG_PORT=${SEATQ_PG_PORT:-55432}
 REDIS_PORT=${SEATQ_REDIS_PORT:-56379}
 BROKER_PORT=${SEATQ_BROKER_PORT:-59092}
-# The tests' own broker, started empty for every test run (Tansu slows down as its
-# SQLite file grows, and test topics are never reused).
+# The tests' own broker, started empty for every test run (its database is recreated), so
+# no run reads another's topics.
 TEST_BROKER_PORT=${SEATQ_TEST_BROKER_PORT:-59093}
 GATEWAY_PORT=${SEATQ_GATEWAY_PORT:-58080}
 PG_BIN=${SEATQ_PG_BIN:-/usr/lib/postgresql/15/bin}
 # Outside the clone, so every clone on this machine (and CI's) reuses one build.
 SEATQ_CACHE=${SEATQ_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/seatq}
-TANSU_VERSION=0.6.0
-TANSU_BIN=${SEATQ_TANSU_BIN:-$SEATQ_CACHE/tansu-$TANSU_VERSION/bin/tansu}
+NISSHI_VERSION=0.8.1
+NISSHI_BIN=${SEATQ_NISSHI_BIN:-$SEATQ_CACHE/nisshi-$NISSHI_VERSION/bin/nisshi}
+# The broker keeps its log in PostgreSQL: these databases of the stack's own cluster.
+BROKER_DB=nisshi
+TEST_BROKER_DB=nisshi_test
 SCHEMATHESIS_VERSION=4.32.5
 SCHEMATHESIS_BIN=${SEATQ_SCHEMATHESIS_BIN:-$SEATQ_CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st}
 KUBERNETES_VALIDATE_VERSION=1.37.0
@@ -28,7 +31,7 @@ export DATABASE_URL="postgres://seatq@127.0.0.1:$PG_PORT/seatq"
 export SEATQ_DATABASE__URL="$DATABASE_URL"
 export SEATQ_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/"
 export SEATQ_KAFKA__BROKERS="127.0.0.1:$BROKER_PORT"
-export SEATQ_TANSU_BIN="$TANSU_BIN"
+export SEATQ_NISSHI_BIN="$NISSHI_BIN"
 export SEATQ_SCHEMATHESIS_BIN="$SCHEMATHESIS_BIN"
 export SEATQ_KUBERNETES_VALIDATE_BIN="$KUBERNETES_VALIDATE_BIN"
 
@@ -62,17 +65,19 @@ ensure_browser() {
   fi
 }
 
-# Tansu, the Kafka-protocol broker, built once per machine (about 10 minutes).
-ensure_tansu() {
-  [ -x "$TANSU_BIN" ] && return 0
+# nisshi, the Kafka-protocol broker (crates.io), built once per machine (about 15 minutes
+# on two free cores, 2 GB of memory). Only rama 0.4.0 and its split crates declare
+# rust-version 1.96; they compile on 1.95, hence --ignore-rust-version.
+ensure_nisshi() {
+  [ -x "$NISSHI_BIN" ] && return 0
   mkdir -p "$SEATQ_CACHE"
-  say "building the Tansu $TANSU_VERSION broker into $SEATQ_CACHE (first time only, ~10 min)"
+  say "building the nisshi $NISSHI_VERSION broker into $SEATQ_CACHE (first time only, ~15 min)"
   (
     flock 9
-    [ -x "$TANSU_BIN" ] || cargo install "tansu@$TANSU_VERSION" --locked --features libsql \
-      --root "$SEATQ_CACHE/tansu-$TANSU_VERSION" >"$SEATQ_CACHE/tansu-install.log" 2>&1 \
-      || { tail -30 "$SEATQ_CACHE/tansu-install.log" >&2; exit 1; }
-  ) 9>"$SEATQ_CACHE/tansu-install.lock"
+    [ -x "$NISSHI_BIN" ] || cargo install "nisshi@$NISSHI_VERSION" --locked --ignore-rust-version \
+      --root "$SEATQ_CACHE/nisshi-$NISSHI_VERSION" >"$SEATQ_CACHE/nisshi-install.log" 2>&1 \
+      || { tail -30 "$SEATQ_CACHE/nisshi-install.log" >&2; exit 1; }
+  ) 9>"$SEATQ_CACHE/nisshi-install.lock"
 }
 
 # schemathesis (PyPI), the OpenAPI fuzzer gateway/tests/schemathesis.rs runs, in a venv
@@ -177,54 +182,51 @@ start_redis() {
   wait_port "$REDIS_PORT" Redis
 }
 
-# A Tansu broker named NAME (data in .dev/NAME, pid in .dev/run/NAME.pid) on PORT.
-start_tansu() { # name port
-  local name=$1 port=$2
-  mkdir -p "$DEV/$name"
+# A nisshi broker named NAME (pid in .dev/run/NAME.pid, log in .dev/logs/NAME.log) on PORT,
+# keeping its log in database DB of the stack's PostgreSQL (it creates its schema itself).
+# `fresh` drops the database first: an empty broker.
+start_nisshi() { # name port db [fresh]
+  local name=$1 port=$2 db=$3 fresh=${4:-}
   port_open "$port" && return 0
-  say "starting the Tansu broker on 127.0.0.1:$port (SQLite in $DEV/$name)"
-  # Right after a broker on this port stopped (the previous test run), its closed
-  # connections hold the port in TIME_WAIT for up to a minute, and Tansu binds without
-  # SO_REUSEADDR: it then exits at once (AddrInUse). Start it again until it binds.
-  local deadline=$((SECONDS + 90))
-  while :; do
-    rm -f "$RUN/$name.pid"
-    # The SQLite path is relative to the working directory. The subshell records its own
-    # pid, then becomes Tansu (exec), so the pid file names the broker itself.
-    (cd "$DEV/$name" && echo "$BASHPID" >"$RUN/$name.pid" &&
-      RUST_LOG=${TANSU_LOG:-warn} exec nohup "$TANSU_BIN" broker \
-        --storage-engine sqlite://tansu.db \
-        --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" \
-        >>"$LOGS/$name.log" 2>&1) &
-    until port_open "$port"; do
-      [ $SECONDS -lt "$deadline" ] || die "Tansu ($name) did not open port $port; see $LOGS"
-      # Exited without binding: try again in a moment.
-      [ -f "$RUN/$name.pid" ] && ! pid_alive "$name" && break
-      sleep 0.2
-    done
-    port_open "$port" && return 0
-    say "Tansu ($name) could not bind 127.0.0.1:$port yet (see $LOGS/$name.log); retrying"
-    sleep 2
-  done
+  local admin="postgres://seatq@127.0.0.1:$PG_PORT/postgres"
+  if [ "$fresh" = fresh ]; then
+    PGOPTIONS='-c client_min_messages=warning' \
+      psql "$admin" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  fi
+  psql "$admin" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+    psql "$admin" -qc "CREATE DATABASE \"$db\" OWNER seatq" >/dev/null
+  say "starting the nisshi broker on 127.0.0.1:$port (its log in PostgreSQL database $db)"
+  # The subshell records its own pid, then becomes the broker (exec), so the pid file names
+  # the broker itself. A consumer group's first rebalance waits a moment for more members
+  # (Kafka's group.initial.rebalance.delay.ms, 3 s by default); half a second is enough for
+  # processes started together on one machine.
+  (echo "$BASHPID" >"$RUN/$name.pid" &&
+    RUST_LOG=${NISSHI_LOG:-warn} exec nohup "$NISSHI_BIN" broker \
+      --storage-engine "postgres://seatq@127.0.0.1:$PG_PORT/$db" \
+      --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" \
+      --group-initial-rebalance-delay "${SEATQ_GROUP_INITIAL_REBALANCE_DELAY:-500ms}" \
+      >>"$LOGS/$name.log" 2>&1) &
+  wait_port "$port" "nisshi ($name)" 60
 }
 
-start_broker() { start_tansu tansu "$BROKER_PORT"; }
+start_broker() { start_nisshi broker "$BROKER_PORT" "$BROKER_DB"; }
 
 start_infra() {
   ensure_packages
-  ensure_tansu
+  ensure_nisshi
   start_postgres
   start_redis
   start_broker
 }
 
-# Brokers running from this stack's data folders, whatever their pid files say.
+# Brokers of this stack (by the databases they keep their log in), whatever their pid files say.
 stop_stray_brokers() {
-  local pid cwd
-  for pid in $(pgrep -x tansu || true); do
-    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null || true)
-    case "$cwd" in "$DEV/tansu" | "$DEV/test-broker") kill "$pid" 2>/dev/null || true ;; esac
+  local pid
+  for pid in $(pgrep -f "$NISSHI_BIN broker" || true); do
+    case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
+      *":$PG_PORT/$BROKER_DB "* | *":$PG_PORT/$TEST_BROKER_DB "*) kill "$pid" 2>/dev/null || true ;;
+    esac
   done
 }
 

@@ -149,7 +149,7 @@ pub async fn send(
     let signal = wait.map(|_| state.decisions.subscribe(request_id));
     if let Err(e) = state
         .commands
-        .send(entry.info.kafka_partition, payload)
+        .send_command(entry.info.kafka_partition, request_id, payload)
         .await
     {
         state.decisions.unsubscribe(request_id);

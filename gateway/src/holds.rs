@@ -248,7 +248,7 @@ pub async fn submit(
     let signal = wait.map(|_| state.decisions.subscribe(request_id));
     let placed = match state
         .commands
-        .send(entry.info.kafka_partition, payload)
+        .send_command(entry.info.kafka_partition, request_id, payload)
         .await
     {
         Ok(placed) => placed,

@@ -406,11 +406,21 @@ async fn a_503_is_never_applied_even_when_the_broker_wrote_the_command() {
         "the consumer has stopped",
         Duration::from_secs(30),
         || async {
-            let members: i64 = sqlx::query_scalar("SELECT count(*) FROM consumer_members")
-                .fetch_one(&env.pool)
-                .await
-                .expect("members");
-            (members == 0).then_some(())
+            let (kafka, group, topic) = (
+                env.settings.kafka.clone(),
+                env.settings.consumer.group_id.clone(),
+                env.topics.commands.clone(),
+            );
+            let members = tokio::task::spawn_blocking(move || {
+                let admin: rdkafka::consumer::BaseConsumer =
+                    seatq_common::kafka::consumer_config(&kafka, &group)
+                        .create()
+                        .expect("consumer");
+                seatq_consumer::group::members(&admin, &group, &topic).map(|m| m.len())
+            })
+            .await
+            .expect("members task");
+            (members.ok() == Some(0)).then_some(())
         },
     )
     .await;

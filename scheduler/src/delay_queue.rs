@@ -170,8 +170,13 @@ impl DelayQueue {
     }
 
     /// The offset a restart resumes from: the oldest unfired timer's, or the next to read.
-    pub fn safe_offset(&self) -> i64 {
-        self.unfired.keys().next().copied().unwrap_or(self.read_to)
+    /// Where a restart resumes: the oldest offset with an expiry not fired yet, else the
+    /// next to read. None before anything was read (the position is the group's as is).
+    pub fn safe_offset(&self) -> Option<i64> {
+        if self.read_to == 0 && self.unfired.is_empty() {
+            return None;
+        }
+        Some(self.unfired.keys().next().copied().unwrap_or(self.read_to))
     }
 
     pub fn len(&self) -> usize {
@@ -212,7 +217,7 @@ mod tests {
             Duration::zero(),
             now,
         );
-        assert_eq!(q.safe_offset(), 10);
+        assert_eq!(q.safe_offset(), Some(10));
         assert!(q.take_due(now).is_empty());
 
         // The shorter timer (an offer) fires first although it was read second.
@@ -220,13 +225,23 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].offset, 11);
         q.fired(11);
-        assert_eq!(q.safe_offset(), 10, "offset 10 is still unfired");
+        assert_eq!(q.safe_offset(), Some(10), "offset 10 is still unfired");
 
         let due = q.take_due(now + Duration::seconds(601));
         assert_eq!(due[0].offset, 10);
         q.fired(10);
-        assert_eq!(q.safe_offset(), 12, "all fired: resume after what was read");
+        assert_eq!(
+            q.safe_offset(),
+            Some(12),
+            "all fired: resume after what was read"
+        );
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn nothing_read_has_no_position_of_its_own() {
+        let q = DelayQueue::default();
+        assert_eq!(q.safe_offset(), None);
     }
 
     #[test]
@@ -242,11 +257,11 @@ mod tests {
         let due = q.take_due(now + Duration::seconds(61));
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].firing, Firing::Reminder);
-        assert_eq!(q.safe_offset(), 0);
+        assert_eq!(q.safe_offset(), Some(0));
         let due = q.take_due(now + Duration::seconds(121));
         assert_eq!(due[0].firing, Firing::Expire);
         q.fired(0);
-        assert_eq!(q.safe_offset(), 1);
+        assert_eq!(q.safe_offset(), Some(1));
 
         // A window shorter than the reminder lead is reminded halfway through.
         q.push(
@@ -312,10 +327,10 @@ mod tests {
         let first = q.take_due(now);
         assert_eq!(first.len(), 1);
         q.fired(5);
-        assert_eq!(q.safe_offset(), 5);
+        assert_eq!(q.safe_offset(), Some(5));
         let second = q.take_due(now + Duration::seconds(5));
         q.fired(second[0].offset);
-        assert_eq!(q.safe_offset(), 6);
+        assert_eq!(q.safe_offset(), Some(6));
         assert_eq!(q.len(), 0);
     }
 }

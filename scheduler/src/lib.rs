@@ -23,11 +23,9 @@ pub mod timers;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::StreamConsumer;
 use seatq_common::catalog::Catalog;
 use seatq_common::command_producer::CommandProducer;
 use seatq_common::config::Settings;
-use seatq_common::membership::Membership;
 use seatq_common::payment_provider::PaymentProvider;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
@@ -73,20 +71,17 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
             None
         }
     };
-    let partitions = {
-        let (producer, topic) = (producer.clone(), topics.hold_timers.clone());
-        tokio::task::spawn_blocking(move || {
-            seatq_common::kafka::partition_count(&producer, &topic, Duration::from_secs(5))
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(settings.kafka.partitions)
-    };
-    let member = seatq_common::membership::instance_name("scheduler");
-    let consumer: StreamConsumer =
+    let member = seatq_common::kafka::instance_name("scheduler");
+    let safe: timers::SafeOffsets = Arc::default();
+    let (rebalanced, rebalances) = tokio::sync::mpsc::unbounded_channel();
+    let consumer: timers::TimerConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.scheduler.group_id)
-            .create()?;
+            .set("client.id", &member)
+            .create_with_context(timers::TimerContext {
+                topic: topics.hold_timers.clone(),
+                safe: safe.clone(),
+                events: rebalanced,
+            })?;
     let timers = timers::TimerService {
         pool: pool.clone(),
         catalog: catalog.clone(),
@@ -94,13 +89,6 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         producer: producer.clone(),
         timers_topic: topics.hold_timers.clone(),
         seat_events_topic: topics.seat_events.clone(),
-        membership: Membership {
-            pool: pool.clone(),
-            topic: topics.hold_timers.clone(),
-            member: member.clone(),
-            ttl: Duration::from_millis(settings.scheduler.member_ttl_ms),
-        },
-        partitions,
         remind_before: chrono::Duration::seconds(settings.scheduler.reminder_secs.max(0)),
         heartbeat: Duration::from_millis(settings.scheduler.heartbeat_ms.max(100)),
         clock_offset: chrono::Duration::milliseconds(settings.scheduler.clock_offset_ms),
@@ -129,14 +117,14 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
         seat_events_topic: topics.seat_events.clone(),
         settings: settings.waiting_room.clone(),
     };
-    tracing::info!(%member, partitions, "scheduler started");
+    tracing::info!(%member, group = %settings.scheduler.group_id, "scheduler started");
     seatq_common::metrics::serve(&settings.metrics.scheduler_listen, shutdown.clone()).await;
     seatq_common::metrics::zero_money_counters();
     let admitting = tokio::spawn(admission.run(shutdown.clone()));
     let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
     let refunding = tokio::spawn(refunds.run(shutdown.clone()));
     let reconciling = tokio::spawn(reconciler.run(shutdown.clone()));
-    timers.run(consumer, shutdown).await;
+    timers.run(consumer, safe, rebalances, shutdown).await;
     let _ = sweeping.await;
     let _ = refunding.await;
     let _ = reconciling.await;

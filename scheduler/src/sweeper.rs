@@ -96,7 +96,7 @@ impl Sweeper {
             };
             let payload = envelope.encode().map_err(|e| e.to_string())?;
             self.commands
-                .send(entry.info.kafka_partition, payload)
+                .send_command(entry.info.kafka_partition, envelope.request_id, payload)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!(%hold_id, %event_id, "sweeper expiring an overdue hold");

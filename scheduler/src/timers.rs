@@ -1,11 +1,11 @@
 //! Reading `seatq.hold-timers` and firing what is due.
 //!
-//! Scheduler instances share the topic's partitions the way consumers share the commands
-//! topic (PostgreSQL membership with heartbeats, rendezvous hashing, partitions taken a
-//! beat after the member list settles; see `seatq_common::membership`), because Tansu's group coordinator can leave a restarted
-//! member without partitions for a long time. Each owned partition has a [`DelayQueue`];
-//! its safe offset is saved in `consumer_offsets` so a restart (or the instance taking the
-//! partition over) resumes there.
+//! Scheduler instances share the topic's partitions through a Kafka consumer group
+//! (`scheduler.group_id`, `cooperative-sticky`), as consumers share the commands topic.
+//! Each assigned partition has a [`DelayQueue`]. Its safe offset (below the oldest timer
+//! not fired yet) is committed to the group every `scheduler.heartbeat_ms`, and once more
+//! when the partition is revoked, so a restart or the instance taking the partition over
+//! resumes there: it may fire again what fired since, never skip a timer.
 //!
 //! A due expiry becomes an `expire_hold` command on the event's partition of the commands
 //! topic, with a request id derived from (hold, expiry): a timer read twice, or fired by
@@ -26,15 +26,16 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use seatq_common::catalog::Catalog;
 use seatq_common::command::{Command, CommandEnvelope, ExpireHold};
 use seatq_common::command_producer::CommandProducer;
 use seatq_common::ids::{HoldId, RequestId, UserId};
-use seatq_common::membership::{HandOver, Membership};
 use seatq_common::message::{ArmedTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use seatq_common::shutdown::Shutdown;
@@ -46,10 +47,6 @@ use crate::delay_queue::{DelayQueue, Due, Firing};
 /// Who sends the scheduler's commands (`requests.user_id`).
 pub const SCHEDULER_USER: &str = "system:scheduler";
 
-const SAVE_OFFSET: &str =
-    "INSERT INTO consumer_offsets (topic, kafka_partition, next_offset, owner) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (topic, kafka_partition) \
-     DO UPDATE SET next_offset = EXCLUDED.next_offset, owner = EXCLUDED.owner, updated_at = now()";
 const ACTIVE_HOLDS: &str =
     "SELECT id, user_id, expires_at FROM holds WHERE id = ANY($1) AND status = 'active'";
 
@@ -73,6 +70,78 @@ pub fn expiry_attempt_request_id(
     RequestId::derived(hold_id.0, &name)
 }
 
+/// The safe offset of each partition this instance reads, shared with the rebalance
+/// callback so a revoked partition's position is committed before it goes.
+pub type SafeOffsets = Arc<std::sync::Mutex<HashMap<i32, i64>>>;
+
+/// What a rebalance did, for the timer loop.
+#[derive(Debug)]
+pub enum Rebalanced {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+/// The timer consumer's context: commits revoked partitions' safe offsets and tells the
+/// loop which partitions came and went. Runs inside the consumer's poll (`recv`).
+pub struct TimerContext {
+    pub topic: String,
+    pub safe: SafeOffsets,
+    pub events: tokio::sync::mpsc::UnboundedSender<Rebalanced>,
+}
+
+/// The hold-timers consumer.
+pub type TimerConsumer = StreamConsumer<TimerContext>;
+
+impl TimerContext {
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for TimerContext {}
+
+impl ConsumerContext for TimerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let partitions = self.partitions(tpl);
+        let safe: Vec<(i32, i64)> = {
+            let mut map = self.safe.lock().unwrap_or_else(|p| p.into_inner());
+            partitions
+                .iter()
+                .filter_map(|p| map.remove(p).map(|o| (*p, o)))
+                .collect()
+        };
+        let mut list = TopicPartitionList::new();
+        for (p, offset) in &safe {
+            let _ = list.add_partition_offset(&self.topic, *p, Offset::Offset(*offset));
+        }
+        if list.count() > 0 {
+            if let Err(e) = consumer.commit(&list, CommitMode::Sync) {
+                tracing::warn!(error = %e, "could not commit the revoked partitions' positions");
+            }
+        }
+        tracing::info!(partitions = ?partitions, "hold-timer partitions revoked");
+        let _ = self.events.send(Rebalanced::Revoked(partitions));
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = self.partitions(tpl);
+                tracing::info!(partitions = ?partitions, "hold-timer partitions assigned");
+                let _ = self.events.send(Rebalanced::Assigned(partitions));
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "hold-timer rebalance failed"),
+        }
+    }
+}
+
 pub struct TimerService {
     pub pool: PgPool,
     pub catalog: Arc<Catalog>,
@@ -80,12 +149,28 @@ pub struct TimerService {
     pub producer: FutureProducer,
     pub timers_topic: String,
     pub seat_events_topic: String,
-    pub membership: Membership,
-    pub partitions: i32,
     pub remind_before: Duration,
+    /// How often the safe offsets are committed.
     pub heartbeat: StdDuration,
     /// Added to the machine's clock (`scheduler.clock_offset_ms`; tests only).
     pub clock_offset: Duration,
+}
+
+/// Start or drop the queues of the partitions a rebalance gave or took.
+fn apply_rebalance(event: Rebalanced, queues: &mut HashMap<i32, DelayQueue>) {
+    match event {
+        Rebalanced::Assigned(partitions) => {
+            for p in partitions {
+                queues.entry(p).or_default();
+            }
+        }
+        Rebalanced::Revoked(partitions) => {
+            for p in partitions {
+                queues.remove(&p);
+                seatq_common::metrics::timers_pending(p, 0);
+            }
+        }
+    }
 }
 
 impl TimerService {
@@ -94,12 +179,20 @@ impl TimerService {
         Utc::now() + self.clock_offset
     }
 
-    /// Run until `shutdown`: own partitions, read timers, fire them, save safe offsets.
-    pub async fn run(self, consumer: StreamConsumer, shutdown: Shutdown) {
+    /// Run until `shutdown`: read the assigned partitions' timers, fire them, commit safe
+    /// offsets.
+    pub async fn run(
+        self,
+        consumer: TimerConsumer,
+        safe: SafeOffsets,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<Rebalanced>,
+        shutdown: Shutdown,
+    ) {
+        if let Err(e) = consumer.subscribe(&[&self.timers_topic]) {
+            tracing::error!(error = %e, "cannot join the scheduler group; no timers will fire");
+            return;
+        }
         let mut queues: HashMap<i32, DelayQueue> = HashMap::new();
-        let mut saved: HashMap<i32, i64> = HashMap::new();
-        let mut owned: Vec<i32> = Vec::new();
-        let mut hand_over = HandOver::default();
         let mut beat = tokio::time::interval(self.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -112,36 +205,22 @@ impl TimerService {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = beat.tick() => {
-                    self.save_offsets(&queues, &mut saved).await;
+                    self.commit_offsets(&consumer, &queues, &safe, CommitMode::Async);
                     for (&p, queue) in &queues {
                         seatq_common::metrics::timers_pending(p, queue.len());
                     }
-                    match self.membership.heartbeat().await {
-                        Ok(members) => {
-                            let mine = hand_over.target(members, &self.membership.member, self.partitions, &owned);
-                            if mine != owned {
-                                tracing::info!(partitions = ?mine, "hold-timer partitions changed");
-                                match self.assign(&consumer, &mine).await {
-                                    Ok(starts) => {
-                                        for p in owned.iter().filter(|p| !mine.contains(p)) {
-                                            seatq_common::metrics::timers_pending(*p, 0);
-                                        }
-                                        queues = starts.into_iter()
-                                            .map(|(p, o)| (p, DelayQueue::starting_at(o)))
-                                            .collect();
-                                        saved.clear();
-                                        owned = mine;
-                                    }
-                                    Err(e) => tracing::warn!(error = %e, "cannot assign hold-timer partitions"),
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "scheduler heartbeat failed"),
-                    }
                 }
-                received = consumer.recv(), if !owned.is_empty() => match received {
+                Some(event) = events.recv() => apply_rebalance(event, &mut queues),
+                received = consumer.recv() => match received {
                     Ok(m) => {
                         let partition = m.partition();
+                        // A message of a partition just assigned can come before the loop
+                        // saw the assignment: take the news first.
+                        if !queues.contains_key(&partition) {
+                            while let Ok(event) = events.try_recv() {
+                                apply_rebalance(event, &mut queues);
+                            }
+                        }
                         if let Some(queue) = queues.get_mut(&partition) {
                             let timers = m.payload()
                                 .map(record::decode_all::<ArmedTimer>)
@@ -167,49 +246,35 @@ impl TimerService {
             }
             self.fire_due(&mut queues).await;
         }
-        self.save_offsets(&queues, &mut saved).await;
-        if let Err(e) = self.membership.leave().await {
-            tracing::warn!(error = %e, "could not leave the scheduler membership");
-        }
+        self.commit_offsets(&consumer, &queues, &safe, CommitMode::Sync);
     }
 
-    /// Assign `partitions` from their saved offsets; returns where each starts.
-    async fn assign(
+    /// Commit each read partition's safe offset to the group, and note it for the
+    /// rebalance callback. A partition nothing was read from yet keeps its position.
+    fn commit_offsets(
         &self,
-        consumer: &StreamConsumer,
-        partitions: &[i32],
-    ) -> Result<Vec<(i32, i64)>, Box<dyn std::error::Error + Send + Sync>> {
+        consumer: &TimerConsumer,
+        queues: &HashMap<i32, DelayQueue>,
+        safe: &SafeOffsets,
+        mode: CommitMode,
+    ) {
         let mut list = TopicPartitionList::new();
-        let mut starts = Vec::with_capacity(partitions.len());
-        for &p in partitions {
-            let start = seatq_common::db::next_offset(&self.pool, &self.timers_topic, p)
-                .await?
-                .unwrap_or(0);
-            list.add_partition_offset(&self.timers_topic, p, Offset::Offset(start))?;
-            starts.push((p, start));
-        }
-        consumer.assign(&list)?;
-        Ok(starts)
-    }
-
-    async fn save_offsets(&self, queues: &HashMap<i32, DelayQueue>, saved: &mut HashMap<i32, i64>) {
+        let mut map = safe.lock().unwrap_or_else(|p| p.into_inner());
         for (&partition, queue) in queues {
-            let safe = queue.safe_offset();
-            if saved.get(&partition) == Some(&safe) {
+            let Some(offset) = queue.safe_offset() else {
+                continue;
+            };
+            if map.get(&partition) == Some(&offset) && matches!(mode, CommitMode::Async) {
                 continue;
             }
-            let result = sqlx::query(SAVE_OFFSET)
-                .bind(&self.timers_topic)
-                .bind(partition)
-                .bind(safe)
-                .bind(&self.membership.member)
-                .execute(&self.pool)
-                .await;
-            match result {
-                Ok(_) => {
-                    saved.insert(partition, safe);
-                }
-                Err(e) => tracing::warn!(partition, error = %e, "cannot save the timers offset"),
+            map.insert(partition, offset);
+            let _ =
+                list.add_partition_offset(&self.timers_topic, partition, Offset::Offset(offset));
+        }
+        drop(map);
+        if list.count() > 0 {
+            if let Err(e) = consumer.commit(&list, mode) {
+                tracing::warn!(error = %e, "cannot commit the hold-timer positions");
             }
         }
     }
@@ -300,7 +365,7 @@ impl TimerService {
         let payload = envelope.encode().map_err(|e| e.to_string())?;
         let placed = self
             .commands
-            .send(entry.info.kafka_partition, payload)
+            .send_command(entry.info.kafka_partition, envelope.request_id, payload)
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(hold_id = %timer.hold_id, event_id = %timer.event_id,

@@ -129,7 +129,8 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
     let stack = Stack::start_with(SchedulerMode::None, |s| {
         // Only timers may expire holds here; the sweeper waits an hour.
         s.scheduler.sweep_grace_secs = 3600;
-        s.scheduler.member_ttl_ms = 1000;
+        // A killed scheduler's partitions go to the next one once its session expires.
+        s.kafka.session_timeout_ms = 2000;
     })
     .await;
     let mut scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);

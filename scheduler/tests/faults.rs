@@ -94,7 +94,9 @@ impl Cluster {
     async fn start() -> Self {
         let postgres = PrivatePostgres::start();
         let redis = PrivateRedis::start();
-        let broker = PrivateBroker::start();
+        // The broker keeps its log in the deployment's own PostgreSQL, as on the local
+        // stack: killing PostgreSQL takes the broker's storage down too.
+        let broker = PrivateBroker::start_on(&postgres.url("postgres"));
         let env = TestEnv::with_endpoints(
             2,
             &postgres.url("postgres"),
@@ -121,11 +123,10 @@ impl Cluster {
             ),
             ("payments.grace_secs", "1".into()),
             ("waitlist.offer_ttl_secs", "2".into()),
-            ("consumer.heartbeat_ms", "200".into()),
-            ("consumer.member_ttl_ms", "1500".into()),
+            // A killed member's partitions move once its group session expires.
+            ("kafka.session_timeout_ms", "3000".into()),
             ("scheduler.group_id", format!("{prefix}-scheduler")),
             ("scheduler.heartbeat_ms", "200".into()),
-            ("scheduler.member_ttl_ms", "1500".into()),
             ("scheduler.refund_interval_ms", "200".into()),
             // A refund tried while the gateway (the sandbox provider) is down is retried
             // soon, not after the production backoff.

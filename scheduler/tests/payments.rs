@@ -648,6 +648,18 @@ async fn a_capture_of_another_amount_or_currency_is_refunded_and_never_booked() 
             (view["refunded_cents"] == captured).then_some(())
         })
         .await;
+        // The worker records the provider's answer just after the provider refunded.
+        eventually("the refund recorded", Duration::from_secs(30), || async {
+            let issued: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM refunds WHERE payment_id = $1::uuid AND status = 'issued'",
+            )
+            .bind(&payment)
+            .fetch_one(stack.pool())
+            .await
+            .expect("refunds");
+            (issued == 1).then_some(())
+        })
+        .await;
         let (status, reason, amount): (String, String, i64) = sqlx::query_as(
             "SELECT p.status, r.reason, r.amount_cents FROM payments p \
              JOIN refunds r ON r.payment_id = p.id WHERE p.id = $1::uuid",

@@ -5,7 +5,7 @@
 //! with `seatq_common::record::pack` the way the gateway packs what arrives together for a partition,
 //! and the clients use `seatq_common::kafka`'s producer and consumer settings, so the
 //! numbers are what seatq's own hops could get from this broker at best. One partition,
-//! like one event. The scratch topic is left behind (Tansu 0.6.0 cannot delete records).
+//! like one event. The scratch topic is left behind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -100,7 +100,7 @@ impl Cpu {
             secs: [
                 of("gateway"),
                 secs_of_named("postgres"),
-                of("tansu"),
+                of("broker"),
                 of("consumer"),
                 of("scheduler"),
                 of("redis"),

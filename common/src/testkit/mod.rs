@@ -39,13 +39,31 @@ pub fn brokers() -> String {
     env_or("SEATQ_TEST_BROKERS", "127.0.0.1:59093")
 }
 
-/// The Tansu binary deploy/local installed.
-pub fn tansu_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("SEATQ_TANSU_BIN") {
+/// The nisshi binary deploy/local installed.
+pub fn nisshi_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SEATQ_NISSHI_BIN") {
         return PathBuf::from(p);
     }
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    PathBuf::from(home).join(".cache/seatq/tansu-0.6.0/bin/tansu")
+    PathBuf::from(home).join(".cache/seatq/nisshi-0.8.1/bin/nisshi")
+}
+
+/// `url` (a PostgreSQL URL) with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{database}"),
+        None => format!("{url}/{database}"),
+    }
+}
+
+/// Run one statement with `psql` against `url` (tests' synchronous set-up and teardown).
+fn psql(url: &str, sql: &str) -> bool {
+    Command::new("psql")
+        .args([url, "-qtAc", sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The workspace root (where deploy/ and docs/ live).
@@ -129,6 +147,10 @@ impl TestEnv {
                 ("deployment.mode", "development".into()),
                 ("gateway.listen", "127.0.0.1:0".into()),
                 ("consumer.group_id", format!("{prefix}-consumer")),
+                ("scheduler.group_id", format!("{prefix}-scheduler")),
+                // A killed member's partitions move once its group session expires: sooner
+                // than in production, where 6 s rides out a long pause.
+                ("kafka.session_timeout_ms", "3000".into()),
                 ("log.filter", "warn".into()),
             ],
         )
@@ -171,6 +193,14 @@ impl TestEnv {
             (
                 "SEATQ_CONSUMER__GROUP_ID".into(),
                 s.consumer.group_id.clone(),
+            ),
+            (
+                "SEATQ_SCHEDULER__GROUP_ID".into(),
+                s.scheduler.group_id.clone(),
+            ),
+            (
+                "SEATQ_KAFKA__SESSION_TIMEOUT_MS".into(),
+                s.kafka.session_timeout_ms.to_string(),
             ),
             ("SEATQ_DEPLOYMENT__MODE".into(), "development".into()),
             (
@@ -215,21 +245,37 @@ pub(crate) fn kill_now(child: &mut Option<Child>) {
     }
 }
 
-/// A Tansu broker of the test's own, on a random port with its own SQLite file, that can
-/// be killed with SIGKILL and restarted on the same data.
+/// A nisshi broker of the test's own, on a random port, keeping its log in a database of
+/// its own (in the tests' PostgreSQL, or in a private cluster: then killing that cluster
+/// takes the broker's storage down too, as in a deployment where they share one). It can
+/// be killed with SIGKILL, paused, and restarted on the same data.
 pub struct PrivateBroker {
     pub port: u16,
+    /// The PostgreSQL URL of its log.
+    storage: String,
     dir: PathBuf,
     child: Option<Child>,
 }
 
 impl PrivateBroker {
+    /// On the tests' PostgreSQL (`SEATQ_TEST_DATABASE_URL`).
     pub fn start() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("seatq-broker-{}", uuid::Uuid::new_v4().simple()));
+        Self::start_on(&admin_database_url())
+    }
+
+    /// On the cluster `admin_url` points at (any database of it; the broker gets its own).
+    pub fn start_on(admin_url: &str) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("seatq_test_broker_{id}");
+        assert!(
+            psql(admin_url, &format!("CREATE DATABASE {database}")),
+            "create the private broker's database on {admin_url}"
+        );
+        let dir = std::env::temp_dir().join(format!("seatq-broker-{id}"));
         std::fs::create_dir_all(&dir).expect("broker dir");
         let mut broker = Self {
             port: free_port(),
+            storage: with_database(admin_url, &database),
             dir,
             child: None,
         };
@@ -246,24 +292,28 @@ impl PrivateBroker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join("tansu.log"))
+            .open(self.dir.join("nisshi.log"))
             .expect("broker log");
-        let child = Command::new(tansu_bin())
+        let child = Command::new(nisshi_bin())
             .current_dir(&self.dir)
             .env("RUST_LOG", "warn")
-            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["broker", "--storage-engine", &self.storage])
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            // Kafka's group.initial.rebalance.delay.ms is 3 s: a test's consumers start
+            // together, and waiting for more members only slows every test down.
+            .args(["--group-initial-rebalance-delay", "100ms"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start tansu (deploy/local/test installs it)");
+            .expect("start nisshi (deploy/local/test installs it)");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "private broker did not start"
+                "private broker did not start (see {})",
+                self.dir.join("nisshi.log").display()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -304,6 +354,13 @@ impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.kill9();
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some((_, database)) = self.storage.rsplit_once('/') {
+            let admin = with_database(&self.storage, "postgres");
+            psql(
+                &admin,
+                &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            );
+        }
     }
 }
 

@@ -7,6 +7,9 @@
 //! - `dead-letters [--hours H] [--limit N] [--json]`: commands the consumer rejected
 //!   instead of applying, newest first (`seatq_consumer::dead_letters`; what to do with
 //!   one: the README's operating notes).
+//! - `peek TOPIC [--partition P] [--last N] [--json]`: the last records of a partition
+//!   (`commands`, `seat-events`, `hold-timers` or a full topic name) with their
+//!   `request_id` headers (`seatq_consumer::peek`).
 //! - `migrate`: apply the database migrations and exit (a deployment's migration job;
 //!   every service also migrates at start).
 //! - `ensure-topics`: create the topics that are missing with `kafka.partitions`
@@ -17,6 +20,7 @@ use seatq_common::config::Settings;
 
 const USAGE: &str = "usage: seatq-ctl lag [--threshold RECORDS] [--max-consumers N] [--json]
        seatq-ctl dead-letters [--hours H] [--limit N] [--json]
+       seatq-ctl peek TOPIC [--partition P] [--last N] [--json]
        seatq-ctl migrate
        seatq-ctl ensure-topics
 
@@ -24,7 +28,10 @@ const USAGE: &str = "usage: seatq-ctl lag [--threshold RECORDS] [--max-consumers
   --max-consumers  cap on the suggestion (KEDA's maxReplicaCount; the partition count caps it anyway)
   --json           one JSON document instead of the table
   --hours          dead letters recorded in the last H hours (default 24)
-  --limit          at most N dead letters, newest first (default 50)";
+  --limit          at most N dead letters, newest first (default 50)
+  TOPIC            commands, seat-events, hold-timers (with kafka.topic_prefix), or a full name
+  --partition      the partition to read (default 0)
+  --last           how many records, the newest (default 10)";
 
 /// The options of every subcommand (each reads the ones it has).
 struct Args {
@@ -33,6 +40,10 @@ struct Args {
     json: bool,
     hours: i64,
     limit: i64,
+    partition: i32,
+    last: i64,
+    /// Arguments that are not options (peek's topic).
+    positional: Vec<String>,
 }
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
@@ -42,6 +53,9 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
         json: false,
         hours: 24,
         limit: 50,
+        partition: 0,
+        last: 10,
+        positional: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -81,11 +95,21 @@ fn parse(args: &[String]) -> anyhow::Result<Args> {
                     bail!("--limit must be at least 1");
                 }
             }
+            "--partition" => {
+                parsed.partition = value()?.parse().context("--partition: a whole number")?
+            }
+            "--last" => {
+                parsed.last = value()?.parse().context("--last: a whole number")?;
+                if parsed.last < 1 {
+                    bail!("--last must be at least 1");
+                }
+            }
             "--json" => parsed.json = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
+            other if !other.starts_with('-') => parsed.positional.push(other.to_owned()),
             other => bail!("unknown argument {other}\n\n{USAGE}"),
         }
     }
@@ -98,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("lag") => lag(&args[1..]).await,
         Some("dead-letters") => dead_letters(&args[1..]).await,
+        Some("peek") => peek(&args[1..]).await,
         Some("migrate") => migrate().await,
         Some("ensure-topics") => ensure_topics().await,
         Some("-h" | "--help") => {
@@ -140,6 +165,45 @@ async fn dead_letters(args: &[String]) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&letters)?);
     } else {
         print!("{}", seatq_consumer::dead_letters::render_table(&letters));
+    }
+    Ok(())
+}
+
+async fn peek(args: &[String]) -> anyhow::Result<()> {
+    let args = parse(args)?;
+    let [topic] = args.positional.as_slice() else {
+        bail!("peek needs one TOPIC\n\n{USAGE}");
+    };
+    let settings = settings()?;
+    let topics = seatq_common::topics::Topics::new(&settings.kafka.topic_prefix);
+    let topic = match topic.as_str() {
+        "commands" => topics.commands,
+        "seat-events" => topics.seat_events,
+        "hold-timers" => topics.hold_timers,
+        full => full.to_owned(),
+    };
+    let (kafka, partition, last) = (settings.kafka.clone(), args.partition, args.last);
+    let records = tokio::task::spawn_blocking(move || {
+        seatq_consumer::peek::last_records(&kafka, &topic, partition, last)
+    })
+    .await?
+    .context("reading the topic")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        for r in &records {
+            println!(
+                "offset {}  key {}  request ids {}\n  {}",
+                r.offset,
+                r.key.as_deref().unwrap_or("-"),
+                if r.request_ids.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.request_ids.join(",")
+                },
+                r.payload
+            );
+        }
     }
     Ok(())
 }

@@ -56,7 +56,6 @@ impl Stack {
             s.payments.sandbox_webhook_url = format!("{base}/v1/payments/webhook");
             s.scheduler.group_id = format!("{}-scheduler", s.kafka.topic_prefix);
             s.scheduler.heartbeat_ms = 200;
-            s.scheduler.member_ttl_ms = 1500;
             s.scheduler.refund_interval_ms = 200;
             s.scheduler.reminder_secs = 1;
             // Timers do the expiring; the sweeper only if a test asks for it.
@@ -385,8 +384,8 @@ impl SchedulerProcess {
                 s.scheduler.heartbeat_ms.to_string(),
             ),
             (
-                "SEATQ_SCHEDULER__MEMBER_TTL_MS",
-                s.scheduler.member_ttl_ms.to_string(),
+                "SEATQ_KAFKA__SESSION_TIMEOUT_MS",
+                s.kafka.session_timeout_ms.to_string(),
             ),
             (
                 "SEATQ_SCHEDULER__REMINDER_SECS",
