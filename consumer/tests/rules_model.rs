@@ -1295,22 +1295,8 @@ const INSERT_PAYMENT: &str =
 const SET_PAYMENT_STATUS: &str = "UPDATE payments SET status = $2, captured_cents = $3, \
        captured_currency = CASE WHEN $3::bigint IS NULL THEN NULL ELSE 'USD' END, \
        updated_at = now() WHERE id = $1";
-const TRANSFER_TICKET: &str = "WITH moved AS ( \
-       UPDATE tickets SET holder_user_id = $2, code_version = code_version + 1 \
-       WHERE id = $1 AND holder_user_id = $3 AND holder_user_id <> $2 AND status = 'valid' \
-         AND checked_in_at IS NULL \
-       RETURNING id, booking_id, event_id, seat_no, section_id, holder_user_id, code_version, \
-         status, checked_in_at) \
-     SELECT m.id, m.booking_id, m.event_id, m.seat_no, s.code, m.holder_user_id, \
-       m.code_version, m.status, m.checked_in_at, b.user_id \
-     FROM moved m JOIN sections s ON s.id = m.section_id JOIN bookings b ON b.id = m.booking_id";
-const CHECK_IN: &str = "WITH admitted AS ( \
-       UPDATE tickets SET checked_in_at = now(), checked_in_by = $3 \
-       WHERE id = $1 AND code_version = $2 AND status = 'valid' AND checked_in_at IS NULL \
-         AND event_id = $4 \
-       RETURNING id, event_id, seat_no, section_id, holder_user_id, checked_in_at) \
-     SELECT a.id, a.event_id, a.seat_no, s.code, a.holder_user_id, a.checked_in_at \
-     FROM admitted a JOIN sections s ON s.id = a.section_id";
+// Ticket transfers and check-ins run the gateway's own statements.
+use seatq_gateway::bookings::{CHECK_IN, TRANSFER_TICKET};
 const REQUEUE: &str = "UPDATE queue_tickets SET status = 'waiting', admitted_at = NULL, \
        sort_key = $3, joined_at = now() \
      WHERE event_id = $1 AND user_id = $2 AND status = 'admitted'";

@@ -197,8 +197,8 @@ const SELECT_TICKET: &str = "SELECT t.id, t.booking_id, t.event_id, t.seat_no, \
      WHERE t.id = $1";
 
 /// Hand the ticket to `$2` if `$3` holds it and it can still be used; the new version
-/// voids every code issued before.
-const TRANSFER_TICKET: &str = "WITH moved AS ( \
+/// voids every code issued before. (Public: the consumer's rules model runs it as is.)
+pub const TRANSFER_TICKET: &str = "WITH moved AS ( \
        UPDATE tickets SET holder_user_id = $2, code_version = code_version + 1 \
        WHERE id = $1 AND holder_user_id = $3 AND holder_user_id <> $2 AND status = 'valid' \
          AND checked_in_at IS NULL \
@@ -211,7 +211,7 @@ const TRANSFER_TICKET: &str = "WITH moved AS ( \
 /// Check the ticket in if this code version is current, the ticket valid, not used yet
 /// and for event `$4`. Exactly one of any concurrent scans matches; a cancellation being
 /// decided holds the ticket's row, so a scan waits for it and then finds the ticket void.
-const CHECK_IN: &str = "WITH admitted AS ( \
+pub const CHECK_IN: &str = "WITH admitted AS ( \
        UPDATE tickets SET checked_in_at = now(), checked_in_by = $3 \
        WHERE id = $1 AND code_version = $2 AND status = 'valid' AND checked_in_at IS NULL \
          AND event_id = $4 \

@@ -49,26 +49,36 @@ async fn decision(stack: &Stack, request_id: Uuid) -> Option<(String, String, St
     .expect("decision")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unpaid_hold_expires_on_time_after_a_reminder_and_the_seat_is_sold_again() {
-    let stack = Stack::start(|_| {}).await;
-    let event = stack.event(json!({"hold_ttl_secs": 3})).await;
-    let alice = stack.token("alice").await;
-    let hold = stack.hold(&alice, &event, &["A-1-1"]).await;
+/// Hold `seat` and leave it unpaid until it expires: the hold, its expiry, and how late
+/// after its expiry it ended.
+async fn hold_until_it_expires(
+    stack: &Stack,
+    token: &str,
+    event: &str,
+    seat: &str,
+) -> (HoldId, DateTime<Utc>, chrono::Duration) {
+    let hold = stack.hold(token, event, &[seat]).await;
     let id = hold_id(&hold);
     let expires_at = time(&hold, "expires_at");
-
     let ended = stack
         .wait_hold(
-            &alice,
+            token,
             &id.to_string(),
             "the hold to expire",
             Duration::from_secs(30),
             |h| h["status"] == "expired",
         )
         .await;
+    (id, expires_at, time(&ended, "ended_at") - expires_at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unpaid_hold_expires_on_time_after_a_reminder_and_the_seat_is_sold_again() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({"hold_ttl_secs": 3})).await;
+    let alice = stack.token("alice").await;
+    let (id, expires_at, lateness) = hold_until_it_expires(&stack, &alice, &event, "A-1-1").await;
     // On time: not before its expiry (less a little clock skew), and promptly after.
-    let lateness = time(&ended, "ended_at") - expires_at;
     assert!(
         lateness > chrono::Duration::seconds(-2) && lateness < chrono::Duration::seconds(5),
         "expired {lateness} after its expiry"
@@ -257,20 +267,7 @@ async fn a_hold_expires_on_time_by_its_timer_when_the_schedulers_clock_runs_ahea
     .await;
     let event = stack.event(json!({"hold_ttl_secs": 8})).await;
     let alice = stack.token("alice").await;
-    let hold = stack.hold(&alice, &event, &["A-1-2"]).await;
-    let id = hold_id(&hold);
-    let expires_at = time(&hold, "expires_at");
-
-    let ended = stack
-        .wait_hold(
-            &alice,
-            &id.to_string(),
-            "the hold to expire",
-            Duration::from_secs(30),
-            |h| h["status"] == "expired",
-        )
-        .await;
-    let lateness = time(&ended, "ended_at") - expires_at;
+    let (id, expires_at, lateness) = hold_until_it_expires(&stack, &alice, &event, "A-1-2").await;
     assert!(
         lateness > chrono::Duration::seconds(-2) && lateness < chrono::Duration::seconds(3),
         "expired {lateness} after its expiry"

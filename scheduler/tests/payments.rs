@@ -20,26 +20,6 @@ use seatq_common::testkit::invariants::{violations, Violations};
 use serde_json::{json, Value};
 use support::*;
 
-/// Wait for the hold to be sold; its booking as the owner sees it.
-async fn booking_of(stack: &Stack, token: &str, hold: &str) -> Value {
-    let sold = stack
-        .wait_hold(
-            token,
-            hold,
-            "the hold to be sold",
-            Duration::from_secs(30),
-            |h| h["status"] == "sold",
-        )
-        .await;
-    let booking = sold["booking_id"].as_str().expect("booking id");
-    let (status, view) = stack
-        .api
-        .get(&format!("/v1/bookings/{booking}"), Some(token))
-        .await;
-    assert_eq!(status, 200, "{view}");
-    view
-}
-
 /// POST a webhook body with a signature header (or none).
 async fn post_webhook(stack: &Stack, body: &[u8], signature: Option<String>) -> (u16, Value) {
     let mut req = stack
@@ -135,7 +115,7 @@ async fn webhooks_without_a_valid_signature_are_refused() {
         (200, Some(false)),
         "{ack}"
     );
-    booking_of(&stack, &alice, &hold).await;
+    stack.booking_of(&alice, &hold).await;
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }
 
@@ -172,7 +152,7 @@ async fn duplicate_webhooks_make_one_booking_whose_tickets_check_in_once() {
         let (status, ack) = reply.expect("webhook task");
         assert_eq!(status, 200, "{ack}");
     }
-    let booking = booking_of(&stack, &alice, &hold).await;
+    let booking = stack.booking_of(&alice, &hold).await;
     assert_eq!(booking["status"], "confirmed");
     assert_eq!(booking["amount_cents"], 10_000);
     let tickets = booking["tickets"].as_array().expect("tickets").clone();
@@ -263,7 +243,7 @@ async fn a_payment_in_progress_at_expiry_gets_a_grace_period_and_books() {
     assert_eq!(extended["status"], "active");
     assert!(extended["expires_at"].as_str() > hold["expires_at"].as_str());
     stack.pay(&checkout, "succeed", json!({})).await;
-    let booking = booking_of(&stack, &alice, &id).await;
+    let booking = stack.booking_of(&alice, &id).await;
     assert_eq!(booking["status"], "confirmed");
     assert_eq!(
         stack.seat(&event, "A-2-1").await,
@@ -342,7 +322,7 @@ async fn a_payment_whose_webhooks_are_lost_is_reconciled_with_the_provider() {
     let completed = stack
         .pay(&checkout, "succeed", json!({"drop_webhooks": true}))
         .await;
-    let booking = booking_of(&stack, &alice, &hold).await;
+    let booking = stack.booking_of(&alice, &hold).await;
     assert_eq!(booking["status"], "confirmed");
     assert_eq!(booking["amount_cents"], 10_000);
     // No webhook arrived: the reconciler recorded the outcome.
@@ -415,7 +395,7 @@ async fn cancelling_a_booking_refunds_once_and_puts_its_seats_back_on_sale() {
     let id = hold_id(&stack.hold(&alice, &event, &["A-2-8", "A-2-9"]).await);
     let checkout = stack.checkout(&alice, &id).await;
     stack.pay(&checkout, "succeed", json!({})).await;
-    let booking = booking_of(&stack, &alice, &id).await;
+    let booking = stack.booking_of(&alice, &id).await;
     let booking_id = booking["booking_id"].as_str().expect("booking").to_owned();
     // Bob waits for one of the sold seats.
     let (status, _) = stack.waitlist(Method::POST, &bob, &event, "A-2-8").await;
@@ -473,7 +453,7 @@ async fn cancelling_a_booking_refunds_once_and_puts_its_seats_back_on_sale() {
     let late = hold_id(&stack.hold(&alice, &soon, &["A-1-1"]).await);
     let checkout = stack.checkout(&alice, &late).await;
     stack.pay(&checkout, "succeed", json!({})).await;
-    let booking = booking_of(&stack, &alice, &late).await;
+    let booking = stack.booking_of(&alice, &late).await;
     let (status, cancelled) = stack
         .api
         .post(
@@ -533,7 +513,7 @@ async fn a_payment_that_failed_then_succeeded_books_a_live_hold() {
     stack
         .pay(&checkout, "succeed", json!({"retry": true}))
         .await;
-    let booking = booking_of(&stack, &alice, &hold).await;
+    let booking = stack.booking_of(&alice, &hold).await;
     assert_eq!(booking["status"], "confirmed");
     assert_eq!(booking["amount_cents"], 5000);
     assert_eq!(
@@ -699,9 +679,6 @@ async fn a_capture_of_another_amount_or_currency_is_refunded_and_never_booked() 
     let hold = holds.pop().expect("a hold");
     let checkout = stack.checkout(&alice, &hold).await;
     stack.pay(&checkout, "succeed", json!({})).await;
-    assert_eq!(
-        booking_of(&stack, &alice, &hold).await["status"],
-        "confirmed"
-    );
+    assert_eq!(stack.booking_of(&alice, &hold).await["status"], "confirmed");
     assert_eq!(violations(stack.pool()).await, Violations::default());
 }

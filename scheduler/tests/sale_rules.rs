@@ -27,22 +27,7 @@ async fn book(stack: &Stack, token: &str, event: &str, seats: &[&str]) -> Value 
     let hold = hold["hold_id"].as_str().expect("hold id").to_owned();
     let checkout = stack.checkout(token, &hold).await;
     stack.pay(&checkout, "succeed", json!({})).await;
-    let sold = stack
-        .wait_hold(
-            token,
-            &hold,
-            "the hold to be sold",
-            Duration::from_secs(30),
-            |h| h["status"] == "sold",
-        )
-        .await;
-    let booking = sold["booking_id"].as_str().expect("booking id");
-    let (status, view) = stack
-        .api
-        .get(&format!("/v1/bookings/{booking}"), Some(token))
-        .await;
-    assert_eq!(status, 200, "{view}");
-    view
+    stack.booking_of(token, &hold).await
 }
 
 fn ticket_of<'a>(booking: &'a Value, seat: &str) -> &'a Value {

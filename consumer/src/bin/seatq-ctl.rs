@@ -137,9 +137,7 @@ async fn lag(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
     // Logs go to stderr, so stdout stays the table or the JSON.
     let settings = settings()?;
-    let pool = seatq_common::db::connect(&settings.database)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let pool = pool(&settings).await?;
     let report = seatq_consumer::lag::report(&settings, &pool, args.threshold, args.max_consumers)
         .await
         .context("reading the lag")?;
@@ -154,9 +152,7 @@ async fn lag(args: &[String]) -> anyhow::Result<()> {
 async fn dead_letters(args: &[String]) -> anyhow::Result<()> {
     let args = parse(args)?;
     let settings = settings()?;
-    let pool = seatq_common::db::connect(&settings.database)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let pool = pool(&settings).await?;
     let since = chrono::Utc::now() - chrono::Duration::hours(args.hours);
     let letters = seatq_consumer::dead_letters::list(&pool, since, args.limit)
         .await
@@ -208,6 +204,12 @@ async fn peek(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn pool(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    seatq_common::db::connect(&settings.database)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
 fn settings() -> anyhow::Result<Settings> {
     let settings = Settings::load().context("loading configuration")?;
     seatq_common::telemetry::init(&settings.log);
@@ -216,9 +218,7 @@ fn settings() -> anyhow::Result<Settings> {
 
 async fn migrate() -> anyhow::Result<()> {
     let settings = settings()?;
-    let pool = seatq_common::db::connect(&settings.database)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let pool = pool(&settings).await?;
     seatq_common::db::migrate(&pool)
         .await
         .context("applying migrations")?;

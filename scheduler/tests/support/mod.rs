@@ -194,6 +194,26 @@ impl Stack {
             .await
     }
 
+    /// Wait for the hold to be sold; its booking as the owner sees it.
+    pub async fn booking_of(&self, token: &str, hold: &str) -> Value {
+        let sold = self
+            .wait_hold(
+                token,
+                hold,
+                "the hold to be sold",
+                Duration::from_secs(30),
+                |h| h["status"] == "sold",
+            )
+            .await;
+        let booking = sold["booking_id"].as_str().expect("booking id");
+        let (status, view) = self
+            .api
+            .get(&format!("/v1/bookings/{booking}"), Some(token))
+            .await;
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+
     /// Start paying for a hold: the checkout (payment id, payment URL, amount).
     pub async fn checkout(&self, token: &str, hold: &str) -> Value {
         let (status, checkout) = self
