@@ -253,6 +253,10 @@ pub struct PipelineArgs {
     /// can have waiting together under this closed loop].
     #[arg(long)]
     pub pack: Option<usize>,
+    /// Broker stage: give each record one `request_id` header per command, as the
+    /// gateway's producer does (to measure what the headers cost).
+    #[arg(long)]
+    pub headers: bool,
 }
 
 #[derive(Debug, Clone, Args)]

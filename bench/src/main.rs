@@ -676,9 +676,10 @@ async fn pipeline_runs(
         }
         if parts.broker {
             let pack = opts.pack.unwrap_or(run.concurrency);
-            let b = stages::broker::run(&p.stack, stadium, &p.attempts, pack, p.stall)
-                .await
-                .context("broker stage")?;
+            let b =
+                stages::broker::run(&p.stack, stadium, &p.attempts, pack, opts.headers, p.stall)
+                    .await
+                    .context("broker stage")?;
             s.broker_produce_per_s = Some(b.produce_commands_per_s);
             s.broker_fetch_per_s = Some(b.fetch_commands_per_s);
             s.broker = Some(b);

@@ -269,6 +269,9 @@ pub struct BrokerResult {
     pub commands: u64,
     /// Commands per record (`seatq_common::record::pack`).
     pub pack: usize,
+    /// Whether each record carried its commands' `request_id` headers (`--headers`).
+    pub headers: bool,
+    /// Payload and header value bytes.
     pub bytes: u64,
     pub produce_s: f64,
     pub produce_records_per_s: f64,

@@ -9,8 +9,8 @@
 //!
 //! A record on the topic carries one envelope or a JSON array of them: the gateway packs
 //! the commands that arrive together for one partition into one record, because the
-//! broker's cost is per record (Tansu stores each as a SQLite row and re-reads rows on every
-//! fetch), not per byte. Kafka order is then (offset, position in the array).
+//! broker's cost is per record (nisshi writes each as a PostgreSQL row; see
+//! `crate::record`), far more than per byte. Kafka order is then (offset, position in the array).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

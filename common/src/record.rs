@@ -1,7 +1,7 @@
 //! Several messages in one Kafka record.
 //!
-//! The local broker's cost is per record (Tansu 0.6.0 stores each record as a SQLite row),
-//! so seatq packs messages that travel together: hold requests waiting for one commands
+//! A broker's cost is per record (nisshi, the local broker, writes each record as a
+//! PostgreSQL row with its headers; bench/results/README.md has the measured ratio), so seatq packs messages that travel together: hold requests waiting for one commands
 //! partition, and the seat events and hold timers one consumer batch produced for one
 //! event. A packed record is a JSON array of the messages; a record holding one message is
 //! that message alone, so a reader accepts both.

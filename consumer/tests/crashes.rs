@@ -186,8 +186,8 @@ async fn broker_killed_mid_storm_every_accepted_request_is_decided() {
 /// The broker lost records (or the topic was recreated) while PostgreSQL kept the applied
 /// offset: the stored offset is beyond the end of the log. A consumer taking the partition
 /// must restart from the log start, or the new commands would be skipped as redeliveries
-/// and never decided. (Wiping a live broker under running clients crashes librdkafka 2.12
-/// inside its metadata cache with Tansu, so the lost log is simulated from the database side.)
+/// and never decided. (The lost log is simulated from the database side: the stored offset
+/// is moved past the log end, which is what a broker that lost its log looks like.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stored_offset_beyond_the_log_end_restarts_from_the_log_start() {
     let env = TestEnv::new(1).await;

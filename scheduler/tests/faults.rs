@@ -1,6 +1,6 @@
 //! Fault injection (issue 10 §3): a storm of hold requests, payments (sandbox checkout,
 //! signed webhooks with duplicates) and expiries (2 s holds, 2 s waitlist offers) runs
-//! against a deployment of the test's own — PostgreSQL, Redis, Tansu, gateway, consumer,
+//! against a deployment of the test's own — PostgreSQL, Redis, the nisshi broker, gateway, consumer,
 //! scheduler, notifier, all private processes — while each of them is killed with SIGKILL
 //! and restarted, several times. After every fault and at the end the invariants hold:
 //! every accepted request decided exactly once, no seat held or sold twice, capacity

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::command_producer::REQUEST_ID_HEADER;
 use seatq_common::ids::{EventId, RequestId, SectionId, UserId};
 use seatq_common::record::pack as encode_batch;
 
@@ -31,8 +33,18 @@ const IN_FLIGHT: usize = 4_096;
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
-/// The gateway's command for each attempt, all for one (made-up) event.
-fn encode_commands(stadium: &Stadium, attempts: &[Attempt]) -> Result<Vec<Vec<u8>>, BenchError> {
+/// One packed record: its payload and, when the run carries them, its commands' request
+/// ids (the gateway's `request_id` headers).
+struct Packed {
+    payload: Vec<u8>,
+    request_ids: Vec<String>,
+}
+
+/// The gateway's command for each attempt, all for one (made-up) event, with its request id.
+fn encode_commands(
+    stadium: &Stadium,
+    attempts: &[Attempt],
+) -> Result<Vec<(String, Vec<u8>)>, BenchError> {
     let event_id = EventId::new();
     let sections: Vec<SectionId> = stadium.sections.iter().map(|_| SectionId::new()).collect();
     attempts
@@ -47,15 +59,16 @@ fn encode_commands(stadium: &Stadium, attempts: &[Attempt]) -> Result<Vec<Vec<u8
                     quantity: *quantity,
                 },
             };
+            let request_id = RequestId::new();
             let envelope = CommandEnvelope {
-                request_id: RequestId::new(),
+                request_id,
                 event_id,
                 user_id: UserId(holder(a.user)),
                 issued_at: Utc::now(),
                 command: Command::HoldSeats(hold),
                 reply: false,
             };
-            Ok(envelope.encode()?)
+            Ok((request_id.to_string(), envelope.encode()?))
         })
         .collect()
 }
@@ -65,12 +78,26 @@ pub async fn run(
     stadium: &Stadium,
     attempts: &[Attempt],
     pack: usize,
+    headers: bool,
     stall: Duration,
 ) -> Result<BrokerResult, BenchError> {
     let pack = pack.max(1);
     let commands = encode_commands(stadium, attempts)?;
-    let records: Vec<Vec<u8>> = commands.chunks(pack).map(encode_batch).collect();
-    let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+    let records: Vec<Packed> = commands
+        .chunks(pack)
+        .map(|chunk| Packed {
+            payload: encode_batch(&chunk.iter().map(|(_, c)| c).collect::<Vec<_>>()),
+            request_ids: if headers {
+                chunk.iter().map(|(id, _)| id.clone()).collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let bytes: u64 = records
+        .iter()
+        .map(|r| (r.payload.len() + r.request_ids.iter().map(|i| i.len()).sum::<usize>()) as u64)
+        .sum();
     let topic = format!(
         "{}.bench-scratch-{}",
         stack.settings.kafka.topic_prefix,
@@ -84,11 +111,21 @@ pub async fn run(
     let bar = runner::progress_bar(&format!("broker produce x{pack}"), records.len() as u64);
     let started = Instant::now();
     futures::stream::iter(records.iter())
-        .map(|payload| {
-            let record = FutureRecord::to(&topic)
+        .map(|packed| {
+            let mut record = FutureRecord::to(&topic)
                 .partition(0)
                 .key(&key)
-                .payload(payload);
+                .payload(&packed.payload);
+            if !packed.request_ids.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(packed.request_ids.len());
+                for id in &packed.request_ids {
+                    headers = headers.insert(Header {
+                        key: REQUEST_ID_HEADER,
+                        value: Some(id.as_bytes()),
+                    });
+                }
+                record = record.headers(headers);
+            }
             let (producer, bar) = (&producer, &bar);
             async move {
                 let sent = producer.send(record, Timeout::After(QUEUE_WAIT)).await;
@@ -114,6 +151,7 @@ pub async fn run(
         records: n_records,
         commands: n_commands,
         pack,
+        headers,
         bytes,
         produce_s: results::round(produce.as_secs_f64(), 3),
         produce_records_per_s: per_s(n_records, produce),
