@@ -253,10 +253,18 @@ pub struct PipelineArgs {
     /// can have waiting together under this closed loop].
     #[arg(long)]
     pub pack: Option<usize>,
-    /// Broker stage: give each record one `request_id` header per command, as the
-    /// gateway's producer does (to measure what the headers cost).
-    #[arg(long)]
-    pub headers: bool,
+    /// Broker stage: the records' request-id headers: none, one `request_id` header per
+    /// record listing its commands (what the gateway sends), or one header per command.
+    #[arg(long, value_enum, default_value_t = Headers::None)]
+    pub headers: Headers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Headers {
+    None,
+    PerRecord,
+    PerCommand,
 }
 
 #[derive(Debug, Clone, Args)]

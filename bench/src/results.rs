@@ -269,8 +269,8 @@ pub struct BrokerResult {
     pub commands: u64,
     /// Commands per record (`seatq_common::record::pack`).
     pub pack: usize,
-    /// Whether each record carried its commands' `request_id` headers (`--headers`).
-    pub headers: bool,
+    /// The records' request-id headers (`--headers`).
+    pub headers: crate::cli::Headers,
     /// Payload and header value bytes.
     pub bytes: u64,
     pub produce_s: f64,

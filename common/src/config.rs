@@ -152,10 +152,20 @@ pub struct SchedulerSettings {
     pub refund_backoff_max_ms: u64,
     /// How often the hold-timer positions are committed to the scheduler's group.
     pub heartbeat_ms: u64,
+    /// The hold-timers reader's `fetch.wait.max.ms`. A timer is read long before it is
+    /// due (holds last at least `gateway.min_hold_ttl_secs`), so it can wait longer than
+    /// the latency-bound readers: nisshi polls its storage while a fetch waits, and
+    /// each waiting fetch costs CPU in proportion to its partitions.
+    #[serde(default = "default_timers_fetch_wait_ms")]
+    pub timers_fetch_wait_ms: u64,
     /// Tests only: run the timers' clock this far ahead of the machine's (negative:
     /// behind), to show what a scheduler whose clock is off does.
     #[serde(default)]
     pub clock_offset_ms: i64,
+}
+
+fn default_timers_fetch_wait_ms() -> u64 {
+    2_000
 }
 
 fn default_refund_max_attempts() -> i32 {

@@ -18,7 +18,7 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Peeked {
     pub offset: i64,
     pub key: Option<String>,
-    /// `request_id` headers, in record order (one per packed command).
+    /// The request ids of the `request_id` header, in record order (one per packed command).
     pub request_ids: Vec<String>,
     pub payload: String,
 }
@@ -53,7 +53,9 @@ pub fn last_records(
             .map(|h| {
                 h.iter()
                     .filter(|h| h.key == seatq_common::command_producer::REQUEST_ID_HEADER)
-                    .filter_map(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .filter_map(|h| h.value)
+                    .flat_map(seatq_common::command_producer::request_ids_in_header)
+                    .map(str::to_owned)
                     .collect()
             })
             .unwrap_or_default();

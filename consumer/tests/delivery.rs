@@ -194,7 +194,9 @@ async fn a_record_of_several_commands_is_decided_in_record_order() {
 }
 
 /// Commands sent together are packed into few records; each sender learns its own
-/// (offset, place) and the consumer decides every command at exactly that place.
+/// (offset, place) and the consumer decides every command at exactly that place. Each
+/// record names its commands' request ids, in record order, in its `request_id` header
+/// (what `seatq-ctl peek` shows an operator).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_commands_share_records_and_keep_their_places() {
     let p = Pipeline::start(1).await;
@@ -206,7 +208,7 @@ async fn concurrent_commands_share_records_and_keep_their_places() {
         let commands = commands.clone();
         sends.spawn(async move {
             let placed = commands
-                .send(partition, cmd.encode().expect("encode"))
+                .send_command(partition, cmd.request_id, cmd.encode().expect("encode"))
                 .await
                 .expect("acknowledged");
             (cmd.request_id.0, placed)
@@ -226,6 +228,28 @@ async fn concurrent_commands_share_records_and_keep_their_places() {
     );
     let places: std::collections::HashSet<&(i64, i32)> = placed.values().collect();
     assert_eq!(places.len(), 300, "two commands answered with one place");
+
+    let (kafka, topic) = (p.env.settings.kafka.clone(), p.env.topics.commands.clone());
+    let n = records.len() as i64;
+    let peeked = tokio::task::spawn_blocking(move || {
+        seatq_consumer::peek::last_records(&kafka, &topic, partition, n)
+    })
+    .await
+    .expect("peek task")
+    .expect("peek");
+    assert_eq!(peeked.len(), records.len());
+    let mut named = 0;
+    for record in &peeked {
+        let in_payload: Vec<String> =
+            seatq_common::record::decode_all::<serde_json::Value>(record.payload.as_bytes())
+                .expect("commands")
+                .iter()
+                .map(|c| c["request_id"].as_str().expect("request_id").to_owned())
+                .collect();
+        assert_eq!(record.request_ids, in_payload, "record {}", record.offset);
+        named += in_payload.len();
+    }
+    assert_eq!(named, 300);
 
     wait_decided(&p.env.pool, 300, Duration::from_secs(60)).await;
     let decided = decisions(&p.env.pool).await;

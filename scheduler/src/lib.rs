@@ -77,6 +77,10 @@ pub async fn run(settings: Settings, shutdown: Shutdown) -> Result<(), Scheduler
     let consumer: timers::TimerConsumer =
         seatq_common::kafka::consumer_config(&settings.kafka, &settings.scheduler.group_id)
             .set("client.id", &member)
+            .set(
+                "fetch.wait.max.ms",
+                settings.scheduler.timers_fetch_wait_ms.to_string(),
+            )
             .create_with_context(timers::TimerContext {
                 topic: topics.hold_timers.clone(),
                 safe: safe.clone(),

@@ -18,10 +18,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
-use seatq_common::command_producer::REQUEST_ID_HEADER;
+use seatq_common::command_producer::{request_id_header, REQUEST_ID_HEADER};
 use seatq_common::ids::{EventId, RequestId, SectionId, UserId};
 use seatq_common::record::pack as encode_batch;
 
+use crate::cli::Headers;
 use crate::error::BenchError;
 use crate::results::{self, BrokerResult};
 use crate::runner;
@@ -33,11 +34,10 @@ const IN_FLIGHT: usize = 4_096;
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 
-/// One packed record: its payload and, when the run carries them, its commands' request
-/// ids (the gateway's `request_id` headers).
+/// One packed record: its payload and its request-id header values.
 struct Packed {
     payload: Vec<u8>,
-    request_ids: Vec<String>,
+    headers: Vec<String>,
 }
 
 /// The gateway's command for each attempt, all for one (made-up) event, with its request id.
@@ -78,7 +78,7 @@ pub async fn run(
     stadium: &Stadium,
     attempts: &[Attempt],
     pack: usize,
-    headers: bool,
+    headers: Headers,
     stall: Duration,
 ) -> Result<BrokerResult, BenchError> {
     let pack = pack.max(1);
@@ -87,16 +87,18 @@ pub async fn run(
         .chunks(pack)
         .map(|chunk| Packed {
             payload: encode_batch(&chunk.iter().map(|(_, c)| c).collect::<Vec<_>>()),
-            request_ids: if headers {
-                chunk.iter().map(|(id, _)| id.clone()).collect()
-            } else {
-                Vec::new()
+            headers: match headers {
+                Headers::None => Vec::new(),
+                Headers::PerRecord => request_id_header(chunk.iter().map(|(id, _)| id))
+                    .into_iter()
+                    .collect(),
+                Headers::PerCommand => chunk.iter().map(|(id, _)| id.clone()).collect(),
             },
         })
         .collect();
     let bytes: u64 = records
         .iter()
-        .map(|r| (r.payload.len() + r.request_ids.iter().map(|i| i.len()).sum::<usize>()) as u64)
+        .map(|r| (r.payload.len() + r.headers.iter().map(|h| h.len()).sum::<usize>()) as u64)
         .sum();
     let topic = format!(
         "{}.bench-scratch-{}",
@@ -116,9 +118,9 @@ pub async fn run(
                 .partition(0)
                 .key(&key)
                 .payload(&packed.payload);
-            if !packed.request_ids.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(packed.request_ids.len());
-                for id in &packed.request_ids {
+            if !packed.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(packed.headers.len());
+                for id in &packed.headers {
                     headers = headers.insert(Header {
                         key: REQUEST_ID_HEADER,
                         value: Some(id.as_bytes()),

@@ -151,6 +151,8 @@ impl TestEnv {
                 // A killed member's partitions move once its group session expires: sooner
                 // than in production, where 6 s rides out a long pause.
                 ("kafka.session_timeout_ms", "3000".into()),
+                // Holds of 1-2 s: their timers must be read well within that.
+                ("scheduler.timers_fetch_wait_ms", "500".into()),
                 ("log.filter", "warn".into()),
             ],
         )

@@ -408,6 +408,10 @@ impl SchedulerProcess {
                 s.kafka.session_timeout_ms.to_string(),
             ),
             (
+                "SEATQ_SCHEDULER__TIMERS_FETCH_WAIT_MS",
+                s.scheduler.timers_fetch_wait_ms.to_string(),
+            ),
+            (
                 "SEATQ_SCHEDULER__REMINDER_SECS",
                 s.scheduler.reminder_secs.to_string(),
             ),
