@@ -114,6 +114,9 @@ pub struct Report {
     /// On-sale with the virtual waiting room (`waitroom`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waitroom: Option<WaitroomResult>,
+    /// Every design behind the gateway's layers (`fair-fight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fair_fight: Option<crate::fair::result::FairFight>,
     /// Pipeline decisions/s over naive (b)'s, same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_for_update: Option<f64>,
@@ -224,6 +227,7 @@ impl Report {
             lifecycle: None,
             sse: None,
             waitroom: None,
+            fair_fight: None,
             ratio_vs_for_update: None,
             ratio_vs_conditional_update: None,
             notes: vec![
@@ -607,10 +611,33 @@ impl Report {
         )
     }
 
+    /// The raw-SQL runs of the naive designs (name, decisions/s, p99 ms): the fair
+    /// fight's floor.
+    fn raw_sql_floor(&self) -> Vec<(&'static str, f64, f64)> {
+        let mut floor = Vec::new();
+        if let Some(r) = &self.naive_conditional_update {
+            floor.push((
+                "conditional_update",
+                r.timing.decisions_per_s,
+                r.timing.p99_ms,
+            ));
+        }
+        if let Some(r) = &self.naive_for_update {
+            floor.push(("for_update", r.timing.decisions_per_s, r.timing.p99_ms));
+        }
+        if let Some(r) = &self.redis_first {
+            floor.push(("redis_first", r.timing.decisions_per_s, r.timing.p99_ms));
+        }
+        floor
+    }
+
     /// The summary for the terminal.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\n{}\n", self.header());
+        if let Some(f) = &self.fair_fight {
+            let _ = writeln!(out, "{}", f.summary());
+        }
         let lines = self.lines();
         if !lines.is_empty() {
             let _ = writeln!(
@@ -712,6 +739,9 @@ impl Report {
     fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\nLatest run: {}\n", self.header());
+        if let Some(f) = &self.fair_fight {
+            let _ = writeln!(out, "{}", f.markdown(&self.raw_sql_floor()));
+        }
         let _ = writeln!(
             out,
             "| design | decisions/s | p50 ms | p95 ms | p99 ms | seats held | errors | correctness |"

@@ -5,8 +5,8 @@
 //! promises seats that were already promised, and PostgreSQL only finds out afterwards
 //! when the writer's insert conflicts. The run counts those double promises.
 
-mod client;
-mod writer;
+pub mod client;
+pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
