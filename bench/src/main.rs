@@ -416,6 +416,22 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
     if waitroom_full {
         written.extend(report::save_waitroom(&report, &dir)?);
     }
+    // And a full-size fair fight of every design.
+    let fair_full = !run.smoke
+        && parts
+            == (Parts {
+                fair: true,
+                ..Parts::default()
+            })
+        && fair.as_ref().is_some_and(|f| {
+            f.burst_users(false).contains(&FairArgs::FULL_BURST)
+                && fair::ALL_FAIR_DESIGNS
+                    .iter()
+                    .all(|d| f.fair_designs.contains(d))
+        });
+    if fair_full {
+        written.extend(report::save_fair_fight(&report, &dir)?);
+    }
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -327,6 +327,8 @@ pub fn main(opts: FrontOptions) -> anyhow::Result<()> {
 
 async fn serve(opts: FrontOptions) -> Result<(), BenchError> {
     let settings = Stack::settings(&opts.root)?;
+    // As the gateway's main does (logs go to stderr; stdout says where it listens).
+    seatq_common::telemetry::init(&settings.log);
     let shutdown = Shutdown::new();
     let state = AppState::connect(settings.clone(), shutdown.clone())
         .await
