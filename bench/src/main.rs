@@ -452,6 +452,10 @@ async fn fair_part(
 ) -> anyhow::Result<()> {
     let smoke = run.smoke;
     anyhow::ensure!(
+        (0.0..1.0).contains(&naive.redis_restart_at),
+        "--redis-restart-at is a share of attempts in [0, 1)"
+    );
+    anyhow::ensure!(
         args.fair_burst_secs > 0.0 && args.fair_overload_factor > 0.0,
         "--fair-burst-secs and --fair-overload-factor must be positive"
     );
@@ -470,6 +474,7 @@ async fn fair_part(
         connections: args.fair_connections,
         front_pool: args.fair_front_pool,
         admin_url: naive.admin_url.clone(),
+        redis_restart_at: (naive.redis_restart_at > 0.0).then_some(naive.redis_restart_at),
         seed: run.seed,
         stall: Duration::from_secs(opts.stall_secs.unwrap_or(if smoke { 30 } else { 60 })),
     };

@@ -60,11 +60,6 @@ impl PrivateRedis {
         Ok(())
     }
 
-    /// The server's process id while it runs (for its CPU and memory).
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// SIGKILL: everything in memory is gone.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -3,12 +3,14 @@
 //! The same processes are followed for every design, from `/proc` (the helpers of
 //! `crate::waitroom::cpu` and `crate::sse::notifier`): the front (the stack's gateway for
 //! the pipeline, the design's own `bench front` process otherwise), the broker, the
-//! consumer, PostgreSQL (every `postgres` process), Redis (the stack's, which the rate
-//! limiter uses, and the Redis-first design's private one) and the bench client itself.
-//! CPU is the difference of two snapshots around a run; memory is the largest resident
-//! size seen by a sampler every 250 ms during it (PostgreSQL's is the sum over its
-//! processes, so shared buffers count more than once: compare it between designs, not
-//! with the machine's memory).
+//! consumer, PostgreSQL (every `postgres` process), Redis (every `redis-server`: the
+//! stack's, which the rate limiter uses, and the Redis-first design's private one, which
+//! may be killed and restarted mid-run) and the bench client itself. CPU is the
+//! difference of two snapshots around a run, per process id (a process that started
+//! during the run counts from zero; one that ended during it is lost); memory is the
+//! largest resident size seen by a sampler every 250 ms during it (PostgreSQL's is the
+//! sum over its processes, so shared buffers count more than once: compare it between
+//! designs, not with the machine's memory).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -32,16 +34,16 @@ pub struct Processes {
     run_dir: PathBuf,
     /// The front's pid; `None`: the stack's gateway.
     front: Option<u32>,
-    /// A Redis of the design's own, besides the stack's.
-    private_redis: Option<u32>,
 }
 
+/// CPU seconds so far of each process of each group.
+type CpuSnapshot = [Vec<(u32, f64)>; N];
+
 impl Processes {
-    pub fn new(root: &Path, front: Option<u32>, private_redis: Option<u32>) -> Self {
+    pub fn new(root: &Path, front: Option<u32>) -> Self {
         Self {
             run_dir: root.join(".dev/run"),
             front,
-            private_redis,
         }
     }
 
@@ -51,8 +53,12 @@ impl Processes {
                 .into_iter()
                 .collect::<Vec<_>>()
         };
-        let mut redis = file("redis");
-        redis.extend(self.private_redis);
+        let mut redis = pids_named("redis-server");
+        for pid in file("redis") {
+            if !redis.contains(&pid) {
+                redis.push(pid);
+            }
+        }
         [
             self.front.map_or_else(|| file("gateway"), |pid| vec![pid]),
             file("broker"),
@@ -63,9 +69,12 @@ impl Processes {
         ]
     }
 
-    fn cpu_secs(&self) -> [f64; N] {
-        self.pids()
-            .map(|pids| pids.into_iter().filter_map(cpu_secs_of).sum())
+    fn cpu_secs(&self) -> CpuSnapshot {
+        self.pids().map(|pids| {
+            pids.into_iter()
+                .filter_map(|pid| Some((pid, cpu_secs_of(pid)?)))
+                .collect()
+        })
     }
 
     fn rss_kb(&self) -> [u64; N] {
@@ -94,7 +103,7 @@ impl Cost {
 /// Following a run's processes from [`Meter::start`] to [`Meter::stop`].
 pub struct Meter {
     processes: Processes,
-    from: [f64; N],
+    from: CpuSnapshot,
     started: Instant,
     stop: oneshot::Sender<()>,
     sampler: JoinHandle<[u64; N]>,
@@ -136,11 +145,21 @@ impl Meter {
         let _ = self.stop.send(());
         let peak_rss_kb = self.sampler.await.unwrap_or_default();
         let mut cpu_s = [0.0; N];
-        for (c, (a, b)) in cpu_s.iter_mut().zip(self.from.iter().zip(&to)) {
-            *c = (b - a).max(0.0);
+        for (c, (from, to)) in cpu_s.iter_mut().zip(self.from.iter().zip(&to)) {
+            *c = used_between(from, to);
         }
         (Cost { cpu_s, peak_rss_kb }, wall)
     }
+}
+
+/// CPU seconds used between two snapshots of a group, process by process.
+fn used_between(from: &[(u32, f64)], to: &[(u32, f64)]) -> f64 {
+    to.iter()
+        .map(|(pid, b)| {
+            let a = from.iter().find(|(p, _)| p == pid).map_or(0.0, |(_, a)| *a);
+            (b - a).max(0.0)
+        })
+        .sum()
 }
 
 /// A design's cost over all its runs, as reported.
@@ -195,6 +214,14 @@ impl CostResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_is_counted_per_process_new_ones_from_zero() {
+        let from = [(1, 10.0), (2, 5.0), (3, 7.0)];
+        // 2 ended, 4 started during the run.
+        let to = [(1, 12.0), (3, 7.5), (4, 1.0)];
+        assert_eq!(used_between(&from, &to), 3.5);
+    }
 
     #[test]
     fn costs_add_cpu_and_keep_the_highest_peak() {

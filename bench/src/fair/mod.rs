@@ -46,6 +46,7 @@ use crate::pg::BenchDatabase;
 use crate::pipeline::{decisions, Pipeline};
 use crate::redis_server::PrivateRedis;
 use crate::runner::{self, Pace, RunOutcome};
+use crate::scenarios::redis_first;
 use crate::stack::Stack;
 use crate::workload::{Attempt, Request, Stadium};
 
@@ -118,6 +119,9 @@ pub struct Options {
     /// Connections of each naive front's pool (to PostgreSQL, or to its Redis).
     pub front_pool: usize,
     pub admin_url: String,
+    /// Redis-first: share of each run's attempts answered when its Redis is killed and
+    /// restarted empty (`--redis-restart-at`, as in the raw-SQL run).
+    pub redis_restart_at: Option<f64>,
     pub seed: u64,
     pub stall: Duration,
 }
@@ -271,7 +275,7 @@ impl Fight<'_> {
         let root = self.stack.root();
         let bar = runner::progress_bar(name, attempts.len() as u64);
         let Some(front_design) = design.front() else {
-            let meter = Meter::start(Processes::new(root, None, None));
+            let meter = Meter::start(Processes::new(root, None));
             let (outcome, retries) = self
                 .pipeline
                 .storm(&event, Arc::clone(&attempts), bar, pace, connections)
@@ -302,23 +306,30 @@ impl Fight<'_> {
             self.opts.front_pool,
         )
         .await?;
-        let meter = Meter::start(Processes::new(
-            root,
-            Some(front.pid),
-            redis.as_ref().and_then(PrivateRedis::pid),
-        ));
+        let meter = Meter::start(Processes::new(root, Some(front.pid)));
+        // Redis-first: its Redis killed and restarted empty after a share of the answers.
+        let restart_after = match (&redis, self.opts.redis_restart_at) {
+            (Some(_), Some(share)) => Some((attempts.len() as f64 * share) as u64),
+            _ => None,
+        };
+        let chaos = redis.map(|redis| {
+            tokio::spawn(redis_first::restart_when(redis, bar.clone(), restart_after))
+        });
         let storm = self
             .pipeline
             .storm_at(&front.url, &event, attempts, bar, pace, connections)
             .await;
         let (cost, _) = meter.stop().await;
-        let ledger = front.stop().await?;
-        drop(redis);
+        let ledger = front.stop().await;
+        let restarted = match chaos {
+            Some(chaos) => chaos.await??.1,
+            None => None,
+        };
         let (outcome, retries) = storm?;
-        Ok(Measured {
-            result: ScenarioResult::front(&outcome, retries, connections, &ledger),
-            cost,
-        })
+        let ledger = ledger?;
+        let mut result = ScenarioResult::front(&outcome, retries, connections, &ledger);
+        result.redis_restart = restarted;
+        Ok(Measured { result, cost })
     }
 }
 

@@ -73,6 +73,9 @@ pub struct ScenarioResult {
     /// Seats won by two requests.
     pub oversold: u64,
     pub fairness: Fairness,
+    /// Redis-first: when its Redis was killed and restarted empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_restart: Option<crate::results::RedisRestart>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
 }
