@@ -107,26 +107,20 @@ impl<C: Client> Pool<C> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Decide `attempt` on a task of its own: a request the client gave up on (its
-    /// connection closed, the timeout layer) does not cut a transaction short or lose
-    /// the client.
-    async fn decide(self: &Arc<Self>, attempt: Attempt) -> Result<Decision, BenchError> {
-        let pool = Arc::clone(self);
-        tokio::spawn(async move {
-            let _permit = pool
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| BenchError::Stack("the front is stopping".into()))?;
-            let mut client = pool
-                .idle()
-                .pop()
-                .ok_or_else(|| BenchError::Stack("the front's pool is empty".into()))?;
-            let decision = client.attempt(&attempt).await;
-            pool.idle().push(client);
-            decision
-        })
-        .await?
+    /// Decide `attempt` on one of the pool's clients, waiting for one to be free.
+    async fn decide(&self, attempt: &Attempt) -> Result<Decision, BenchError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| BenchError::Stack("the front is stopping".into()))?;
+        let mut client = self
+            .idle()
+            .pop()
+            .ok_or_else(|| BenchError::Stack("the front's pool is empty".into()))?;
+        let decision = client.attempt(attempt).await;
+        self.idle().push(client);
+        decision
     }
 
     /// Drop every client (the Redis-first writer stops once they are gone).
@@ -143,7 +137,7 @@ enum Design {
 }
 
 impl Design {
-    async fn decide(&self, attempt: Attempt) -> Result<Decision, BenchError> {
+    async fn decide(&self, attempt: &Attempt) -> Result<Decision, BenchError> {
         match self {
             Design::ConditionalUpdate(p) => p.decide(attempt).await,
             Design::ForUpdate(p) => p.decide(attempt).await,
@@ -204,6 +198,39 @@ struct Front {
 }
 
 impl Front {
+    /// Decide `attempt` and write it to the ledger, on a task of its own: a request the
+    /// client gave up on (its connection closed, the timeout layer) neither cuts a
+    /// transaction short nor loses a client or a ledger entry. The seats won.
+    async fn decide(
+        self: &Arc<Self>,
+        arrived_us: i64,
+        attempt: Attempt,
+    ) -> Result<Vec<i32>, BenchError> {
+        let front = Arc::clone(self);
+        tokio::spawn(async move {
+            let won = match front.design.decide(&attempt).await? {
+                Decision::Held(seats) => seats,
+                Decision::Rejected | Decision::Accepted(_) => Vec::new(),
+            };
+            let named = match &attempt.request {
+                Request::Seats(seats) => seats.clone(),
+                Request::BestAvailable { .. } => Vec::new(),
+            };
+            front
+                .ledger
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Entry {
+                    arrived_us,
+                    user: attempt.user,
+                    named,
+                    won: won.clone(),
+                });
+            Ok(won)
+        })
+        .await?
+    }
+
     /// The bench's request for a planned hold. The bench creates its events with the
     /// stadium's sections in order, so seat numbers agree; checked per section.
     fn request_of(&self, layout: &VenueLayout, hold: &HoldSeats) -> Option<Request> {
@@ -261,38 +288,19 @@ async fn request_hold(
     let request_id = state.request_ids.mint(&user.user_id);
     // Where the gateway stamps `issued_at`: checked, about to be queued (here: decided).
     let arrived_us = chrono::Utc::now().timestamp_micros();
-    let named = match &request {
-        Request::Seats(seats) => seats.clone(),
-        Request::BestAvailable { .. } => Vec::new(),
-    };
     let attempt = Attempt {
         user: user_no,
         request,
     };
-    let decision = front
-        .design
-        .decide(attempt)
+    let won = front
+        .decide(arrived_us, attempt)
         .await
         .map_err(|e| AppError::internal("decide", e))?;
-    let won = match decision {
-        Decision::Held(seats) => seats,
-        Decision::Rejected | Decision::Accepted(_) => Vec::new(),
-    };
     let held = !won.is_empty();
     let seat_ids = won
         .iter()
         .filter_map(|&n| entry.layout.seat_label(n))
         .collect();
-    front
-        .ledger
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(Entry {
-            arrived_us,
-            user: user_no,
-            named,
-            won,
-        });
     let view = HoldRequestView {
         request_id,
         event_id: Some(event_id),
