@@ -211,7 +211,10 @@ impl Fight<'_> {
                 decisions += m.result.decided;
                 r.fairness.add(&m.result.fairness);
                 r.oversold += m.result.oversold;
-                m.result
+                let mut result = m.result;
+                result.cpu_s_per_1000_decisions =
+                    CostResult::new(&m.cost, result.decided, design.counted()).per_1000_counted();
+                result
             };
             for &n in &opts.closed_users {
                 let name = format!("{} closed {n}", design.key());

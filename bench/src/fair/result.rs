@@ -73,6 +73,8 @@ pub struct ScenarioResult {
     /// Seats won by two requests.
     pub oversold: u64,
     pub fairness: Fairness,
+    /// CPU seconds per 1,000 decisions of this run (the design's processes).
+    pub cpu_s_per_1000_decisions: f64,
     /// Redis-first: when its Redis was killed and restarted empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_restart: Option<crate::results::RedisRestart>,
