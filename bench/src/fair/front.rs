@@ -230,30 +230,30 @@ impl Front {
         })
         .await?
     }
+}
 
-    /// The bench's request for a planned hold. The bench creates its events with the
-    /// stadium's sections in order, so seat numbers agree; checked per section.
-    fn request_of(&self, layout: &VenueLayout, hold: &HoldSeats) -> Option<Request> {
-        let section_by_code = |code: &str| self.stadium.sections.iter().find(|s| s.code() == code);
-        match hold {
-            HoldSeats::Seats { seat_nos } => {
-                let agree = seat_nos.iter().all(|&n| {
-                    layout.section_of(n).map(|s| s.code.as_str())
-                        == self.stadium.section_of(n).map(|s| s.code()).as_deref()
-                });
-                agree.then(|| Request::Seats(seat_nos.clone()))
-            }
-            HoldSeats::BestAvailable {
-                section_id,
-                quantity,
-            } => {
-                let theirs = layout.section_by_id(*section_id)?;
-                let ours = section_by_code(&theirs.code)?;
-                (ours.first_seat_no == theirs.first_seat_no).then_some(Request::BestAvailable {
-                    section: *ours,
-                    quantity: *quantity,
-                })
-            }
+/// The bench's request for a planned hold. The bench creates its events with the
+/// stadium's sections in order, so seat numbers agree; checked per section (`None`: they
+/// do not).
+fn request_of(stadium: &Stadium, layout: &VenueLayout, hold: &HoldSeats) -> Option<Request> {
+    match hold {
+        HoldSeats::Seats { seat_nos } => {
+            let agree = seat_nos.iter().all(|&n| {
+                layout.section_of(n).map(|s| s.code.as_str())
+                    == stadium.section_of(n).map(|s| s.code()).as_deref()
+            });
+            agree.then(|| Request::Seats(seat_nos.clone()))
+        }
+        HoldSeats::BestAvailable {
+            section_id,
+            quantity,
+        } => {
+            let theirs = layout.section_by_id(*section_id)?;
+            let ours = stadium.sections.iter().find(|s| s.code() == theirs.code)?;
+            (ours.first_seat_no == theirs.first_seat_no).then_some(Request::BestAvailable {
+                section: *ours,
+                quantity: *quantity,
+            })
         }
     }
 }
@@ -279,7 +279,7 @@ async fn request_hold(
     seatq_gateway::admission::sale_gate(&state.admission, &entry.info, &user.user_id, &headers)?;
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
     rate_limit::check_seat_limit(&state, &user, &entry, &hold, None).await?;
-    let request = front.request_of(&entry.layout, &hold).ok_or_else(|| {
+    let request = request_of(&front.stadium, &entry.layout, &hold).ok_or_else(|| {
         AppError::unprocessable("not_a_bench_venue", "the event's seats are not the bench's")
     })?;
     let user_no = user_of(user.user_id.as_str()).ok_or_else(|| {
@@ -386,4 +386,69 @@ async fn serve(opts: FrontOptions) -> Result<(), BenchError> {
     tokio::fs::write(&opts.ledger, json)
         .await
         .map_err(|e| BenchError::io(format!("writing {}", opts.ledger.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use seatq_common::ids::SectionId;
+    use seatq_common::layout::{SectionKind, SectionLayout};
+
+    use super::*;
+
+    /// The stadium as the admin API creates it, first sections shifted by `shift`.
+    fn layout(stadium: &Stadium, shift: i32) -> VenueLayout {
+        VenueLayout::new(
+            stadium
+                .sections
+                .iter()
+                .map(|s| SectionLayout {
+                    id: SectionId::new(),
+                    code: s.code(),
+                    name: s.code(),
+                    kind: SectionKind::Reserved,
+                    rows: s.rows,
+                    seats_per_row: s.seats_per_row,
+                    first_seat_no: s.first_seat_no + shift,
+                    capacity: s.capacity(),
+                    price_cents: 100,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn planned_holds_become_the_benchs_requests() {
+        let stadium = Stadium::new();
+        let venue = layout(&stadium, 0);
+        let seats = HoldSeats::Seats {
+            seat_nos: vec![5, 6],
+        };
+        assert_eq!(
+            request_of(&stadium, &venue, &seats),
+            Some(Request::Seats(vec![5, 6]))
+        );
+        let second = &venue.sections()[1];
+        let best = HoldSeats::BestAvailable {
+            section_id: second.id,
+            quantity: 2,
+        };
+        assert_eq!(
+            request_of(&stadium, &venue, &best),
+            Some(Request::BestAvailable {
+                section: stadium.sections[1],
+                quantity: 2
+            })
+        );
+    }
+
+    #[test]
+    fn a_venue_numbered_otherwise_is_refused() {
+        let stadium = Stadium::new();
+        let venue = layout(&stadium, 1);
+        let best = HoldSeats::BestAvailable {
+            section_id: venue.sections()[0].id,
+            quantity: 1,
+        };
+        assert_eq!(request_of(&stadium, &venue, &best), None);
+    }
 }
