@@ -44,9 +44,12 @@ impl Fairness {
     pub fn add(&mut self, other: &Fairness) {
         let n = self.violations + other.violations;
         if n > 0 {
-            self.mean_gap_ms = (self.mean_gap_ms * self.violations as f64
-                + other.mean_gap_ms * other.violations as f64)
-                / n as f64;
+            self.mean_gap_ms = crate::results::round(
+                (self.mean_gap_ms * self.violations as f64
+                    + other.mean_gap_ms * other.violations as f64)
+                    / n as f64,
+                3,
+            );
         }
         self.contested_seats += other.contested_seats;
         self.violations = n;

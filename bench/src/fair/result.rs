@@ -438,6 +438,41 @@ mod tests {
     }
 
     #[test]
+    fn the_table_has_a_column_per_design_and_the_floor_beneath() {
+        let mut fight = FairFight {
+            setup: Setup {
+                closed_attempts: 10,
+                burst_window_s: 2.0,
+                overload_secs: 60.0,
+                overload_factor: 2.0,
+                open_loop_connections: 2048,
+                front_pool: 32,
+                seed: 42,
+                rate_limits: true,
+                arrival_clock: "",
+            },
+            designs: BTreeMap::new(),
+        };
+        for design in [FairDesign::ForUpdate, FairDesign::Pipeline] {
+            let mut d = DesignResult::new(design);
+            d.closed_loop.insert(
+                "32".into(),
+                ScenarioResult {
+                    decisions_per_s: 1234.0,
+                    ..ScenarioResult::default()
+                },
+            );
+            fight.designs.insert(design.key().to_string(), d);
+        }
+        let md = fight.markdown(&[("for_update", 7450.0, 15.0)]);
+        assert!(md.contains("| scenario | pipeline | for_update |"), "{md}");
+        assert!(
+            md.contains("| closed loop, 32 users: decisions/s (p99 ms) | 1234 (0) | 1234 (0) |")
+        );
+        assert!(md.contains("- `for_update` (raw SQL): 7450/s, p99 15.0 ms"));
+    }
+
+    #[test]
     fn numeric_keys_sort_as_numbers() {
         let mut m = BTreeMap::new();
         for k in ["2048", "256", "32"] {
