@@ -1,4 +1,4 @@
-//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|waitroom|stage [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|waitroom|fair-fight|stage [options]`.
 //!
 //! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
 //! check. Options shared by several subcommands live in flattened groups so each means
@@ -35,7 +35,26 @@ pub enum Command {
         sse: SseArgs,
         #[command(flatten)]
         waitroom: WaitroomArgs,
+        #[command(flatten)]
+        fair: FairArgs,
     },
+    /// The fair fight: the pipeline and the naive designs (each in a front process
+    /// behind the gateway's router layers) under the same HTTP client: closed loops,
+    /// the burst, sustained overload; fairness and CPU per decision for each.
+    FairFight {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        naive: NaiveArgs,
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        #[command(flatten)]
+        fair: FairArgs,
+    },
+    /// Serves one naive design behind the gateway's layers for `bench fair-fight`
+    /// (started by it; stops when its stdin closes).
+    #[command(hide = true)]
+    Front(crate::fair::front::FrontOptions),
     /// The naive designs (conditional UPDATE, FOR UPDATE, Redis-first) directly on
     /// PostgreSQL and a private Redis.
     Naive {
@@ -265,6 +284,74 @@ pub enum Headers {
     None,
     PerRecord,
     PerCommand,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FairArgs {
+    /// Designs of the fair fight (comma separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = crate::fair::ALL_FAIR_DESIGNS)]
+    pub fair_designs: Vec<crate::fair::FairDesign>,
+    /// Concurrent users of the closed-loop runs [default: 32,256,2048, or 32,256 with
+    /// --smoke].
+    #[arg(long, value_delimiter = ',')]
+    pub fair_closed_users: Option<Vec<usize>>,
+    /// Attempts of each closed-loop run, the workload's first [default: 100000, or 3000
+    /// with --smoke].
+    #[arg(long)]
+    pub fair_closed_attempts: Option<usize>,
+    /// Users of each burst, one hold each [default: 20000,100000, or 2000 with --smoke].
+    #[arg(long, value_delimiter = ',')]
+    pub fair_burst_users: Option<Vec<usize>>,
+    /// The burst's arrivals are spread over this many seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub fair_burst_secs: f64,
+    /// Length of the sustained overload [default: 60, or 5 with --smoke; 0: none].
+    #[arg(long)]
+    pub fair_overload_secs: Option<f64>,
+    /// Overload arrival rate as a multiple of the design's best closed-loop rate.
+    #[arg(long, default_value_t = 2.0)]
+    pub fair_overload_factor: f64,
+    /// Client connections of the open-loop runs (burst, overload).
+    #[arg(long, default_value_t = 2_048)]
+    pub fair_connections: usize,
+    /// Connections of each naive front's pool (PostgreSQL, or its Redis).
+    #[arg(long, default_value_t = 32)]
+    pub fair_front_pool: usize,
+}
+
+impl FairArgs {
+    /// The size whose results go to latest.json and the README.
+    pub const FULL_BURST: usize = 100_000;
+
+    pub fn closed_users(&self, smoke: bool) -> Vec<usize> {
+        self.fair_closed_users.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![32, 256]
+            } else {
+                vec![32, 256, 2_048]
+            }
+        })
+    }
+
+    pub fn closed_attempts(&self, smoke: bool) -> usize {
+        self.fair_closed_attempts
+            .unwrap_or(if smoke { 3_000 } else { 100_000 })
+    }
+
+    pub fn burst_users(&self, smoke: bool) -> Vec<usize> {
+        self.fair_burst_users.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![2_000]
+            } else {
+                vec![20_000, Self::FULL_BURST]
+            }
+        })
+    }
+
+    pub fn overload_secs(&self, smoke: bool) -> f64 {
+        self.fair_overload_secs
+            .unwrap_or(if smoke { 5.0 } else { 60.0 })
+    }
 }
 
 #[derive(Debug, Clone, Args)]

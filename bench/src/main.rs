@@ -9,13 +9,16 @@
 //! offers, bookings); and the live seat-map streams of one standalone notifier under a
 //! storm (`sse`: thousands of SSE clients); and an on-sale through the virtual waiting
 //! room (`waitroom`: a burst of joins, admissions paced by the scheduler's controller,
-//! holds with admission tokens). `bench all` does everything and writes
+//! holds with admission tokens); and the fair fight (`fair-fight`: every design behind
+//! the gateway's router layers, the same client, closed loops, the burst an on-sale is,
+//! overload, fairness and CPU per decision). `bench all` does everything and writes
 //! `results/latest.json`, a dated copy and `results/README.md`; the other subcommands run
 //! one part (a dated `-partial` copy only, except that a full-size `bench lifecycle`,
 //! `sse` or `waitroom` also replaces its own section of latest.json and the README).
 
 mod cli;
 mod error;
+mod fair;
 mod lifecycle;
 mod machine;
 mod pg;
@@ -41,8 +44,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{
-    Cli, Command, Design, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, SseArgs, Stage,
-    WaitroomArgs, ALL_DESIGNS,
+    Cli, Command, Design, FairArgs, LifecycleArgs, NaiveArgs, PipelineArgs, RunArgs, SseArgs,
+    Stage, WaitroomArgs, ALL_DESIGNS,
 };
 use pg::BenchDatabase;
 use pipeline::runs::{self, CrashPlan};
@@ -65,6 +68,7 @@ struct Parts {
     lifecycle: bool,
     sse: bool,
     waitroom: bool,
+    fair: bool,
 }
 
 impl Parts {
@@ -78,6 +82,7 @@ impl Parts {
         lifecycle: true,
         sse: true,
         waitroom: true,
+        fair: true,
     };
 
     /// The parts that send the flash-sale workload through seatq.
@@ -88,11 +93,11 @@ impl Parts {
     /// The lifecycle has its own venue and users: the flash-sale workload is generated
     /// only for the parts that use it.
     fn needs_workload(self) -> bool {
-        self.naive || self.needs_pipeline()
+        self.naive || self.needs_pipeline() || self.fair
     }
 
     fn needs_stack(self) -> bool {
-        self.needs_pipeline() || self.lifecycle || self.sse || self.waitroom
+        self.needs_pipeline() || self.lifecycle || self.sse || self.waitroom || self.fair
     }
 }
 
@@ -104,6 +109,7 @@ struct PartArgs {
     lifecycle: Option<LifecycleArgs>,
     sse: Option<SseArgs>,
     waitroom: Option<WaitroomArgs>,
+    fair: Option<FairArgs>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -111,6 +117,10 @@ fn main() -> anyhow::Result<()> {
     // A stream-holding worker of `bench sse`: one thread, its own runtime.
     if let Command::SseWorker { addr, path, event } = cli.command {
         return sse::worker::main(addr, path, event);
+    }
+    // A naive design's front for `bench fair-fight`: its own process and runtime.
+    if let Command::Front(opts) = cli.command {
+        return fair::front::main(opts);
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,6 +148,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             lifecycle,
             sse,
             waitroom,
+            fair,
         } => {
             let args = PartArgs {
                 naive: Some(naive),
@@ -145,9 +156,26 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 lifecycle: Some(lifecycle),
                 sse: Some(sse),
                 waitroom: Some(waitroom),
+                fair: Some(fair),
             };
             execute(run, args, Parts::ALL).await
         }
+        Command::FairFight {
+            run,
+            naive,
+            pipeline,
+            fair,
+        } => {
+            let parts = Parts { fair: true, ..none };
+            let args = PartArgs {
+                naive: Some(naive),
+                pipeline: Some(pipeline),
+                fair: Some(fair),
+                ..PartArgs::default()
+            };
+            execute(run, args, parts).await
+        }
+        Command::Front(_) => anyhow::bail!("front is started by `bench fair-fight`"),
         Command::Naive { run, naive } => {
             let parts = Parts {
                 naive: true,
@@ -255,6 +283,7 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
         lifecycle,
         sse,
         waitroom,
+        fair,
     } = args;
     anyhow::ensure!(run.concurrency > 0, "--concurrency must be at least 1");
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -297,7 +326,8 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
     if let Some((stack, opts)) = stack {
         if parts.needs_pipeline() {
             let s = stack.clone();
-            pipeline_part(opts, &run, parts, s, &stadium, workload, &mut report).await?;
+            let w = Arc::clone(&workload);
+            pipeline_part(opts, &run, parts, s, &stadium, w, &mut report).await?;
         }
         if let (true, Some(args)) = (parts.lifecycle, &lifecycle) {
             lifecycle_part(args, &run, &stack, &mut report).await?;
@@ -308,6 +338,21 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
         }
         if let (true, Some(args), Some(opts)) = (parts.waitroom, &waitroom, &pipeline) {
             waitroom_part(args, opts, &run, &stack, &mut report).await?;
+        }
+        if let (true, Some(args), Some(opts), Some(naive)) = (parts.fair, &fair, &pipeline, &naive)
+        {
+            let workload = Arc::clone(&workload);
+            fair_part(
+                args,
+                opts,
+                naive,
+                &run,
+                &stack,
+                &stadium,
+                workload,
+                &mut report,
+            )
+            .await?;
         }
     }
 
@@ -371,9 +416,73 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
     if waitroom_full {
         written.extend(report::save_waitroom(&report, &dir)?);
     }
+    // And a full-size fair fight of every design.
+    let fair_full = !run.smoke
+        && parts
+            == (Parts {
+                fair: true,
+                ..Parts::default()
+            })
+        && fair.as_ref().is_some_and(|f| {
+            f.burst_users(false).contains(&FairArgs::FULL_BURST)
+                && fair::ALL_FAIR_DESIGNS
+                    .iter()
+                    .all(|d| f.fair_designs.contains(d))
+        });
+    if fair_full {
+        written.extend(report::save_fair_fight(&report, &dir)?);
+    }
     for path in written {
         println!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// The fair fight, on fresh events and a throwaway bench database of its own.
+#[allow(clippy::too_many_arguments)]
+async fn fair_part(
+    args: &FairArgs,
+    opts: &PipelineArgs,
+    naive: &NaiveArgs,
+    run: &RunArgs,
+    stack: &Stack,
+    stadium: &Stadium,
+    workload: Arc<Vec<Attempt>>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let smoke = run.smoke;
+    anyhow::ensure!(
+        (0.0..1.0).contains(&naive.redis_restart_at),
+        "--redis-restart-at is a share of attempts in [0, 1)"
+    );
+    anyhow::ensure!(
+        args.fair_burst_secs > 0.0 && args.fair_overload_factor > 0.0,
+        "--fair-burst-secs and --fair-overload-factor must be positive"
+    );
+    anyhow::ensure!(
+        args.fair_connections >= 1 && args.fair_front_pool >= 1,
+        "--fair-connections and --fair-front-pool must be at least 1"
+    );
+    let options = fair::Options {
+        designs: args.fair_designs.clone(),
+        closed_users: args.closed_users(smoke),
+        closed_attempts: args.closed_attempts(smoke),
+        burst_users: args.burst_users(smoke),
+        burst_window: Duration::from_secs_f64(args.fair_burst_secs),
+        overload_secs: args.overload_secs(smoke).max(0.0),
+        overload_factor: args.fair_overload_factor,
+        connections: args.fair_connections,
+        front_pool: args.fair_front_pool,
+        admin_url: naive.admin_url.clone(),
+        redis_restart_at: (naive.redis_restart_at > 0.0).then_some(naive.redis_restart_at),
+        seed: run.seed,
+        stall: Duration::from_secs(opts.stall_secs.unwrap_or(if smoke { 30 } else { 60 })),
+    };
+    let result = tokio::select! {
+        result = fair::run(stack, stadium, workload, run.users(), &options) => result.context("fair fight")?,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+    };
+    report.fair_fight = Some(result);
     Ok(())
 }
 

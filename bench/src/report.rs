@@ -38,6 +38,12 @@ pub const SSE_BEGIN: &str =
     "<!-- sse fan-out: written by `bench all` and by a full-size `bench sse` -->";
 pub const SSE_END: &str = "<!-- end of sse fan-out -->";
 
+/// The fair fight's table opens the generated part: `bench all` writes it, a full-size
+/// `bench fair-fight` replaces just this section.
+pub const FAIR_BEGIN: &str =
+    "<!-- fair fight: written by `bench all` and by a full-size `bench fair-fight` -->";
+pub const FAIR_END: &str = "<!-- end of fair fight -->";
+
 /// A section of the README between two marker lines.
 #[derive(Debug, Clone, Copy)]
 struct Section {
@@ -53,6 +59,11 @@ const LIFECYCLE: Section = Section {
 const SSE: Section = Section {
     begin: SSE_BEGIN,
     end: SSE_END,
+};
+
+const FAIR: Section = Section {
+    begin: FAIR_BEGIN,
+    end: FAIR_END,
 };
 
 /// The waiting-room section, likewise (`bench waitroom`).
@@ -114,6 +125,9 @@ pub struct Report {
     /// On-sale with the virtual waiting room (`waitroom`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waitroom: Option<WaitroomResult>,
+    /// Every design behind the gateway's layers (`fair-fight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fair_fight: Option<crate::fair::result::FairFight>,
     /// Pipeline decisions/s over naive (b)'s, same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_vs_for_update: Option<f64>,
@@ -224,6 +238,7 @@ impl Report {
             lifecycle: None,
             sse: None,
             waitroom: None,
+            fair_fight: None,
             ratio_vs_for_update: None,
             ratio_vs_conditional_update: None,
             notes: vec![
@@ -607,10 +622,33 @@ impl Report {
         )
     }
 
+    /// The raw-SQL runs of the naive designs (name, decisions/s, p99 ms): the fair
+    /// fight's floor.
+    fn raw_sql_floor(&self) -> Vec<(&'static str, f64, f64)> {
+        let mut floor = Vec::new();
+        if let Some(r) = &self.naive_conditional_update {
+            floor.push((
+                "conditional_update",
+                r.timing.decisions_per_s,
+                r.timing.p99_ms,
+            ));
+        }
+        if let Some(r) = &self.naive_for_update {
+            floor.push(("for_update", r.timing.decisions_per_s, r.timing.p99_ms));
+        }
+        if let Some(r) = &self.redis_first {
+            floor.push(("redis_first", r.timing.decisions_per_s, r.timing.p99_ms));
+        }
+        floor
+    }
+
     /// The summary for the terminal.
     pub fn summary(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\n{}\n", self.header());
+        if let Some(f) = &self.fair_fight {
+            let _ = writeln!(out, "{}", f.summary());
+        }
         let lines = self.lines();
         if !lines.is_empty() {
             let _ = writeln!(
@@ -712,6 +750,9 @@ impl Report {
     fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "\nLatest run: {}\n", self.header());
+        if let Some(section) = self.fair_markdown() {
+            let _ = writeln!(out, "{section}");
+        }
         let _ = writeln!(
             out,
             "| design | decisions/s | p50 ms | p95 ms | p99 ms | seats held | errors | correctness |"
@@ -765,6 +806,16 @@ impl Report {
             self.machine.load_avg_1m_at_start,
             if self.smoke { " (smoke)" } else { "" },
         )
+    }
+
+    /// The README's fair-fight section, markers included.
+    fn fair_markdown(&self) -> Option<String> {
+        let f = self.fair_fight.as_ref()?;
+        Some(format!(
+            "{FAIR_BEGIN}\n{}\n\n{}{FAIR_END}\n",
+            f.markdown(&self.raw_sql_floor()),
+            self.run_line()
+        ))
     }
 
     /// The README's waiting-room section, markers included.
@@ -1074,8 +1125,11 @@ pub fn save(
             Err(_) => DEFAULT_INTRO.to_string(),
         };
         let intro = without_section(
-            &without_section(&without_section(&intro, LIFECYCLE), SSE),
-            WAITROOM,
+            &without_section(
+                &without_section(&without_section(&intro, LIFECYCLE), SSE),
+                WAITROOM,
+            ),
+            FAIR,
         );
         let intro = intro.trim_end();
         write(
@@ -1108,6 +1162,23 @@ fn splice_section(text: &str, which: Section, section: &str) -> String {
     match section_span(text, which) {
         Some((begin, end)) => format!("{}{section}{}", &text[..begin], &text[end..]),
         None => format!("{}\n\n{section}\n", text.trim_end()),
+    }
+}
+
+/// [`splice_section`], but a section that is not there yet goes first in the generated
+/// part (right under [`MARKER`]), where the README's first screen shows it.
+fn splice_section_first(text: &str, which: Section, section: &str) -> String {
+    match (section_span(text, which), text.find(MARKER)) {
+        (None, Some(at)) => {
+            let after = at + MARKER.len();
+            format!(
+                "{}\n\n{}\n{}",
+                &text[..after],
+                section.trim_end(),
+                &text[after..]
+            )
+        }
+        _ => splice_section(text, which, section),
     }
 }
 
@@ -1180,7 +1251,15 @@ pub fn save_lifecycle(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, Bench
         return Ok(Vec::new());
     };
     let value = serde_json::to_string_pretty(&report.lifecycle)?;
-    save_part(report, dir, "lifecycle", value, LIFECYCLE, &section)
+    save_part(
+        report,
+        dir,
+        "lifecycle",
+        value,
+        LIFECYCLE,
+        &section,
+        splice_section,
+    )
 }
 
 /// After a full-size SSE run on its own: the same for `sse` (and `sse_run`) and the
@@ -1190,7 +1269,7 @@ pub fn save_sse(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError>
         return Ok(Vec::new());
     };
     let value = serde_json::to_string_pretty(&report.sse)?;
-    save_part(report, dir, "sse", value, SSE, &section)
+    save_part(report, dir, "sse", value, SSE, &section, splice_section)
 }
 
 /// After a full-size waiting-room run on its own: the same for `waitroom` (and
@@ -1200,7 +1279,33 @@ pub fn save_waitroom(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchE
         return Ok(Vec::new());
     };
     let value = serde_json::to_string_pretty(&report.waitroom)?;
-    save_part(report, dir, "waitroom", value, WAITROOM, &section)
+    save_part(
+        report,
+        dir,
+        "waitroom",
+        value,
+        WAITROOM,
+        &section,
+        splice_section,
+    )
+}
+
+/// After a full-size fair fight on its own: the same for `fair_fight` (and
+/// `fair_fight_run`) and the README's fair-fight section (first in the generated part).
+pub fn save_fair_fight(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
+    let Some(section) = report.fair_markdown() else {
+        return Ok(Vec::new());
+    };
+    let value = serde_json::to_string_pretty(&report.fair_fight)?;
+    save_part(
+        report,
+        dir,
+        "fair_fight",
+        value,
+        FAIR,
+        &section,
+        splice_section_first,
+    )
 }
 
 /// Put one part's result (`value`, pretty JSON) into `latest.json` as `key`, with
@@ -1212,6 +1317,7 @@ fn save_part(
     value: String,
     which: Section,
     section: &str,
+    splice: fn(&str, Section, &str) -> String,
 ) -> Result<Vec<PathBuf>, BenchError> {
     let mut written = Vec::new();
     let latest = dir.join("latest.json");
@@ -1244,7 +1350,7 @@ fn save_part(
         }
         Err(e) => return Err(BenchError::io(format!("reading {}", readme.display()), e)),
     };
-    write(&readme, &splice_section(&text, which, section))?;
+    write(&readme, &splice(&text, which, section))?;
     written.push(readme);
     Ok(written)
 }
@@ -1300,6 +1406,17 @@ mod tests {
         assert!(out.starts_with(unchanged));
         assert_eq!(set_top_level(&out, &fields).expect("again"), out);
         assert!(set_top_level("[1, 2]", &fields).is_err());
+    }
+
+    #[test]
+    fn a_new_fair_fight_section_goes_first_under_the_marker_then_is_replaced() {
+        let fair = |body: &str| format!("{FAIR_BEGIN}\n{body}\n{FAIR_END}\n");
+        let text = format!("intro\n\n{MARKER}\n\nLatest run: x\n");
+        let once = splice_section_first(&text, FAIR, &fair("one"));
+        assert!(once.starts_with(&format!("intro\n\n{MARKER}\n\n{FAIR_BEGIN}\none")));
+        assert!(once.ends_with("Latest run: x\n"));
+        let twice = splice_section_first(&once, FAIR, &fair("two"));
+        assert_eq!(twice, once.replace("one", "two"));
     }
 
     #[test]

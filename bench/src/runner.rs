@@ -31,12 +31,34 @@ pub enum Decision {
 }
 
 /// How attempts are offered.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Pace {
     /// Each client sends its next attempt when the previous one is answered.
     Closed,
     /// Attempt `i` is due `i / per_s` seconds after the start, answered or not.
     Open { per_s: f64 },
+    /// Attempt `i` is due `due[i]` after the start (non-decreasing), answered or not: the
+    /// arrivals of a burst, drawn from the seed.
+    Due(Arc<Vec<Duration>>),
+}
+
+impl Pace {
+    /// When attempt `i` is due, after the start; `None` in a closed loop.
+    fn due(&self, i: usize) -> Option<Duration> {
+        match self {
+            Pace::Closed => None,
+            Pace::Open { per_s } => Some(Duration::from_secs_f64(i as f64 / per_s.max(1e-3))),
+            Pace::Due(due) => Some(due.get(i).or(due.last()).copied().unwrap_or_default()),
+        }
+    }
+}
+
+/// An attempt queued for a later decision: which attempt, and when it was due (closed
+/// loop: sent), in microseconds after the run's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub index: u32,
+    pub due_us: u64,
 }
 
 /// One connection's worth of a scenario: turns an attempt into a decision.
@@ -64,7 +86,15 @@ pub struct RunOutcome {
     pub rejected: u64,
     /// Request ids of the attempts queued for a later decision.
     pub accepted: Vec<uuid::Uuid>,
+    /// Which attempt each of `accepted` was, and when it was due (same order).
+    pub queued: Vec<Queued>,
+    /// The run's start on the wall clock (the clock the services stamp requests with).
+    pub started_wall: chrono::DateTime<chrono::Utc>,
     pub errors: u64,
+    /// Errors that were the client's timeout.
+    pub timeouts: u64,
+    /// Errors that were a 5xx answer.
+    pub server_errors: u64,
     pub first_error: Option<String>,
     pub promises: Vec<Promise>,
 }
@@ -77,7 +107,11 @@ impl RunOutcome {
             held_attempts: 0,
             rejected: 0,
             accepted: Vec::new(),
+            queued: Vec::new(),
+            started_wall: chrono::Utc::now(),
             errors: 0,
+            timeouts: 0,
+            server_errors: 0,
             first_error: None,
             promises: Vec::new(),
         }
@@ -96,7 +130,7 @@ impl RunOutcome {
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     // 1 us .. 10 min, 3 significant digits.
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
 }
@@ -133,18 +167,20 @@ pub async fn run_paced<C: Client>(
     pace: Pace,
 ) -> Result<RunOutcome, BenchError> {
     let workers = clients.len().max(1);
+    let started_wall = chrono::Utc::now();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(workers);
     for (index, mut client) in clients.into_iter().enumerate() {
         let attempts = Arc::clone(&attempts);
         let bar = bar.clone();
+        let pace = pace.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = RunOutcome::empty();
             for (i, attempt) in attempts.iter().enumerate().skip(index).step_by(workers) {
-                let t0 = match pace {
-                    Pace::Closed => Instant::now(),
-                    Pace::Open { per_s } => {
-                        let due = started + Duration::from_secs_f64(i as f64 / per_s.max(1e-3));
+                let t0 = match pace.due(i) {
+                    None => Instant::now(),
+                    Some(after) => {
+                        let due = started + after;
                         tokio::time::sleep_until(due.into()).await;
                         due
                     }
@@ -162,9 +198,22 @@ pub async fn run_paced<C: Client>(
                             }));
                     }
                     Ok(Decision::Rejected) => out.rejected += 1,
-                    Ok(Decision::Accepted(id)) => out.accepted.push(id),
+                    Ok(Decision::Accepted(id)) => {
+                        out.accepted.push(id);
+                        out.queued.push(Queued {
+                            index: i as u32,
+                            due_us: t0.duration_since(started).as_micros() as u64,
+                        });
+                    }
                     Err(e) => {
                         out.errors += 1;
+                        match &e {
+                            BenchError::Http(h) if h.is_timeout() => out.timeouts += 1,
+                            BenchError::Gateway { status, .. } if *status >= 500 => {
+                                out.server_errors += 1
+                            }
+                            _ => {}
+                        }
                         out.first_error.get_or_insert_with(|| e.to_string());
                     }
                 }
@@ -174,6 +223,7 @@ pub async fn run_paced<C: Client>(
         }));
     }
     let mut total = RunOutcome::empty();
+    total.started_wall = started_wall;
     for task in tasks {
         let part = task.await?;
         total.wall = started.elapsed();
@@ -182,7 +232,10 @@ pub async fn run_paced<C: Client>(
         total.held_attempts += part.held_attempts;
         total.rejected += part.rejected;
         total.accepted.extend(part.accepted);
+        total.queued.extend(part.queued);
         total.errors += part.errors;
+        total.timeouts += part.timeouts;
+        total.server_errors += part.server_errors;
         if total.first_error.is_none() {
             total.first_error = part.first_error;
         }

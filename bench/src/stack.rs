@@ -70,13 +70,7 @@ impl Stack {
     /// Load the stack's configuration (`SEATQ_CONFIG`, else `deploy/local/seatq.toml`,
     /// then `SEATQ_*` variables: the same layers the services use) and connect.
     pub async fn connect(root: &Path, gateway: Option<String>) -> Result<Self, BenchError> {
-        let file = std::env::var("SEATQ_CONFIG").unwrap_or_else(|_| {
-            root.join("deploy/local/seatq.toml")
-                .to_string_lossy()
-                .into_owned()
-        });
-        let settings = Settings::load_with(Some(&file), &[])
-            .map_err(|e| BenchError::Stack(format!("loading {file}: {e}")))?;
+        let settings = Self::settings(root)?;
         let pool = seatq_common::db::connect(&settings.database).await?;
         let positions: BaseConsumer =
             seatq_common::kafka::consumer_config(&settings.kafka, "seatq-bench-positions")
@@ -93,6 +87,18 @@ impl Stack {
             root: root.to_path_buf(),
             positions: Arc::new(positions),
         })
+    }
+
+    /// The stack's configuration (`SEATQ_CONFIG`, else `deploy/local/seatq.toml` under
+    /// `root`, then `SEATQ_*` variables: the same layers the services use).
+    pub fn settings(root: &Path) -> Result<Settings, BenchError> {
+        let file = std::env::var("SEATQ_CONFIG").unwrap_or_else(|_| {
+            root.join("deploy/local/seatq.toml")
+                .to_string_lossy()
+                .into_owned()
+        });
+        Settings::load_with(Some(&file), &[])
+            .map_err(|e| BenchError::Stack(format!("loading {file}: {e}")))
     }
 
     /// The repository the stack runs from (its `.dev/` and `deploy/local/`).

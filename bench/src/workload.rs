@@ -171,6 +171,11 @@ pub fn holder(user: u32) -> String {
     format!("u{user}")
 }
 
+/// The user of a holder id made by [`holder`].
+pub fn user_of(holder: &str) -> Option<u32> {
+    holder.strip_prefix('u')?.parse().ok()
+}
+
 /// Generate `attempts` attempts from `users` users, deterministically from `seed`.
 pub fn generate(stadium: &Stadium, attempts: usize, users: u32, seed: u64) -> Vec<Attempt> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

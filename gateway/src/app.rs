@@ -105,6 +105,14 @@ pub fn router(state: AppState) -> Router {
     if settings.auth.dev_tokens {
         api = api.route("/v1/dev/token", post(dev::issue_token));
     }
+    with_layers(api, state).merge(sandbox)
+}
+
+/// `api` behind the gateway's middleware stack (body limits, compression, timeout,
+/// problem+json errors, panics caught, request ids, tracing), with `state`. Public so
+/// that the benchmark can serve its own hold routes behind exactly these layers.
+pub fn with_layers(api: Router<AppState>, state: AppState) -> Router {
+    let settings = &state.settings;
     let request_id = header::HeaderName::from_static("x-request-id");
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -134,7 +142,6 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
-        .merge(sandbox)
 }
 
 /// Errors the handlers do not write themselves — the timeout layer's 408, axum's plain-text
@@ -197,13 +204,25 @@ pub async fn serve(
         let notifier = seatq_notifier::Notifier::start(&state.settings, shutdown.clone())?;
         app = app.merge(notifier.routes());
     }
+    tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
+    serve_app(listener, app, &state.settings, shutdown).await
+}
+
+/// Serve `app` as the gateway serves its router: latency metrics per route, `/metrics`,
+/// and the gateway's connection handling (idle timeout, header limits). Public so that
+/// the benchmark's fronts handle connections exactly like the gateway.
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    settings: &seatq_common::config::Settings,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     // Latency per route template over everything merged above; /metrics itself outside it.
     seatq_common::metrics::install();
     seatq_common::metrics::zero_money_counters();
     let app = seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes());
-    tracing::info!(%addr, embedded_notifier = state.settings.notifier.embedded, "gateway listening");
     let options = seatq_common::http::serve::ServeOptions::with_idle_timeout_secs(
-        state.settings.gateway.idle_timeout_secs,
+        settings.gateway.idle_timeout_secs,
     );
     seatq_common::http::serve::serve_with(listener, app, shutdown, options).await
 }

@@ -8,6 +8,10 @@
 //! a 503 is never an accepted request. A `429` (a user over the per-user hold rate; the
 //! workload's busiest users get there) is waited out per its `Retry-After`, counted the
 //! same way.
+//!
+//! The same client drives the fair fight's fronts for the naive designs (`crate::fair`),
+//! which decide synchronously: their `200` carries the decision (`status` `held` or
+//! `rejected`, as the gateway's own inline answer to `?wait_ms=` does).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,9 +31,11 @@ const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Give up on one attempt after this long of 503s.
 const RETRY_PATIENCE: Duration = Duration::from_secs(120);
 
+/// A `202` (queued: `pending`) or a `200` (decided: `held` or `rejected`).
 #[derive(Deserialize)]
-struct Accepted {
+struct Answer {
     request_id: Uuid,
+    status: String,
 }
 
 /// The JSON body of `attempt` for the stadium event.
@@ -121,11 +127,19 @@ impl Client for HttpClient {
             &self.retries,
         )
         .await?;
-        let accepted: Accepted =
-            api::expect(response, reqwest::StatusCode::ACCEPTED, "hold request")
-                .await?
-                .json()
-                .await?;
-        Ok(Decision::Accepted(accepted.request_id))
+        let expected = match response.status() {
+            reqwest::StatusCode::OK => reqwest::StatusCode::OK,
+            _ => reqwest::StatusCode::ACCEPTED,
+        };
+        let answer: Answer = api::expect(response, expected, "hold request")
+            .await?
+            .json()
+            .await?;
+        Ok(match answer.status.as_str() {
+            "pending" => Decision::Accepted(answer.request_id),
+            // The front knows which seats; the runner only counts the answer.
+            "held" => Decision::Held(Vec::new()),
+            _ => Decision::Rejected,
+        })
     }
 }

@@ -164,7 +164,22 @@ impl Pipeline {
         pace: Pace,
         connections: usize,
     ) -> Result<(RunOutcome, u64), BenchError> {
-        let url: Arc<str> = format!("{}/v1/events/{}/holds", self.stack.gateway, event.id).into();
+        self.storm_at(&self.stack.gateway, event, attempts, bar, pace, connections)
+            .await
+    }
+
+    /// [`Pipeline::storm`] against the front at `base` (the fair fight's fronts of the
+    /// naive designs serve the same route).
+    pub async fn storm_at(
+        &self,
+        base: &str,
+        event: &Event,
+        attempts: Arc<Vec<Attempt>>,
+        bar: ProgressBar,
+        pace: Pace,
+        connections: usize,
+    ) -> Result<(RunOutcome, u64), BenchError> {
+        let url: Arc<str> = format!("{base}/v1/events/{}/holds", event.id).into();
         let retries = Arc::new(AtomicU64::new(0));
         let clients = (0..connections.max(1))
             .map(|_| {

@@ -39,7 +39,8 @@ pub struct Cpu {
     run_dir: PathBuf,
 }
 
-fn pid_file(dir: &Path, name: &str) -> Option<u32> {
+/// The pid in the stack's pid file `{dir}/{name}.pid`.
+pub fn pid_file(dir: &Path, name: &str) -> Option<u32> {
     std::fs::read_to_string(dir.join(format!("{name}.pid")))
         .ok()?
         .trim()
@@ -47,10 +48,10 @@ fn pid_file(dir: &Path, name: &str) -> Option<u32> {
         .ok()
 }
 
-/// CPU seconds of every process whose command name is `name`.
-fn secs_of_named(name: &str) -> f64 {
+/// Every process whose command name is `name`.
+pub fn pids_named(name: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return Vec::new();
     };
     entries
         .filter_map(Result::ok)
@@ -59,8 +60,12 @@ fn secs_of_named(name: &str) -> f64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim_end() == name)
         })
-        .filter_map(cpu_secs_of)
-        .sum()
+        .collect()
+}
+
+/// CPU seconds of every process whose command name is `name`.
+fn secs_of_named(name: &str) -> f64 {
+    pids_named(name).into_iter().filter_map(cpu_secs_of).sum()
 }
 
 /// Busy seconds of all cores so far (`/proc/stat`: user, nice, system, irq, softirq,

@@ -5,8 +5,8 @@
 //! promises seats that were already promised, and PostgreSQL only finds out afterwards
 //! when the writer's insert conflicts. The run counts those double promises.
 
-mod client;
-mod writer;
+pub mod client;
+pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub async fn run(
 /// Kill Redis (SIGKILL) once `after` attempts were answered and start it again empty on
 /// the same port. Hands the server back (to be stopped by the caller) when done or when
 /// the run finished first.
-async fn restart_when(
+pub async fn restart_when(
     mut redis: PrivateRedis,
     bar: ProgressBar,
     after: Option<u64>,
