@@ -7,10 +7,11 @@
 //! - Consumer groups with `cooperative-sticky` assignment: a member joining or leaving
 //!   moves only the partitions that must move, and the others keep being applied during
 //!   the rebalance. A member that dies is evicted by the coordinator after
-//!   `session.timeout.ms` (`consumer.session_timeout_ms`).
-//! - Long-poll fetches (`fetch.wait.max.ms`, 500 ms by default): the broker answers as soon
-//!   as records arrive, and an idle consumer costs a fetch every half second instead of a
-//!   hundred (an idle stack must be idle).
+//!   `session.timeout.ms` (`kafka.session_timeout_ms`).
+//! - Long-poll fetches (`fetch.wait.max.ms`, 500 ms by default): Apache Kafka answers as
+//!   soon as records arrive; nisshi, the local broker, re-reads the fetch's partitions at
+//!   1/2, 3/4, 7/8 … of the wait, so the wait trades idle cost against the latency of
+//!   sporadic requests (bench/results/README.md, "The broker").
 //! - No idempotent producer: a produce that times out must stay an ordinary failure the
 //!   gateway can answer (503, the command abandoned; see gateway `commands`), not an epoch
 //!   bump that can turn fatal. Order comes from one request in flight per connection;
