@@ -3,8 +3,9 @@
 //!
 //! Each front stamps a request when it is about to be decided (the gateway's `issued_at`,
 //! the naive fronts' stamp at the same point of the same handler, both on the machine's
-//! wall clock, microseconds) and the ledger keeps, per request, that stamp, the seats it
-//! named and the seats it won. A seat is *contested* when two or more requests named it.
+//! wall clock, microseconds; each run checks that clock did not step, `clock`) and the
+//! ledger keeps, per request, that stamp, the seats it named and the seats it won. A seat
+//! is *contested* when two or more requests named it.
 //! A *violation* is a seat won by a request that arrived after another request that named
 //! it and was refused although it was entitled to it: every seat that earlier request
 //! named was either won by someone who arrived later still, or by nobody. (No seat is

@@ -25,6 +25,7 @@
 //! decision is the consumer's `decided_at` on the same machine's clock.
 
 pub mod arrivals;
+pub mod clock;
 pub mod cost;
 pub mod front;
 pub mod ledger;
@@ -211,6 +212,8 @@ impl Fight<'_> {
                 decisions += m.result.decided;
                 r.fairness.add(&m.result.fairness);
                 r.oversold += m.result.oversold;
+                r.max_wall_clock_step_ms =
+                    r.max_wall_clock_step_ms.max(m.result.wall_clock_step_ms);
                 let mut result = m.result;
                 result.cpu_s_per_1000_decisions =
                     CostResult::new(&m.cost, result.decided, design.counted()).per_1000_counted();
@@ -276,6 +279,7 @@ impl Fight<'_> {
     ) -> Result<Measured, BenchError> {
         let event = self.pipeline.event(&format!("fair fight: {name}")).await?;
         let root = self.stack.root();
+        let clock = clock::StepWatch::start();
         let bar = runner::progress_bar(name, attempts.len() as u64);
         let Some(front_design) = design.front() else {
             let meter = Meter::start(Processes::new(root, None));
@@ -286,10 +290,9 @@ impl Fight<'_> {
             decisions::wait_applied(self.stack, event.partition, name, self.opts.stall).await?;
             let (cost, _) = meter.stop().await;
             let decided = pipeline_ledger(self.stack, &outcome, &attempts).await?;
-            return Ok(Measured {
-                result: ScenarioResult::pipeline(&outcome, retries, connections, &decided),
-                cost,
-            });
+            let mut result = ScenarioResult::pipeline(&outcome, retries, connections, &decided);
+            result.wall_clock_step_ms = clock.step_ms();
+            return Ok(Measured { result, cost });
         };
         let db = self
             .db
@@ -332,6 +335,7 @@ impl Fight<'_> {
         let ledger = ledger?;
         let mut result = ScenarioResult::front(&outcome, retries, connections, &ledger);
         result.redis_restart = restarted;
+        result.wall_clock_step_ms = clock.step_ms();
         Ok(Measured { result, cost })
     }
 }

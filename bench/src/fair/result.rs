@@ -39,7 +39,9 @@ impl Setup {
             seed: opts.seed,
             rate_limits,
             arrival_clock: "wall clock of the one machine, microseconds, stamped where the \
-                gateway stamps issued_at (checked, about to be queued or decided)",
+                gateway stamps issued_at (checked, about to be queued or decided); each run \
+                checks that it did not step against the monotonic clock \
+                (wall_clock_step_ms), so the stamps order arrivals as a monotonic clock would",
         }
     }
 }
@@ -73,6 +75,10 @@ pub struct ScenarioResult {
     /// Seats won by two requests.
     pub oversold: u64,
     pub fairness: Fairness,
+    /// How far the wall clock (the arrival stamps' clock) stepped against the monotonic
+    /// clock during the run, ms (`clock`): 0 means the stamps order arrivals as a
+    /// monotonic clock would.
+    pub wall_clock_step_ms: f64,
     /// CPU seconds per 1,000 decisions of this run (the design's processes).
     pub cpu_s_per_1000_decisions: f64,
     /// Redis-first: when its Redis was killed and restarted empty.
@@ -211,6 +217,8 @@ pub struct DesignResult {
     pub fairness: Fairness,
     /// Seats won twice, over all its runs.
     pub oversold: u64,
+    /// The largest wall-clock step of its runs, ms (0: arrival order is exact).
+    pub max_wall_clock_step_ms: f64,
     /// CPU seconds per 1,000 decisions of the processes that serve it (see `cost`).
     pub cpu_s_per_1000_decisions: f64,
     pub cost: CostResult,
@@ -230,6 +238,7 @@ impl DesignResult {
             overload: None,
             fairness: Fairness::default(),
             oversold: 0,
+            max_wall_clock_step_ms: 0.0,
             cpu_s_per_1000_decisions: 0.0,
             cost: CostResult::default(),
         }
