@@ -194,10 +194,41 @@ const LOCK_FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no 
      JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
        ON s.event_id = k.event_id AND s.section_id = k.section_id \
      WHERE s.status = 'available' ORDER BY s.event_id, s.seat_no FOR UPDATE OF s";
-const FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no FROM seats s \
-     JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
-       ON s.event_id = k.event_id AND s.section_id = k.section_id \
-     WHERE s.status = 'available'";
+// Per (event, section, anchor): the `n` free seats just below the anchor and the `n` from
+// it up, within the section's seat numbers (sections are contiguous ranges of seat_no, so
+// each side is one short walk of the primary key, never the whole section).
+/// A request refused because its seats were taken, to be offered alternatives.
+struct Wanted {
+    decision: usize,
+    event_id: EventId,
+    section_id: SectionId,
+    /// The section's seat numbers, `[first, end)`.
+    seat_nos: (i32, i32),
+    /// Its first requested seat, and how many it asked for.
+    anchor: i32,
+    count: usize,
+}
+
+/// The columns of [`FREE_NEAR`]'s parameters.
+#[derive(Default)]
+struct NearArrays {
+    events: Vec<Uuid>,
+    sections: Vec<Uuid>,
+    anchors: Vec<i32>,
+    limits: Vec<i32>,
+    lows: Vec<i32>,
+    highs: Vec<i32>,
+}
+
+const FREE_NEAR: &str = "SELECT k.event_id, k.section_id, f.seat_no \
+     FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[]) \
+       AS k(event_id, section_id, anchor, n, lo, hi) \
+     CROSS JOIN LATERAL ( \
+       (SELECT s.seat_no FROM seats s WHERE s.event_id = k.event_id AND s.seat_no >= k.lo \
+          AND s.seat_no < k.anchor AND s.status = 'available' ORDER BY s.seat_no DESC LIMIT k.n) \
+       UNION ALL \
+       (SELECT s.seat_no FROM seats s WHERE s.event_id = k.event_id AND s.seat_no >= k.anchor \
+          AND s.seat_no < k.hi AND s.status = 'available' ORDER BY s.seat_no LIMIT k.n)) f";
 const LOCK_GA: &str =
     "SELECT g.event_id, g.section_id, g.capacity, g.held, g.sold FROM ga_inventory g \
      JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
@@ -1004,8 +1035,7 @@ impl BatchApplier {
                 _ => None,
             })
             .collect();
-        // (decision index, event, section, anchor seat, count)
-        let mut wanted: Vec<(usize, EventId, SectionId, i32, usize)> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for (i, d) in decided.iter().enumerate() {
             let Outcome::Rejected(rej) = &d.outcome else {
                 continue;
@@ -1018,23 +1048,59 @@ impl BatchApplier {
                 continue;
             };
             if let Some(section) = seats.first().and_then(|s| r.layout.section_of(*s)) {
-                wanted.push((i, d.event_id, section.id, seats[0], seats.len()));
+                wanted.push(Wanted {
+                    decision: i,
+                    event_id: d.event_id,
+                    section_id: section.id,
+                    seat_nos: (
+                        section.first_seat_no,
+                        section.first_seat_no + section.capacity,
+                    ),
+                    anchor: seats[0],
+                    count: seats.len(),
+                });
             }
         }
         if wanted.is_empty() {
             return Ok(());
         }
+        // Seats of the ledger that are no longer free, per section: the free seats read
+        // near an anchor must still leave `count` on each side once those are set aside.
+        let mut taken_in: HashMap<(EventId, SectionId), i32> = HashMap::new();
+        for (&(event_id, seat_no), slot) in &ledger.seats {
+            if slot.status == SeatStatus::Available {
+                continue;
+            }
+            if let Some(section) = rules
+                .get(&event_id)
+                .and_then(|r| r.layout.section_of(seat_no))
+            {
+                *taken_in.entry((event_id, section.id)).or_default() += 1;
+            }
+        }
         let mut free: HashMap<(EventId, SectionId), BTreeSet<i32>> = HashMap::new();
-        let missing: BTreeSet<(Uuid, Uuid)> = wanted
-            .iter()
-            .filter(|(_, e, s, _, _)| !ledger.section_free.contains_key(&(*e, *s)))
-            .map(|(_, e, s, _, _)| (e.0, s.0))
-            .collect();
-        let (events, sections): (Vec<Uuid>, Vec<Uuid>) = missing.into_iter().unzip();
-        if !events.is_empty() {
-            let rows: Vec<(EventId, SectionId, i32)> = sqlx::query_as(FREE_IN_SECTIONS)
-                .bind(&events)
-                .bind(&sections)
+        let mut near = NearArrays::default();
+        for w in &wanted {
+            let key = (w.event_id, w.section_id);
+            if ledger.section_free.contains_key(&key) {
+                continue;
+            }
+            let taken = taken_in.get(&key).copied().unwrap_or(0);
+            near.events.push(w.event_id.0);
+            near.sections.push(w.section_id.0);
+            near.anchors.push(w.anchor);
+            near.limits.push(w.count as i32 + taken);
+            near.lows.push(w.seat_nos.0);
+            near.highs.push(w.seat_nos.1);
+        }
+        if !near.events.is_empty() {
+            let rows: Vec<(EventId, SectionId, i32)> = sqlx::query_as(FREE_NEAR)
+                .bind(&near.events)
+                .bind(&near.sections)
+                .bind(&near.anchors)
+                .bind(&near.limits)
+                .bind(&near.lows)
+                .bind(&near.highs)
                 .fetch_all(&mut **tx)
                 .await?;
             for (event_id, section_id, seat_no) in rows {
@@ -1050,13 +1116,11 @@ impl BatchApplier {
                 }
             }
         }
-        for (i, event_id, section_id, anchor, count) in wanted {
-            let set = ledger
-                .section_free
-                .get(&(event_id, section_id))
-                .or_else(|| free.get(&(event_id, section_id)));
-            if let (Some(set), Outcome::Rejected(rej)) = (set, &mut decided[i].outcome) {
-                rej.alternatives = decide::nearest(set, anchor, count);
+        for w in wanted {
+            let key = (w.event_id, w.section_id);
+            let set = ledger.section_free.get(&key).or_else(|| free.get(&key));
+            if let (Some(set), Outcome::Rejected(rej)) = (set, &mut decided[w.decision].outcome) {
+                rej.alternatives = decide::nearest(set, w.anchor, w.count);
             }
         }
         Ok(())
