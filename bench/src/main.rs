@@ -56,6 +56,11 @@ use scenarios::seats_table::SeatsDesign;
 use stack::{Action, Service, Stack};
 use workload::{Attempt, Stadium};
 
+/// The gateway's allocator, so the naive designs' fronts (`bench front`, this binary) run
+/// on the same one as the pipeline's: like for like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Which parts of the benchmark one invocation runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Parts {

@@ -9,6 +9,12 @@ use seatq_common::config::Settings;
 use seatq_common::topics::Topics;
 use seatq_gateway::{app, demo, openapi, state::AppState};
 
+/// Under load glibc's allocator took about a quarter of the gateway's CPU (many small,
+/// short-lived allocations moving between tokio's worker threads); mimalloc's per-thread
+/// heaps make them cheap. Measured in bench/results/README.md ("Fair fight, item 5").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
