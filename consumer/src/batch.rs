@@ -194,9 +194,6 @@ const LOCK_FREE_IN_SECTIONS: &str = "SELECT s.event_id, s.section_id, s.seat_no 
      JOIN unnest($1::uuid[], $2::uuid[]) AS k(event_id, section_id) \
        ON s.event_id = k.event_id AND s.section_id = k.section_id \
      WHERE s.status = 'available' ORDER BY s.event_id, s.seat_no FOR UPDATE OF s";
-// Per (event, section, anchor): the `n` free seats just below the anchor and the `n` from
-// it up, within the section's seat numbers (sections are contiguous ranges of seat_no, so
-// each side is one short walk of the primary key, never the whole section).
 /// A request refused because its seats were taken, to be offered alternatives.
 struct Wanted {
     decision: usize,
@@ -220,6 +217,9 @@ struct NearArrays {
     highs: Vec<i32>,
 }
 
+// Per (event, section, anchor): the `n` free seats just below the anchor and the `n` from
+// it up, within the section's seat numbers (sections are contiguous ranges of seat_no, so
+// each side is one short walk of the primary key, never the whole section).
 const FREE_NEAR: &str = "SELECT k.event_id, k.section_id, f.seat_no \
      FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[]) \
        AS k(event_id, section_id, anchor, n, lo, hi) \
