@@ -6,7 +6,7 @@
 //! served; all or nothing for several seats; the per-user limit counts the user's active
 //! and sold holds. Nothing here does I/O, which keeps the rules unit-testable.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -93,8 +93,11 @@ pub struct GaSlot {
 /// The state a batch touches, changed in memory as commands are decided.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Seats loaded (and locked) for this batch.
+    /// Seats loaded for this batch: those named by a command or a hold are locked; the free
+    /// seats of best-available sections are read without a lock (see `unlocked_seats`).
     pub seats: HashMap<(EventId, i32), SeatSlot>,
+    /// Seats read as available but not locked: written only if still available.
+    pub unlocked_seats: HashSet<(EventId, i32)>,
     /// Available seats of sections asked for "best available", kept in step with `seats`.
     pub section_free: HashMap<(EventId, SectionId), BTreeSet<i32>>,
     pub ga: HashMap<(EventId, SectionId), GaSlot>,

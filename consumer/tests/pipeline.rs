@@ -324,3 +324,122 @@ async fn pending_requests_are_reported_until_the_consumer_decides() {
     let decided = p.api.decision(&token, id, Duration::from_secs(30)).await;
     assert_eq!(decided["status"], "held");
 }
+
+/// Best available reads a section's free seats without locking them (locking a stadium
+/// section's every free seat was the top cost under load). So a seat another writer takes
+/// after that read must never be written over: the seat write is a compare-and-set, the
+/// batch rolls back and is retried on what is really free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_seat_taken_after_best_available_read_it_free_is_never_written_over() {
+    let p = Pipeline::start(1).await;
+    let sections = json!([
+        {"kind": "reserved", "code": "A", "name": "A", "rows": 1, "seats_per_row": 4, "price_cents": 5000}
+    ]);
+    let event: seatq_common::ids::EventId = p
+        .api
+        .create_event(sections, json!({}))
+        .await
+        .parse()
+        .expect("event id");
+    let taken: i32 = sqlx::query_scalar("SELECT min(seat_no) FROM seats WHERE event_id = $1")
+        .bind(event)
+        .fetch_one(&p.env.pool)
+        .await
+        .expect("a seat");
+    // Another writer (none exists today; a second consumer the fence missed, an operator's
+    // SQL) holds a seat and keeps its transaction open.
+    let box_office = uuid::Uuid::new_v4();
+    let mut other = p.env.pool.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO holds (id, event_id, user_id, request_id, status, seat_nos, quantity, \
+           created_at, expires_at) \
+         VALUES ($3, $1, 'box-office', gen_random_uuid(), 'active', ARRAY[$2], 1, now(), \
+           now() + interval '10 minutes')",
+    )
+    .bind(event)
+    .bind(taken)
+    .bind(box_office)
+    .execute(&mut *other)
+    .await
+    .expect("a hold");
+    sqlx::query(
+        "UPDATE seats SET status = 'held', hold_id = $3 WHERE event_id = $1 AND seat_no = $2",
+    )
+    .bind(event)
+    .bind(taken)
+    .bind(box_office)
+    .execute(&mut *other)
+    .await
+    .expect("take a seat");
+
+    // All four seats are asked for: the batch reads the taken seat as free and wants it.
+    let alice = user_token(&p.env, "alice");
+    let (status, accepted) = p
+        .api
+        .hold(
+            &alice,
+            &event.to_string(),
+            &json!({"section": "A", "quantity": 4}),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let pool = p.env.pool.clone();
+    seatq_common::testkit::eventually(
+        "the consumer waits on the taken seat's row",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                let waiting = count(
+                    &pool,
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+                (waiting > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    other.commit().await.expect("commit");
+
+    wait_decided(&p.env.pool, 1, Duration::from_secs(30)).await;
+    let (decision, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status, reason FROM requests WHERE event_id = $1")
+            .bind(event)
+            .fetch_one(&p.env.pool)
+            .await
+            .expect("decision");
+    assert_eq!(
+        (decision.as_str(), reason.as_deref()),
+        ("rejected", Some("insufficient_seats"))
+    );
+    let seat: (String, Option<uuid::Uuid>) =
+        sqlx::query_as("SELECT status, hold_id FROM seats WHERE event_id = $1 AND seat_no = $2")
+            .bind(event)
+            .bind(taken)
+            .fetch_one(&p.env.pool)
+            .await
+            .expect("the taken seat");
+    assert_eq!(
+        seat,
+        ("held".to_string(), Some(box_office)),
+        "the other writer's seat is kept"
+    );
+    let held = count(
+        &p.env.pool,
+        "SELECT count(*) FROM seats WHERE status <> 'available'",
+    )
+    .await;
+    assert_eq!(held, 1, "nothing else was taken");
+    // The box office's hold was never a request, the one mismatch there is.
+    assert_eq!(
+        violations(&p.env.pool).await,
+        Violations {
+            decision_mismatch: 1,
+            ..Violations::default()
+        }
+    );
+}
