@@ -12,8 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// (path, content type, body) of every file the app consists of (`pow-worker.js` is not
+/// (path, content type, body) of every file the app consists of: `app.js` (the entry
+/// module) and its parts under `app/`, then the helper modules (`pow-worker.js` is not
 /// imported but started as a module Web Worker by `pow.js`: it must be here all the same).
+/// A module missing here is a 404 that stops the whole app from starting.
 const FILES: &[(&str, &str, &str)] = &[
     (
         "/",
@@ -24,6 +26,96 @@ const FILES: &[(&str, &str, &str)] = &[
         "/app.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/app.js"),
+    ),
+    (
+        "/app/ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/ui.js"),
+    ),
+    (
+        "/app/session.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/session.js"),
+    ),
+    (
+        "/app/holds.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/holds.js"),
+    ),
+    (
+        "/app/offers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/offers.js"),
+    ),
+    (
+        "/app/user-feed.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/user-feed.js"),
+    ),
+    (
+        "/app/event-cache.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-cache.js"),
+    ),
+    (
+        "/app/events.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/events.js"),
+    ),
+    (
+        "/app/event-page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-page.js"),
+    ),
+    (
+        "/app/event-state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-state.js"),
+    ),
+    (
+        "/app/event-selection.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-selection.js"),
+    ),
+    (
+        "/app/event-seat-info.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-seat-info.js"),
+    ),
+    (
+        "/app/event-waitlists.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-waitlists.js"),
+    ),
+    (
+        "/app/event-hold.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-hold.js"),
+    ),
+    (
+        "/app/event-live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-live.js"),
+    ),
+    (
+        "/app/event-pickers.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/event-pickers.js"),
+    ),
+    (
+        "/app/waiting-room.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/waiting-room.js"),
+    ),
+    (
+        "/app/hold-views.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/hold-views.js"),
+    ),
+    (
+        "/app/bookings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/bookings.js"),
     ),
     (
         "/api.js",

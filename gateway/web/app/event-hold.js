@@ -1,0 +1,282 @@
+// Holding seats on the event page: the hold request (`POST /v1/events/{id}/holds`, with an
+// idempotency key and the waiting room's admission token), its wait in the queue when the
+// answer is not immediate, retries after 429/503, the outcome (`hold-status`: held, or
+// rejected with the reason and nearby alternatives), and the user's holds at this event
+// with the limits they leave. The longest-running thing the page does, hence its own
+// module.
+
+import { api, currentSession } from '../api.js';
+import { h, fill, sleep, uuid } from '../util.js';
+import { errorText, isAbort } from './ui.js';
+import { promptLogin } from './session.js';
+import { myHolds, refreshHolds, rememberHold, seatList } from './holds.js';
+import { holdCard } from './hold-views.js';
+import { ADMISSION_CODES } from './waiting-room.js';
+import { admitted, MAX_SEATS_PER_REQUEST } from './event-state.js';
+
+/** What a rejection's `reason` means, in words. */
+const REASONS = {
+  seats_unavailable: 'Someone else got there first.',
+  insufficient_seats: 'There are not that many seats left in that section.',
+  user_limit_exceeded: 'You already hold as many seats as one person may have for this event.',
+  sale_not_open: 'This event is not on sale yet.',
+  event_not_found: 'This event no longer exists.',
+};
+
+/** The holding part of an event page (`page`: event-state.js). */
+export function holdRequests(page) {
+  const { scope, eventId } = page;
+  const status = h('div', {
+    class: 'hold-status',
+    'data-testid': 'hold-status',
+    'data-status': 'idle',
+    role: 'status',
+    hidden: true,
+  });
+  const holdsBox = h('div', { class: 'holds-box' });
+  /** The request's outcome and the user's holds here (placed by event-page.js). */
+  const area = h('div', { class: 'hold-area' }, status, holdsBox);
+  let stopRetry = false;
+  const pendingRequests = new Map(); // request_id -> resolve(view)
+
+  function setStatus(value, ...content) {
+    const first = status.hidden || status.dataset.status !== value;
+    status.hidden = false;
+    status.dataset.status = value;
+    fill(status, content);
+    if (first) status.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+  }
+
+  /** Ask for seats (`body`: `{seat_ids}` or `{section, quantity}`; `label` names them). */
+  async function request(body, label) {
+    if (!currentSession()) {
+      promptLogin('Log in to hold seats.');
+      return;
+    }
+    if (page.busy) return;
+    if (!admitted(page)) {
+      setStatus('error', h('p', { 'data-testid': 'hold-reason', 'data-reason': 'admission_required' }, 'Join the waiting room first: you can hold seats once it lets you in.'));
+      page.room.el.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+      return;
+    }
+    page.busy = true;
+    stopRetry = false;
+    page.inFlight = new Set(body.seat_ids || []);
+    page.selection.render();
+    const key = uuid();
+    try {
+      for (let attempt = 1; scope.alive; attempt++) {
+        setStatus('pending', h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `Asking for ${label}…`));
+        try {
+          const headers = { 'Idempotency-Key': key };
+          const admission = page.event.waiting_room_enabled && page.room ? page.room.token() : null;
+          if (admission) headers['X-Admission-Token'] = admission;
+          const r = await api('POST', `/v1/events/${eventId}/holds?wait_ms=3000`, { body, headers });
+          const view = r.status === 202 ? await waitForDecision(r.data.request_id, label) : r.data;
+          if (view) onDecision(view);
+          return;
+        } catch (err) {
+          if (!scope.alive) return;
+          if (err.retryable && attempt <= 6 && !stopRetry) {
+            const secs = Math.ceil(err.retryAfter ?? Math.min(2 ** attempt, 15));
+            setStatus(
+              'retrying',
+              h('p', {}, `${errorText(err)} Trying again in ${secs} s…`),
+              h(
+                'button',
+                { type: 'button', class: 'link-button', 'data-testid': 'hold-retry-stop', on: { click: () => (stopRetry = true) } },
+                'Stop',
+              ),
+            );
+            for (let s = 0; s < secs * 10 && !stopRetry && scope.alive; s++) await sleep(100);
+            if (stopRetry) {
+              setStatus('error', h('p', {}, 'Stopped. Your selection is kept: try again when you like.'));
+              return;
+            }
+            continue;
+          }
+          if (err.status === 401) {
+            setStatus('error', h('p', {}, 'Log in again to hold seats.'));
+            return;
+          }
+          if (err.status === 403 && ADMISSION_CODES.has(err.code) && page.room) {
+            setStatus(
+              'error',
+              h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code }, h('strong', {}, 'Not held. '), err.code === 'admission_expired' ? 'Your time to shop ran out.' : 'This sale lets people in through its waiting room.'),
+            );
+            page.room.lost(err);
+            return;
+          }
+          setStatus('error', h('p', { 'data-testid': 'hold-reason' }, errorText(err)));
+          return;
+        }
+      }
+    } finally {
+      page.busy = false;
+      page.inFlight = new Set();
+      page.selection.render();
+      if (page.loaded) page.live.afterChange();
+    }
+  }
+
+  /** Poll the request (and listen to the user stream) until it is decided. */
+  async function waitForDecision(requestId, label) {
+    let decided = null;
+    const fromStream = new Promise((resolve) => pendingRequests.set(requestId, resolve));
+    scope.on(() => pendingRequests.delete(requestId));
+    let delay = 500;
+    let nudged = false;
+    let aheadEl = null;
+    while (scope.alive && !decided) {
+      try {
+        const r = await api('GET', `/v1/hold-requests/${requestId}`, { signal: scope.signal });
+        if (r.data.status !== 'pending') {
+          decided = r.data;
+          break;
+        }
+        const ahead = r.data.ahead;
+        if (!aheadEl) {
+          // Built once; the count then changes in place, kept out of the live region so
+          // screen readers are not told every second.
+          aheadEl = h('p', { class: 'muted', 'data-testid': 'hold-ahead', 'aria-live': 'off' });
+          setStatus(
+            'pending',
+            h('p', {}, h('span', { class: 'spinner', 'aria-hidden': 'true' }), `You are in the queue for ${label}.`),
+            aheadEl,
+            h('p', { class: 'muted small' }, 'Keep this page open: first come, first served.'),
+          );
+        }
+        aheadEl.hidden = ahead == null;
+        aheadEl.dataset.ahead = String(ahead ?? '');
+        aheadEl.textContent =
+          ahead > 0 ? `${ahead.toLocaleString()} request${ahead === 1 ? '' : 's'} ahead of yours.` : 'You are next.';
+      } catch (err) {
+        if (isAbort(err) || !scope.alive) return null;
+        if (!err.retryable) throw err;
+        delay = Math.max(delay, (err.retryAfter || 2) * 1000);
+      }
+      // The user stream saying "decided" cuts the wait short once; the full view
+      // (alternatives and all) comes from the request's status.
+      const nudge = nudged ? false : await Promise.race([fromStream.then(() => true), sleep(delay).then(() => false)]);
+      if (nudged) await sleep(delay);
+      if (nudge) {
+        nudged = true;
+        delay = 250;
+      } else {
+        delay = Math.min(delay * 1.5, 3000);
+      }
+    }
+    pendingRequests.delete(requestId);
+    return decided;
+  }
+
+  scope.onUser('hold_created', (d) => pendingRequests.get(d.request_id)?.(d));
+  scope.onUser('hold_rejected', (d) => pendingRequests.get(d.request_id)?.(d));
+
+  /** The request's answer (`HoldRequestView`): held, or why not. */
+  function onDecision(view) {
+    const { selected, seatMap } = page;
+    if (view.status === 'held') {
+      const hold = {
+        hold_id: view.hold_id,
+        event_id: eventId,
+        status: 'active',
+        seat_ids: view.seat_ids || [],
+        section: view.section || null,
+        quantity: view.quantity || (view.seat_ids || []).length,
+        created_at: view.decided_at,
+        expires_at: view.expires_at,
+        extended: false,
+        from_waitlist: false,
+      };
+      for (const id of hold.seat_ids) selected.delete(id);
+      rememberHold(hold);
+      seatMap.applyChanges(hold.seat_ids.map((id) => ({ seat_id: id, status: 'held' })));
+      page.live.renderCounts();
+      page.selection.render();
+      status.dataset.holdId = hold.hold_id;
+      setStatus(
+        'held',
+        h('p', {}, h('strong', {}, 'Held! '), `${seatList(hold)} ${hold.seat_ids.length === 1 || hold.quantity === 1 ? 'is' : 'are'} yours until the timer runs out.`),
+      );
+      refreshHolds().catch(() => {});
+      return;
+    }
+    const unavailable = view.unavailable_seats || [];
+    const alternatives = view.alternatives || [];
+    for (const id of unavailable) selected.delete(id);
+    if (unavailable.length) {
+      seatMap.applyChanges(unavailable.map((id) => ({ seat_id: id, status: 'held' })));
+      page.live.renderCounts();
+    }
+    page.selection.render();
+    const reasonText = REASONS[view.reason] || `Not held (${view.reason || 'rejected'}).`;
+    setStatus(
+      'rejected',
+      h('p', { 'data-testid': 'hold-reason', 'data-reason': view.reason || '' }, h('strong', {}, 'Not held. '), reasonText),
+      unavailable.length
+        ? h('p', { class: 'muted', 'data-testid': 'unavailable-seats' }, `Taken: ${unavailable.join(', ')}`)
+        : null,
+      alternatives.length
+        ? h(
+            'div',
+            { class: 'alternatives' },
+            h('p', {}, 'Free nearby right now:'),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'primary',
+                'data-testid': 'alternative-hold',
+                'data-seat-ids': alternatives.join(','),
+                on: { click: () => request({ seat_ids: alternatives }, alternatives.join(', ')) },
+              },
+              `Hold ${alternatives.join(', ')}`,
+            ),
+          )
+        : null,
+    );
+  }
+
+  /** The hold button: hold the selected seats. */
+  function holdSelected() {
+    if (!currentSession()) {
+      promptLogin('Log in to hold seats.');
+      return;
+    }
+    if (!page.selected.size) return;
+    const ids = [...page.selected.keys()];
+    request({ seat_ids: ids }, ids.join(', '));
+  }
+
+  /** Hold the best `quantity` seats (or places) of a section. */
+  function holdBest(code, quantity) {
+    const sec = page.seatMap.section(code);
+    const noun = sec && sec.kind === 'general_admission' ? 'place' : 'seat';
+    request({ section: code, quantity }, `the best ${quantity} ${noun}${quantity === 1 ? '' : 's'} in ${code}`);
+  }
+
+  /** The user's holds at this event, and what they leave to pick. */
+  function renderHolds() {
+    const { event, seatMap } = page;
+    const mine = [...myHolds.values()].filter((hd) => hd.event_id === eventId);
+    // The "Held!" message goes with its hold.
+    if (status.dataset.status === 'held' && status.dataset.holdId && !myHolds.has(status.dataset.holdId)) {
+      status.hidden = true;
+      status.dataset.status = 'idle';
+    }
+    fill(holdsBox, mine.map((hd) => holdCard(hd, { event })));
+    if (seatMap) seatMap.setMine(mine.flatMap((hd) => hd.seat_ids));
+    page.seatInfo.refresh();
+    const held = mine.reduce((n, hd) => n + (hd.seat_ids.length || hd.quantity || 0), 0);
+    if (event) {
+      const before = page.maxSel;
+      page.maxSelRaw = Math.max(0, event.max_seats_per_user - held);
+      page.maxSel = Math.min(page.maxSelRaw, MAX_SEATS_PER_REQUEST);
+      if (page.maxSel !== before && page.loaded) page.pickers.refreshQuantities();
+      page.selection.render();
+    }
+  }
+
+  return { area, request, holdSelected, holdBest, renderHolds };
+}
