@@ -5,6 +5,16 @@ use tokio_util::sync::CancellationToken;
 
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
+/// Wait `period` unless `shutdown` comes first: `false` then, and the caller returns. The
+/// pause between rounds of every periodic worker (sweeps, reconcilers, samplers,
+/// retries), so none of them delays a shutdown by its interval.
+pub async fn pause(shutdown: &CancellationToken, period: std::time::Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(period) => true,
+    }
+}
+
 /// A token cancelled when the process receives SIGINT or SIGTERM.
 pub fn on_signal() -> CancellationToken {
     let token = CancellationToken::new();

@@ -39,9 +39,8 @@ impl Sampler {
     pub async fn run(self, shutdown: Shutdown) {
         let mut reported: BTreeSet<i32> = BTreeSet::new();
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(EVERY) => {}
+            if !seatq_common::shutdown::pause(&shutdown, EVERY).await {
+                return;
             }
             let owned = self.assignment.partitions();
             for gone in reported.iter().filter(|p| !owned.contains(p)) {

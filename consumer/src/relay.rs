@@ -148,9 +148,8 @@ impl Relay {
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     tracing::warn!(partition, error = %e, "outbox relay failed; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !seatq_common::shutdown::pause(&stop, backoff).await {
+                        return;
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;

@@ -111,9 +111,8 @@ impl Worker {
                 Ok(stored) => break stored,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the stored offset; retrying");
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    if !seatq_common::shutdown::pause(&self.stop, Duration::from_secs(1)).await {
+                        return;
                     }
                 }
             }
@@ -354,9 +353,8 @@ impl Worker {
                     }
                 }
             }
-            tokio::select! {
-                _ = self.stop.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            if !seatq_common::shutdown::pause(&self.stop, backoff).await {
+                return false;
             }
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }

@@ -70,9 +70,8 @@ impl Reconciler {
                 Ok(n) => tracing::info!(payments = n, "payment outcomes reconciled"),
                 Err(e) => tracing::warn!(error = %e, "payment reconciler failed"),
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
+            if !seatq_common::shutdown::pause(&shutdown, self.interval).await {
+                return;
             }
         }
     }

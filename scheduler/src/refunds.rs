@@ -17,7 +17,7 @@
 //! A refund the provider does not accept is tried again after a capped exponential backoff
 //! (`refund_backoff_ms`, doubled per failed try, at most `refund_backoff_max_ms`), and after
 //! `refund_max_attempts` tries it becomes `failed`: counted (`seatq_refunds_failed_total`),
-//! alerted, and left for an operator (README, operating notes). Due refunds are taken
+//! alerted, and left for an operator (docs/operations.md). Due refunds are taken
 //! oldest due first, so one that keeps failing is tried ever more rarely and never stands in
 //! front of the others. An issued refund is announced to the user (`refund_issued`); a
 //! payment whose issued refunds reach what it captured is marked `refunded`.
@@ -154,9 +154,8 @@ impl RefundWorker {
                 Ok(n) => seatq_common::metrics::refunds_failed_unresolved(n),
                 Err(e) => tracing::debug!(error = %e, "failed refunds not counted"),
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
+            if !seatq_common::shutdown::pause(&shutdown, self.interval).await {
+                return;
             }
         }
     }
@@ -253,7 +252,7 @@ impl RefundWorker {
                     seatq_common::metrics::refund_failed();
                     tracing::error!(refund_id = %id, %payment_id, event_id = %refund.event_id,
                         amount_cents = refund.amount_cents, attempts = refund.attempts,
-                        error = %error, "refund failed for good; an operator must act (README)");
+                        error = %error, "refund failed for good; an operator must act (docs/operations.md)");
                     Ok(Tried::Failed)
                 } else {
                     tracing::warn!(refund_id = %id, %payment_id, attempt = refund.attempts,

@@ -59,9 +59,8 @@ impl Sweeper {
                     tracing::warn!(error = %e, "waitlist mirrors not reconciled");
                 }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.interval) => {}
+            if !seatq_common::shutdown::pause(&shutdown, self.interval).await {
+                return;
             }
         }
     }
