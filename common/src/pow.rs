@@ -9,11 +9,11 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::HmacSha256;
 
 const BODY_LEN: usize = 16 + 8 + 16;
 const TAG_LEN: usize = 16;
@@ -54,9 +54,7 @@ pub struct Solved {
 }
 
 fn tag(secret: &[u8], body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    mac
+    crate::signing::keyed(secret, &[body])
 }
 
 /// A new challenge for `event_id`, valid until `expires_at` (unix seconds).

@@ -8,7 +8,18 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+pub type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA256 keyed with `key` over `parts` in order, not yet finalised: the one place
+/// seatq keys a MAC (webhooks, ticket codes, proof-of-work challenges, waiting-room
+/// lotteries, request ids).
+pub fn keyed(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac
+}
 
 /// Why a signature header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,11 +44,7 @@ impl SignatureError {
 }
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
+    keyed(secret, &[timestamp.to_string().as_bytes(), b".", body])
 }
 
 /// The `Payment-Signature` header value for `body` sent at `timestamp` (unix seconds).

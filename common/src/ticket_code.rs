@@ -8,11 +8,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use uuid::Uuid;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::signing::HmacSha256;
 
 const PREFIX: &str = "SQ1.";
 const PAYLOAD_LEN: usize = 16 + 4;
@@ -38,9 +37,7 @@ impl TicketCodeError {
 }
 
 fn mac(secret: &[u8], payload: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(payload);
-    mac
+    crate::signing::keyed(secret, &[payload])
 }
 
 /// The code for version `version` of ticket `ticket_id`.

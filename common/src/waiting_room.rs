@@ -7,10 +7,9 @@
 //! rebuilt from PostgreSQL — on a read that misses a waiting ticket, and by the scheduler
 //! when the set's size disagrees with the table.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
-use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -42,10 +41,9 @@ pub fn key(event_id: EventId) -> String {
 /// (event, user), so it is unpredictable without the secret, cannot be re-rolled by
 /// joining again, and is reproducible from a known secret (tests use a fixed one).
 pub fn lottery_key(secret: &[u8], event_id: EventId, user: &str) -> f64 {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(event_id.0.as_bytes());
-    mac.update(user.as_bytes());
-    let bytes = mac.finalize().into_bytes();
+    let bytes = crate::signing::keyed(secret, &[event_id.0.as_bytes(), user.as_bytes()])
+        .finalize()
+        .into_bytes();
     let mut top = [0u8; 8];
     top.copy_from_slice(&bytes[..8]);
     // 53 random bits: every value is exact in an f64 and below 1.

@@ -19,12 +19,10 @@
 //! account. Rotating the login secret makes the older ids unverifiable: those already
 //! decided are still answered from PostgreSQL.
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use seatq_common::ids::{RequestId, UserId};
-use sha2::Sha256;
+use seatq_common::signing::keyed;
 use uuid::Uuid;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Bits of the id that are the MAC (the low bits of its last three bytes).
 pub const MAC_BITS: u32 = 18;
@@ -40,9 +38,7 @@ pub struct RequestIdKeys {
 impl RequestIdKeys {
     /// Keys derived from `secret` (the login secret), for this purpose only.
     pub fn new(secret: &str) -> Self {
-        let mut derive =
-            HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-        derive.update(b"seatq request ids v1");
+        let derive = keyed(secret.as_bytes(), &[b"seatq request ids v1"]);
         Self {
             key: derive.finalize().into_bytes().into(),
         }
@@ -78,12 +74,11 @@ impl RequestIdKeys {
     fn mac(&self, user: &UserId, id: &[u8; 16]) -> u32 {
         let mut unsigned = *id;
         set_mac(&mut unsigned, 0);
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         // The user's length first, so (user, id) pairs cannot run into each other.
-        mac.update(&(user.0.len() as u64).to_be_bytes());
-        mac.update(user.0.as_bytes());
-        mac.update(&unsigned);
-        let out = mac.finalize().into_bytes();
+        let len = (user.0.len() as u64).to_be_bytes();
+        let out = keyed(&self.key, &[&len, user.0.as_bytes(), &unsigned])
+            .finalize()
+            .into_bytes();
         u32::from_be_bytes([0, out[0], out[1], out[2]]) & MAC_MASK
     }
 }
