@@ -262,6 +262,23 @@ mod tests {
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 
+    /// The Java client's `Utils.toPositive(murmur2(key)) % partitions` on the vectors above
+    /// ("foobar" over 50 partitions is 16 in other Kafka clients' tests too): the same key
+    /// lands on the same partition whichever client produced it.
+    #[test]
+    fn keys_land_on_the_java_clients_partitions() {
+        let cases: [(&[u8], [i32; 3]); 4] = [
+            (b"21", [0, 0, 40]),
+            (b"foobar", [0, 6, 16]),
+            (b"a-little-bit-long-string", [2, 8, 12]),
+            (b"abc", [0, 3, 7]),
+        ];
+        for (key, expected) in cases {
+            let got = [3, 12, 50].map(|n| partition_for_key(key, n));
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(key));
+        }
+    }
+
     #[test]
     fn partitions_are_in_range() {
         for i in 0..1000 {
