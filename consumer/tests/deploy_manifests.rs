@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use seatq_common::testkit::{repo_root, repo_tool};
+use seatq_common::testkit::{needed_tool, repo_root};
 use seatq_common::topics::Topics;
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -212,11 +212,8 @@ fn k8s_manifests_have_known_kinds_and_api_versions() {
 
 #[test]
 fn k8s_manifests_validate_against_the_kubernetes_api_schemas() {
-    let Some(validate) = repo_tool("ensure_kubernetes_validate", "KUBERNETES_VALIDATE_BIN") else {
-        eprintln!(
-            "\n\n########## SKIPPED: kubernetes-validate cannot be installed (deploy/local/lib.sh \
-             ensure_kubernetes_validate failed) ##########\n\n"
-        );
+    let Some(validate) = needed_tool("ensure_kubernetes_validate", "KUBERNETES_VALIDATE_BIN")
+    else {
         return;
     };
     let files = yaml_files(&repo_root().join("deploy/k8s"));

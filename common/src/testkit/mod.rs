@@ -94,6 +94,26 @@ pub fn repo_tool(ensure: &str, bin_variable: &str) -> Option<PathBuf> {
     bin.is_file().then_some(bin)
 }
 
+/// A tool a test needs (`repo_tool`), or `None` for the test to skip: but only on a
+/// developer's machine. Under `deploy/local/test` (the README's test command, so CI),
+/// `SEATQ_REQUIRE_TOOLS=1` and a tool that cannot be installed fails the test instead of
+/// letting it pass without having checked anything.
+pub fn needed_tool(ensure: &str, bin_variable: &str) -> Option<PathBuf> {
+    let tool = repo_tool(ensure, bin_variable);
+    if tool.is_none() {
+        let required = std::env::var("SEATQ_REQUIRE_TOOLS").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "deploy/local/lib.sh {ensure} failed and SEATQ_REQUIRE_TOOLS=1: the tool is required"
+        );
+        eprintln!(
+            "\n\n########## SKIPPED: deploy/local/lib.sh {ensure} failed \
+             (set SEATQ_REQUIRE_TOOLS=1 to make this an error) ##########\n\n"
+        );
+    }
+    tool
+}
+
 /// An isolated environment: a fresh migrated database, a unique topic prefix (topics
 /// created) and settings pointing at them.
 #[derive(Clone)]
