@@ -113,7 +113,7 @@ impl Admission {
         // waiting a push takes seconds, and inline it held admission ticks back by as much
         // (seen by `bench waitroom`: batch gaps of up to 11.6 s instead of 1 s).
         let mut pushes: HashMap<EventId, (Instant, tokio::task::JoinHandle<()>)> = HashMap::new();
-        let mut gauges = crate::metrics::WaitingRoomGauges::default();
+        let mut gauges = crate::waiting_room_gauges::WaitingRoomGauges::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,

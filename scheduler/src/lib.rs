@@ -14,11 +14,11 @@
 
 pub mod admission;
 pub mod delay_queue;
-pub mod metrics;
 pub mod reconcile;
 pub mod refunds;
 pub mod sweeper;
 pub mod timers;
+pub mod waiting_room_gauges;
 
 use std::sync::Arc;
 use std::time::Duration;
