@@ -1,168 +1,19 @@
 //! Deciding hold requests, in memory, in partition order.
 //!
-//! The batch transaction loads (and locks) everything the batch touches into a
-//! [`Ledger`]; each command is then decided against the ledger in offset order, so a
-//! later request sees what an earlier one in the same batch took. First come, first
-//! served; all or nothing for several seats; the per-user limit counts the user's active
-//! and sold holds. Nothing here does I/O, which keeps the rules unit-testable.
+//! The batch loads everything it touches into a [`Ledger`]; each request is then decided
+//! against the ledger in offset order, so a later request sees what an earlier one in the
+//! same batch took. First come, first served; all or nothing for several seats; the
+//! per-user limit counts the user's active and sold holds. Nothing here does I/O, which
+//! keeps the rules unit-testable.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use seatq_common::catalog::EventInfo;
 use seatq_common::command::HoldSeats;
-use seatq_common::ids::{EventId, HoldId, RequestId, SectionId, UserId};
-use seatq_common::layout::{SectionKind, VenueLayout};
-use seatq_common::message::SeatStatus;
+use seatq_common::ids::HoldId;
+use seatq_common::layout::SectionKind;
 
-/// An event's rules as the consumer needs them.
-#[derive(Debug, Clone)]
-pub struct EventRules {
-    pub info: EventInfo,
-    pub layout: Arc<VenueLayout>,
-}
-
-/// A hold request waiting for its decision.
-#[derive(Debug, Clone)]
-pub struct HoldRequest {
-    pub request_id: RequestId,
-    pub event_id: EventId,
-    pub user_id: UserId,
-    pub issued_at: DateTime<Utc>,
-    pub hold: HoldSeats,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Held(NewHold),
-    Rejected(Rejection),
-    /// A lifecycle command took effect (or was a harmless no-op): what happened.
-    Applied(Applied),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
-    /// The hold the command was about.
-    pub hold_id: Option<HoldId>,
-    pub detail: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewHold {
-    pub hold_id: HoldId,
-    /// Reserved seats, or empty for general admission.
-    pub seat_nos: Vec<i32>,
-    pub ga_section: Option<SectionId>,
-    pub quantity: i32,
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: &'static str,
-    /// Requested seats that were taken.
-    pub unavailable: Vec<i32>,
-    /// Filled in after deciding: nearby seats that were free.
-    pub alternatives: Vec<i32>,
-}
-
-impl Rejection {
-    pub(crate) fn new(reason: &'static str) -> Self {
-        Self {
-            reason,
-            unavailable: Vec::new(),
-            alternatives: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct SeatSlot {
-    pub status: SeatStatus,
-    pub hold_id: Option<HoldId>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct GaSlot {
-    pub capacity: i32,
-    pub held: i32,
-    pub sold: i32,
-}
-
-/// The state a batch touches, changed in memory as commands are decided.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    /// Seats loaded for this batch: those named by a command or a hold are locked; the free
-    /// seats of best-available sections are read without a lock (see `unlocked_seats`).
-    pub seats: HashMap<(EventId, i32), SeatSlot>,
-    /// Seats read as available but not locked: written only if still available.
-    pub unlocked_seats: HashSet<(EventId, i32)>,
-    /// Available seats of sections asked for "best available", kept in step with `seats`.
-    pub section_free: HashMap<(EventId, SectionId), BTreeSet<i32>>,
-    pub ga: HashMap<(EventId, SectionId), GaSlot>,
-    /// Seats held or sold by each user per event (active + sold holds).
-    pub user_seats: HashMap<(EventId, UserId), i32>,
-    /// Seats this batch changed, in order (a seat may appear twice), for writing and for
-    /// the seat-map deltas; their final state is in `seats`.
-    pub changed_seats: Vec<(EventId, i32)>,
-    /// General-admission counters this batch changed: (held, sold) deltas.
-    pub ga_changed: HashMap<(EventId, SectionId), (i32, i32)>,
-    /// Holds this batch created or loaded (for lifecycle commands), in their current state.
-    pub holds: HashMap<HoldId, HoldSlot>,
-    /// Holds created by this batch, in order.
-    pub new_holds: Vec<HoldId>,
-    /// Loaded holds this batch changed.
-    pub changed_holds: BTreeSet<HoldId>,
-    /// The rest of the lifecycle state (waitlists, payments, bookings, messages).
-    pub life: crate::lifecycle::LifeState,
-}
-
-/// A hold as the batch sees it.
-#[derive(Debug, Clone)]
-pub struct HoldSlot {
-    pub id: HoldId,
-    pub event_id: EventId,
-    pub user_id: UserId,
-    pub request_id: RequestId,
-    pub status: HoldStatus,
-    pub seat_nos: Vec<i32>,
-    pub ga_section: Option<SectionId>,
-    pub quantity: i32,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub ended_at: Option<DateTime<Utc>>,
-    pub extended: bool,
-    pub offered_from: Option<HoldId>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldStatus {
-    Active,
-    Sold,
-    Cancelled,
-    Expired,
-}
-
-impl HoldStatus {
-    pub fn as_db(self) -> &'static str {
-        match self {
-            HoldStatus::Active => "active",
-            HoldStatus::Sold => "sold",
-            HoldStatus::Cancelled => "cancelled",
-            HoldStatus::Expired => "expired",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Self {
-        match s {
-            "active" => HoldStatus::Active,
-            "sold" => HoldStatus::Sold,
-            "cancelled" => HoldStatus::Cancelled,
-            _ => HoldStatus::Expired,
-        }
-    }
-}
+use crate::ledger::{EventRules, HoldRequest, HoldSlot, Ledger, NewHold, Outcome, Rejection};
 
 impl Ledger {
     /// Decide one request and apply it to the ledger.
@@ -249,25 +100,19 @@ impl Ledger {
             }
         };
         *self.user_seats.entry(user_key).or_default() += quantity;
-        self.holds.insert(
-            hold_id,
-            HoldSlot {
-                id: hold_id,
-                event_id: req.event_id,
-                user_id: req.user_id.clone(),
-                request_id: req.request_id,
-                status: HoldStatus::Active,
-                seat_nos: seat_nos.clone(),
-                ga_section,
-                quantity,
-                created_at: now,
+        self.create_hold(HoldSlot {
+            seat_nos: seat_nos.clone(),
+            ga_section,
+            quantity,
+            ..HoldSlot::active(
+                hold_id,
+                req.event_id,
+                req.user_id.clone(),
+                req.request_id,
+                now,
                 expires_at,
-                ended_at: None,
-                extended: false,
-                offered_from: None,
-            },
-        );
-        self.new_holds.push(hold_id);
+            )
+        });
         Ok(NewHold {
             hold_id,
             seat_nos,
@@ -275,55 +120,6 @@ impl Ledger {
             quantity,
             expires_at,
         })
-    }
-
-    /// All of `seat_nos` for `hold_id`, or none of them.
-    pub(crate) fn take_seats(
-        &mut self,
-        event_id: EventId,
-        layout: &VenueLayout,
-        seat_nos: &[i32],
-        hold_id: HoldId,
-    ) -> Result<(), Rejection> {
-        let mut unique = BTreeSet::new();
-        if !seat_nos.iter().all(|s| unique.insert(*s)) {
-            return Err(Rejection::new("invalid_command"));
-        }
-        if seat_nos.iter().any(|s| layout.section_of(*s).is_none()) {
-            return Err(Rejection::new("unknown_seat"));
-        }
-        let unavailable: Vec<i32> = seat_nos
-            .iter()
-            .copied()
-            .filter(|s| {
-                self.seats
-                    .get(&(event_id, *s))
-                    .is_none_or(|slot| slot.status != SeatStatus::Available)
-            })
-            .collect();
-        if !unavailable.is_empty() {
-            return Err(Rejection {
-                reason: "seats_unavailable",
-                unavailable,
-                alternatives: Vec::new(),
-            });
-        }
-        for &seat in seat_nos {
-            self.seats.insert(
-                (event_id, seat),
-                SeatSlot {
-                    status: SeatStatus::Held,
-                    hold_id: Some(hold_id),
-                },
-            );
-            if let Some(section) = layout.section_of(seat) {
-                if let Some(free) = self.section_free.get_mut(&(event_id, section.id)) {
-                    free.remove(&seat);
-                }
-            }
-            self.changed_seats.push((event_id, seat));
-        }
-        Ok(())
     }
 }
 
@@ -357,83 +153,8 @@ pub fn nearest(free: &BTreeSet<i32>, near: i32, count: usize) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seatq_common::ids::VenueId;
-    use seatq_common::layout::SectionLayout;
-
-    fn rules(max: i32) -> (EventRules, SectionId, SectionId) {
-        let a = SectionId::new();
-        let ga = SectionId::new();
-        let layout = VenueLayout::new(vec![
-            SectionLayout {
-                id: a,
-                code: "A".into(),
-                name: "A".into(),
-                kind: SectionKind::Reserved,
-                rows: 2,
-                seats_per_row: 5,
-                first_seat_no: 0,
-                capacity: 10,
-                price_cents: 1,
-            },
-            SectionLayout {
-                id: ga,
-                code: "GA".into(),
-                name: "GA".into(),
-                kind: SectionKind::GeneralAdmission,
-                rows: 0,
-                seats_per_row: 0,
-                first_seat_no: 0,
-                capacity: 3,
-                price_cents: 1,
-            },
-        ]);
-        let info = EventInfo {
-            id: EventId::new(),
-            venue_id: VenueId::new(),
-            title: "t".into(),
-            performer: String::new(),
-            starts_at: Utc::now(),
-            on_sale_at: Utc::now() - Duration::hours(1),
-            hold_ttl_secs: 600,
-            max_seats_per_user: max,
-            waiting_room_enabled: false,
-            kafka_partition: 0,
-            refund_cutoff_hours: 24,
-            pow_difficulty: 0,
-        };
-        (
-            EventRules {
-                info,
-                layout: Arc::new(layout),
-            },
-            a,
-            ga,
-        )
-    }
-
-    fn ledger(rules: &EventRules, a: SectionId, ga: SectionId) -> Ledger {
-        let id = rules.info.id;
-        let mut l = Ledger::default();
-        for s in 0..10 {
-            l.seats.insert(
-                (id, s),
-                SeatSlot {
-                    status: SeatStatus::Available,
-                    hold_id: None,
-                },
-            );
-        }
-        l.section_free.insert((id, a), (0..10).collect());
-        l.ga.insert(
-            (id, ga),
-            GaSlot {
-                capacity: 3,
-                held: 0,
-                sold: 0,
-            },
-        );
-        l
-    }
+    use crate::ledger::fixtures::{ledger, rules};
+    use seatq_common::ids::{RequestId, UserId};
 
     fn req(rules: &EventRules, user: &str, hold: HoldSeats) -> HoldRequest {
         HoldRequest {

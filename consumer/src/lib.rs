@@ -8,6 +8,20 @@
 //! Kafka's consumer group decides which partitions this process applies (`group`);
 //! PostgreSQL decides what has been applied (the stored offset is the fence), so a
 //! hand-over that briefly gives a partition to two consumers cannot apply a command twice.
+//!
+//! The layout, in the order a command meets it:
+//!
+//! - Receiving: `group` (the consumer group and its rebalances), `assignment` (which
+//!   partitions this process applies now), `poller` (the one thread that polls Kafka and
+//!   hands messages to workers), `worker` (one task per partition: batches, retries).
+//! - Applying one batch, in one transaction: `batch` (the steps in order), `input`
+//!   (records to commands and refusals), `ledger` (the data a batch touches), `decide`
+//!   and `best_available` (hold requests), `lifecycle` (everything after a hold),
+//!   `store` (the SQL), `outbox` (the messages a batch publishes).
+//! - After commit: `relay` (outbox rows to Kafka, one per partition).
+//! - When a batch keeps failing: `poison` (finds the commands that make it fail, by trial)
+//!   and `dead_letters` (what operators see of them).
+//! - Operating: `lag` (queue depth per partition, for scaling), `metrics`, `peek`.
 
 pub mod assignment;
 pub mod batch;
@@ -15,14 +29,17 @@ pub mod best_available;
 pub mod dead_letters;
 pub mod decide;
 pub mod group;
+pub(crate) mod input;
 pub mod lag;
+pub mod ledger;
 pub mod lifecycle;
-pub mod lifecycle_store;
 pub mod metrics;
+pub(crate) mod outbox;
 pub mod peek;
 pub mod poison;
 pub mod poller;
 pub mod relay;
+pub(crate) mod store;
 pub mod worker;
 
 use std::sync::Arc;

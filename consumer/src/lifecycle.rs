@@ -3,12 +3,10 @@
 //! timer), sale on payment, refund of a payment that came too late or captured something
 //! else than was asked for, booking cancellation, and the seats' waitlists.
 //!
-//! Like `decide`, this is pure: it works on the [`Ledger`] the batch loaded and locked, in
+//! Like `decide`, this is pure: it works on the [`Ledger`] the batch loaded, in
 //! Kafka order. That is what makes a waitlist hand-off gapless: releasing a seat and holding
 //! it for the first person in line are two changes to the same in-memory seat inside one
 //! transaction, so no other command can ever see the seat free in between.
-
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use seatq_common::command::{
@@ -19,8 +17,9 @@ use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, Ticket
 use seatq_common::message::{ArmedTimer, HoldTimer, SeatEvent, SeatStatus};
 use serde_json::json;
 
-use crate::decide::{
-    Applied, EventRules, HoldSlot, HoldStatus, Ledger, Outcome, Rejection, SeatSlot,
+use crate::ledger::{
+    Applied, BookingSlot, EventRules, HoldSlot, HoldStatus, Ledger, NewRefund, NewTicket,
+    NewWaitEntry, Outcome, Rejection, TicketSlot, WaitEntry,
 };
 
 /// The lifecycle rules' settings.
@@ -52,109 +51,6 @@ impl LifecycleConfig {
             waitlist_max_per_user: settings.waitlist.max_per_user.max(1),
         }
     }
-}
-
-/// A `waiting` entry of a seat's waitlist.
-#[derive(Debug, Clone)]
-pub struct WaitEntry {
-    pub id: i64,
-    pub user_id: UserId,
-}
-
-/// A waitlist entry this batch created.
-#[derive(Debug, Clone)]
-pub struct NewWaitEntry {
-    pub id: i64,
-    pub event_id: EventId,
-    pub seat_no: i32,
-    pub user_id: UserId,
-    pub request_id: RequestId,
-    pub joined_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BookingSlot {
-    pub event_id: EventId,
-    pub hold_id: HoldId,
-    pub user_id: UserId,
-    pub payment_id: PaymentId,
-    pub amount_cents: i64,
-    pub cancelled: bool,
-    /// Refunded so far (cancellations of some of its tickets).
-    pub refund_cents: Option<i64>,
-    pub created_at: DateTime<Utc>,
-    /// Every ticket the booking was issued (loaded, locked, for a cancellation).
-    pub tickets: Vec<TicketSlot>,
-}
-
-/// A ticket of a booking being cancelled, as it is now.
-#[derive(Debug, Clone)]
-pub struct TicketSlot {
-    pub id: TicketId,
-    pub seat_no: Option<i32>,
-    pub holder: UserId,
-    pub valid: bool,
-    pub checked_in: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewTicket {
-    pub id: TicketId,
-    pub booking_id: BookingId,
-    pub event_id: EventId,
-    pub seat_no: Option<i32>,
-    pub section_id: seatq_common::ids::SectionId,
-    pub holder: UserId,
-}
-
-#[derive(Debug, Clone)]
-pub struct NewRefund {
-    pub payment_id: PaymentId,
-    pub event_id: EventId,
-    pub user_id: UserId,
-    pub amount_cents: i64,
-    pub reason: &'static str,
-    /// The command that decided it.
-    pub request_id: RequestId,
-}
-
-/// Lifecycle state of a batch: loaded under lock, changed in order, written at the end.
-#[derive(Debug, Default)]
-pub struct LifeState {
-    /// Holds with a payment in progress (checkout started, not yet applied).
-    /// Holds with payments in progress, and which (a failure of one leaves the others).
-    pub paying: HashMap<HoldId, HashSet<PaymentId>>,
-    /// Who holds the seats of the batch's waitlist joins, as stored before the batch.
-    pub holders: HashMap<HoldId, UserId>,
-    /// `waiting` entries of the seats the batch touches, first in line first.
-    pub waitlists: HashMap<(EventId, i32), VecDeque<WaitEntry>>,
-    /// `waiting` entries per user and event (for the per-user waitlist limit).
-    pub waiting_per_user: HashMap<(EventId, UserId), i64>,
-    /// Ids for new waitlist entries, taken from the table's sequence before deciding.
-    pub spare_waitlist_ids: VecDeque<i64>,
-    pub waitlist_new: Vec<NewWaitEntry>,
-    /// Entries that stopped waiting: (id, new status, offered hold).
-    pub waitlist_ended: Vec<(i64, &'static str, Option<HoldId>)>,
-    /// Seats whose Redis waitlist mirror must be rebuilt after commit.
-    pub waitlist_sync: std::collections::BTreeSet<(EventId, i32)>,
-    /// Bookings loaded (for cancellation) or created by this batch.
-    pub bookings: BTreeMap<BookingId, BookingSlot>,
-    pub new_bookings: Vec<BookingId>,
-    /// Loaded bookings this batch cancelled, wholly or in part.
-    pub changed_bookings: Vec<BookingId>,
-    pub tickets: Vec<NewTicket>,
-    /// Tickets this batch made void (their bookings were cancelled).
-    pub voided_tickets: Vec<TicketId>,
-    pub refunds: Vec<NewRefund>,
-    /// Payments this batch gives back whole (at most once per payment).
-    pub refunded: HashSet<PaymentId>,
-    /// Users let in by the waiting room of the events of the batch's waitlist commands.
-    pub admitted: HashSet<(EventId, UserId)>,
-    /// Per-user notifications and timers, in decision order.
-    pub notices: Vec<(EventId, SeatEvent)>,
-    pub timers: Vec<HoldTimer>,
-    /// Expiries that came before the hold was due, sent to the scheduler again.
-    pub rearmed_timers: Vec<ArmedTimer>,
 }
 
 /// How early (clock skew between scheduler and consumer) an expiry may be applied.
@@ -638,25 +534,18 @@ impl Ledger {
         let hold_id = HoldId::new();
         self.take_seats(cmd.event_id, &rules.layout, &b.seat_nos, hold_id)?;
         let expires_at = b.release_at.unwrap_or_else(seatq_common::command::never);
-        self.holds.insert(
-            hold_id,
-            HoldSlot {
-                id: hold_id,
-                event_id: cmd.event_id,
-                user_id: UserId(HOLDBACK_USER.into()),
-                request_id: cmd.request_id,
-                status: HoldStatus::Active,
-                seat_nos: b.seat_nos.clone(),
-                ga_section: None,
-                quantity: b.seat_nos.len() as i32,
-                created_at: now,
+        self.create_hold(HoldSlot {
+            seat_nos: b.seat_nos.clone(),
+            quantity: b.seat_nos.len() as i32,
+            ..HoldSlot::active(
+                hold_id,
+                cmd.event_id,
+                UserId(HOLDBACK_USER.into()),
+                cmd.request_id,
+                now,
                 expires_at,
-                ended_at: None,
-                extended: false,
-                offered_from: None,
-            },
-        );
-        self.new_holds.push(hold_id);
+            )
+        });
         if let Some(at) = b.release_at {
             self.life.timers.push(HoldTimer {
                 hold_id,
@@ -952,25 +841,19 @@ impl Ledger {
                 .user_seats
                 .entry((event_id, user_id.clone()))
                 .or_default() += seats.len() as i32;
-            self.holds.insert(
-                new_hold,
-                HoldSlot {
-                    id: new_hold,
+            self.create_hold(HoldSlot {
+                seat_nos: seats.clone(),
+                quantity: seats.len() as i32,
+                offered_from: Some(hold.id),
+                ..HoldSlot::active(
+                    new_hold,
                     event_id,
-                    user_id: user_id.clone(),
-                    request_id: RequestId::derived(cause.0, &format!("offer:{}", user_id.0)),
-                    status: HoldStatus::Active,
-                    seat_nos: seats.clone(),
-                    ga_section: None,
-                    quantity: seats.len() as i32,
-                    created_at: now,
+                    user_id.clone(),
+                    RequestId::derived(cause.0, &format!("offer:{}", user_id.0)),
+                    now,
                     expires_at,
-                    ended_at: None,
-                    extended: false,
-                    offered_from: Some(hold.id),
-                },
-            );
-            self.new_holds.push(new_hold);
+                )
+            });
             self.life.timers.push(HoldTimer {
                 hold_id: new_hold,
                 event_id,
@@ -1012,27 +895,6 @@ impl Ledger {
             || self.life.admitted.contains(&(rules.info.id, user.clone()))
     }
 
-    fn set_seat(
-        &mut self,
-        event_id: EventId,
-        seat: i32,
-        status: SeatStatus,
-        hold_id: Option<HoldId>,
-    ) {
-        self.seats
-            .insert((event_id, seat), SeatSlot { status, hold_id });
-        self.changed_seats.push((event_id, seat));
-    }
-
-    fn end_hold(&mut self, hold_id: HoldId, status: HoldStatus, now: DateTime<Utc>) {
-        if let Some(h) = self.holds.get_mut(&hold_id) {
-            h.status = status;
-            h.ended_at = Some(now);
-        }
-        self.life.paying.remove(&hold_id);
-        self.changed_holds.insert(hold_id);
-    }
-
     /// Give a payment back whole (once per payment).
     fn refund(
         &mut self,
@@ -1059,5 +921,224 @@ fn applied(hold_id: HoldId, detail: serde_json::Value) -> Applied {
     Applied {
         hold_id: Some(hold_id),
         detail,
+    }
+}
+
+/// One test per rule a reader of this module needs to see at work. The whole sequences
+/// (and their shrunk counterexamples) are in `tests/rules_model.rs`.
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use seatq_common::command::{
+        CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, PaymentOutcome,
+        WaitlistSeat,
+    };
+    use seatq_common::ids::{BookingId, HoldId, PaymentId, RequestId, UserId};
+
+    use super::*;
+    use crate::ledger::fixtures::{ledger, rules};
+    use crate::ledger::HoldRequest;
+
+    fn cmd(r: &EventRules, user: &str, command: Command) -> CommandEnvelope {
+        CommandEnvelope {
+            request_id: RequestId::new(),
+            event_id: r.info.id,
+            user_id: UserId(user.into()),
+            issued_at: Utc::now(),
+            command,
+            reply: false,
+        }
+    }
+
+    fn hold(l: &mut Ledger, r: &EventRules, user: &str, seats: &[i32]) -> HoldId {
+        let req = HoldRequest {
+            request_id: RequestId::new(),
+            event_id: r.info.id,
+            user_id: UserId(user.into()),
+            issued_at: Utc::now(),
+            hold: seatq_common::command::HoldSeats::Seats {
+                seat_nos: seats.to_vec(),
+            },
+        };
+        match l.decide(&req, Some(r), Utc::now()) {
+            Outcome::Held(h) => h.hold_id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn detail(o: Outcome) -> serde_json::Value {
+        match o {
+            Outcome::Applied(a) => a.detail,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn paid(hold_id: HoldId, payment_id: PaymentId) -> Command {
+        Command::PaymentSucceeded(PaymentOutcome {
+            hold_id,
+            payment_id,
+            amount_cents: 10_000,
+            currency: None,
+            captured: None,
+        })
+    }
+
+    fn seat(l: &Ledger, r: &EventRules, no: i32) -> (SeatStatus, Option<HoldId>) {
+        let s = l.seats[&(r.info.id, no)];
+        (s.status, s.hold_id)
+    }
+
+    #[test]
+    fn a_payment_in_progress_buys_one_grace_period_and_only_one() {
+        let (r, a, ga) = rules(8);
+        let mut l = ledger(&r, a, ga);
+        let config = LifecycleConfig::default();
+        let h = hold(&mut l, &r, "u1", &[3]);
+        l.life.paying.insert(h, HashSet::from([PaymentId::new()]));
+        let due = l.holds[&h].expires_at;
+        let expire = |at| {
+            Command::ExpireHold(ExpireHold {
+                hold_id: h,
+                expires_at: at,
+                attempt: 0,
+            })
+        };
+
+        let out = l.apply(&cmd(&r, "timer", expire(due)), Some(&r), &config, due);
+        assert_eq!(detail(out)["outcome"], "extended");
+        let extended = l.holds[&h].expires_at;
+        assert_eq!(extended, due + Duration::seconds(config.payment_grace_secs));
+        assert_eq!(seat(&l, &r, 3), (SeatStatus::Held, Some(h)));
+
+        // The old timer is now early for the hold; the new one expires it, still paying.
+        let out = l.apply(&cmd(&r, "timer", expire(due)), Some(&r), &config, due);
+        assert_eq!(detail(out)["outcome"], "not_due");
+        let out = l.apply(
+            &cmd(&r, "timer", expire(extended)),
+            Some(&r),
+            &config,
+            extended,
+        );
+        assert_eq!(detail(out)["outcome"], "expired");
+        assert_eq!(seat(&l, &r, 3), (SeatStatus::Available, None));
+    }
+
+    #[test]
+    fn an_expiry_that_comes_early_by_our_clock_is_rearmed_not_applied() {
+        let (r, a, ga) = rules(8);
+        let mut l = ledger(&r, a, ga);
+        let h = hold(&mut l, &r, "u1", &[3]);
+        let due = l.holds[&h].expires_at;
+        let early = due - Duration::seconds(30);
+        let c = cmd(
+            &r,
+            "timer",
+            Command::ExpireHold(ExpireHold {
+                hold_id: h,
+                expires_at: due,
+                attempt: 0,
+            }),
+        );
+        let out = l.apply(&c, Some(&r), &LifecycleConfig::default(), early);
+        assert_eq!(detail(out), json!({"outcome": "not_due", "rearmed": 1}));
+        assert_eq!(l.life.rearmed_timers.len(), 1);
+        assert_eq!(l.holds[&h].status, HoldStatus::Active);
+    }
+
+    #[test]
+    fn a_payment_after_its_hold_ended_is_refunded_once_and_sells_nothing() {
+        let (r, a, ga) = rules(8);
+        let mut l = ledger(&r, a, ga);
+        let config = LifecycleConfig::default();
+        let h = hold(&mut l, &r, "u1", &[3]);
+        let cancel = Command::CancelHold(CancelHold {
+            hold_id: h,
+            by_admin: false,
+        });
+        let out = l.apply(&cmd(&r, "u1", cancel), Some(&r), &config, Utc::now());
+        assert_eq!(detail(out)["outcome"], "cancelled");
+
+        let payment = PaymentId::new();
+        for _ in 0..2 {
+            let out = l.apply(
+                &cmd(&r, "psp", paid(h, payment)),
+                Some(&r),
+                &config,
+                Utc::now(),
+            );
+            assert_eq!(detail(out)["outcome"], "refund");
+        }
+        assert_eq!(l.life.refunds.len(), 1, "the same payment is refunded once");
+        assert_eq!(l.life.refunds[0].reason, "hold_released");
+        assert!(l.life.new_bookings.is_empty());
+        assert_eq!(seat(&l, &r, 3), (SeatStatus::Available, None));
+    }
+
+    #[test]
+    fn a_released_seat_goes_to_the_first_waiting_user_below_the_limit() {
+        let (r, a, ga) = rules(2);
+        let mut l = ledger(&r, a, ga);
+        let config = LifecycleConfig::default();
+        let now = Utc::now();
+        let h = hold(&mut l, &r, "owner", &[0]);
+        hold(&mut l, &r, "full", &[5, 6]);
+        l.life.spare_waitlist_ids.extend([1, 2]);
+        for user in ["full", "next"] {
+            let join = Command::JoinWaitlist(WaitlistSeat { seat_no: 0 });
+            let out = l.apply(&cmd(&r, user, join), Some(&r), &config, now);
+            assert_eq!(detail(out)["outcome"], "joined");
+        }
+
+        let cancel = Command::CancelHold(CancelHold {
+            hold_id: h,
+            by_admin: false,
+        });
+        let out = detail(l.apply(&cmd(&r, "owner", cancel), Some(&r), &config, now));
+        let offers = out["offers"].as_array().expect("offers");
+        assert_eq!(offers.len(), 1);
+        assert_eq!(offers[0]["user_id"], "next");
+        let offered: HoldId = serde_json::from_value(offers[0]["hold_id"].clone()).expect("id");
+        // No moment when the seat was free: it went from one hold to the next.
+        assert_eq!(seat(&l, &r, 0), (SeatStatus::Held, Some(offered)));
+        assert_eq!(l.holds[&offered].offered_from, Some(h));
+        assert_eq!(
+            l.life.waitlist_ended,
+            vec![(1, "skipped", None), (2, "offered", Some(offered))]
+        );
+    }
+
+    #[test]
+    fn a_booking_cancelled_before_the_cutoff_is_refunded_after_it_is_not() {
+        let (mut r, a, ga) = rules(8);
+        let now = Utc::now();
+        r.info.starts_at = now + Duration::hours(48);
+        r.info.refund_cutoff_hours = 24;
+        let config = LifecycleConfig::default();
+        let cutoff = r.info.starts_at - Duration::hours(24);
+        for (when, refund) in [(now, 10_000), (cutoff + Duration::minutes(1), 0)] {
+            let mut l = ledger(&r, a, ga);
+            let h = hold(&mut l, &r, "u1", &[3, 4]);
+            let out = l.apply(
+                &cmd(&r, "psp", paid(h, PaymentId::new())),
+                Some(&r),
+                &config,
+                now,
+            );
+            let booking: BookingId =
+                serde_json::from_value(detail(out)["booking_id"].clone()).expect("booking");
+            assert_eq!(seat(&l, &r, 3), (SeatStatus::Sold, Some(h)));
+
+            let cancel = Command::CancelBooking(CancelBooking {
+                booking_id: booking,
+                by_admin: false,
+            });
+            let out = detail(l.apply(&cmd(&r, "u1", cancel), Some(&r), &config, when));
+            assert_eq!(out["outcome"], "booking_cancelled");
+            assert_eq!(out["refund_cents"], refund, "cancelled at {when}");
+            assert_eq!(l.life.voided_tickets.len(), 2);
+            // The seats go back on sale either way.
+            assert_eq!(seat(&l, &r, 3), (SeatStatus::Available, None));
+        }
     }
 }

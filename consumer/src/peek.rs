@@ -1,6 +1,6 @@
 //! Reading the last records of a topic partition, for operators (`seatq-ctl peek`): the
 //! offsets, the `request_id` headers of the commands and the payloads, with seatq's own
-//! client (Debian's `kcat` cannot talk to the local broker; the README says why).
+//! client (Debian's `kcat` cannot talk to the local broker; docs/broker.md says why).
 
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,7 @@
 //! and requeue (`queue_tickets`).
 //!
 //! Next to it runs a small reference model ([`Model`]): plain structs holding the rules as
-//! the README states them — seats free/held/sold by which hold, holds with their timers,
+//! docs/architecture.md states them — seats free/held/sold by which hold, holds with their timers,
 //! extension once while a payment is in progress, bookings with tickets (holder, valid,
 //! checked in), refunds, FIFO waitlists per seat (open with the sale, to admitted users
 //! only at a waiting-room event, skipping users at their per-user limit, handed on in the
@@ -1286,7 +1286,7 @@ async fn admit(pool: &PgPool, event: EventId, user: &str) {
     .expect("admit");
 }
 
-// The gateway's statements (gateway/src/payments.rs, bookings.rs, queue.rs), copied.
+// The gateway's statements (gateway/src/payments.rs, bookings.rs, waiting_room.rs), copied.
 const INSERT_PAYMENT: &str =
     "INSERT INTO payments (id, hold_id, event_id, user_id, amount_cents, status) \
      VALUES ($1, $2, $3, $4, $5, 'pending') ON CONFLICT DO NOTHING";

@@ -6,7 +6,7 @@
 //!   (`seatq_consumer::lag`).
 //! - `dead-letters [--hours H] [--limit N] [--json]`: commands the consumer rejected
 //!   instead of applying, newest first (`seatq_consumer::dead_letters`; what to do with
-//!   one: the README's operating notes).
+//!   one: docs/operations.md).
 //! - `peek TOPIC [--partition P] [--last N] [--json]`: the last records of a partition
 //!   (`commands`, `seat-events`, `hold-timers` or a full topic name) with their
 //!   `request_id` headers (`seatq_consumer::peek`).

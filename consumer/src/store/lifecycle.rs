@@ -2,7 +2,7 @@
 //! payments in progress, bookings, tickets, refunds), inside the batch transaction.
 //!
 //! Rows a command will change are locked (`FOR UPDATE`) in one fixed order — bookings,
-//! holds, then (in `batch`) seats and counters, then waitlist entries — so two
+//! holds, then (in `store::inventory`) seats and counters, then waitlist entries — so two
 //! transactions can never wait on each other in a cycle.
 
 use std::collections::{BTreeSet, HashSet};
@@ -13,9 +13,7 @@ use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, SectionId, Ticket
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::batch::Position;
-use crate::decide::{HoldSlot, HoldStatus, Ledger};
-use crate::lifecycle::{BookingSlot, TicketSlot, WaitEntry};
+use crate::ledger::{BookingSlot, HoldSlot, HoldStatus, Ledger, Position, TicketSlot, WaitEntry};
 
 const LOCK_BOOKINGS: &str = "SELECT id, event_id, hold_id, user_id, payment_id, amount_cents, \
        status = 'cancelled', refund_cents, created_at \
