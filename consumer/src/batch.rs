@@ -20,7 +20,7 @@
 //! A batch may also be *tried* (`Plan::trial`): steps 1–5 for some of its commands only,
 //! then rolled back. That is how `poison` finds the commands that make a batch fail.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,18 +31,11 @@ use seatq_common::message::SeatStatus;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::input::{decode, Input};
+use crate::input::{decode, Incoming, Input, Plan, Quarantine};
 use crate::ledger::{Decided, EventRules, HoldRequest, Ledger, Outcome, Position, Rejection};
 use crate::lifecycle::LifecycleConfig;
 use crate::outbox::{collect_messages, Outbox};
 use crate::store::{decisions, inventory, lifecycle as lifecycle_store, offsets};
-
-/// A message as the worker received it.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub offset: i64,
-    pub payload: Option<Vec<u8>>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchResult {
@@ -105,19 +98,6 @@ fn is_transient(e: &sqlx::Error) -> bool {
         }),
         _ => false,
     }
-}
-
-/// Commands to refuse instead of deciding, by position, with what went wrong: they failed
-/// their batch when applied (see `poison`).
-pub type Quarantine = BTreeMap<Position, String>;
-
-/// Which commands of a batch to apply, and how.
-#[derive(Debug, Clone, Copy)]
-pub struct Plan<'a> {
-    /// Refused as `internal_error` and dead-lettered.
-    pub quarantine: &'a Quarantine,
-    /// A trial: only these positions (the others are left out entirely), rolled back.
-    pub trial: Option<&'a BTreeSet<Position>>,
 }
 
 /// Applies batches for the partitions of one topic.
@@ -454,7 +434,10 @@ impl BatchApplier {
         lifecycle_store::write_holds(tx, ledger).await?;
         inventory::write_seats(tx, ledger).await?;
         lifecycle_store::write_rest(tx, ledger, now).await?;
-        decisions::write_requests(tx, partition, decided, rules, now).await?;
+        let raced = decisions::write_requests(tx, partition, decided, rules, now).await?;
+        if raced > 0 {
+            return Err(BatchError::Raced(raced));
+        }
         let dead_letters = decisions::write_dead_letters(tx, &self.topic, partition, input).await?;
         let mut outbox = Outbox::default();
         collect_messages(&mut outbox, decided, ledger, rules, next_offset, now)?;

@@ -6,12 +6,33 @@
 //! as dead letters for operators. Nothing is dropped silently: a refusal still gets a
 //! decision its sender can read.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Datelike, Utc};
 use seatq_common::command::{Command, CommandEnvelope, Decoded};
 use seatq_common::ids::{EventId, PaymentId, RequestId, UserId};
 
-use crate::batch::{Incoming, Plan};
 use crate::ledger::Position;
+
+/// A message as the worker received it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub offset: i64,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Commands to refuse instead of deciding, by position, with what went wrong: they failed
+/// their batch when applied (see `poison`).
+pub type Quarantine = BTreeMap<Position, String>;
+
+/// Which commands of a batch to apply, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// Refused as `internal_error` and dead-lettered.
+    pub quarantine: &'a Quarantine,
+    /// A trial: only these positions (the others are left out entirely), rolled back.
+    pub trial: Option<&'a BTreeSet<Position>>,
+}
 
 /// A command rejected without deciding: malformed, or quarantined.
 pub(crate) struct Refused {

@@ -29,7 +29,7 @@ pub mod best_available;
 pub mod dead_letters;
 pub mod decide;
 pub mod group;
-pub(crate) mod input;
+pub mod input;
 pub mod lag;
 pub mod ledger;
 pub mod lifecycle;

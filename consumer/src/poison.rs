@@ -24,7 +24,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use crate::batch::{BatchApplier, BatchError, BatchResult, Incoming, Plan, Quarantine};
+use crate::batch::{BatchApplier, BatchError, BatchResult};
+use crate::input::{Incoming, Plan, Quarantine};
 use crate::ledger::Position;
 
 /// What isolating a failing batch found.

@@ -15,8 +15,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use seatq_common::shutdown::Shutdown;
 
 use crate::assignment::Assignment;
-use crate::batch::Incoming;
 use crate::group::GroupContext;
+use crate::input::Incoming;
 use crate::worker::Control;
 
 /// The consumer this thread owns.

@@ -15,7 +15,8 @@ use seatq_common::shutdown::Shutdown;
 use tokio::sync::{mpsc, Notify};
 use tracing::Instrument;
 
-use crate::batch::{BatchApplier, BatchResult, Incoming, Plan, Quarantine};
+use crate::batch::{BatchApplier, BatchResult};
+use crate::input::{Incoming, Plan, Quarantine};
 use crate::poison::{self, Isolation};
 use crate::relay::Relay;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use seatq_common::catalog::Catalog;
 use seatq_common::ids::{EventId, RequestId};
 use seatq_common::testkit::{eventually, TestEnv};
-use seatq_consumer::batch::{BatchApplier, BatchResult, Incoming};
+use seatq_consumer::batch::{BatchApplier, BatchResult};
+use seatq_consumer::input::Incoming;
 use serde_json::json;
 use support::*;
 

@@ -68,7 +68,8 @@ use seatq_common::ids::{
     BookingId, EventId, HoldId, PaymentId, RequestId, SectionId, TicketId, UserId,
 };
 use seatq_common::testkit::invariants::{violations, Violations};
-use seatq_consumer::batch::{BatchApplier, BatchResult, Incoming};
+use seatq_consumer::batch::{BatchApplier, BatchResult};
+use seatq_consumer::input::Incoming;
 use seatq_consumer::lifecycle::LifecycleConfig;
 use seatq_gateway::inventory::{self, EventLimits, NewEvent, NewSection, NewVenue};
 use sqlx::{Connection, PgConnection, PgPool};

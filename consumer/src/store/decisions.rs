@@ -9,7 +9,6 @@ use seatq_common::ids::EventId;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::batch::BatchError;
 use crate::input::Input;
 use crate::ledger::{Decided, EventRules, Outcome};
 use crate::outbox::Outbox;
@@ -60,16 +59,17 @@ pub async fn decided_ids(
         .await
 }
 
-/// One `requests` row per decision; `Raced` if any was decided elsewhere meanwhile.
+/// One `requests` row per decision. Returns how many were decided elsewhere meanwhile
+/// (the gateway recorded them as never accepted): the batch must not commit then.
 pub async fn write_requests(
     tx: &mut Transaction<'static, Postgres>,
     partition: i32,
     decided: &[Decided],
     rules: &HashMap<EventId, EventRules>,
     now: DateTime<Utc>,
-) -> Result<(), BatchError> {
+) -> Result<u64, sqlx::Error> {
     if decided.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut ids = Vec::with_capacity(decided.len());
     let mut events = Vec::with_capacity(decided.len());
@@ -144,11 +144,7 @@ pub async fn write_requests(
         .await?
         .rows_affected();
     // The batch checked none was decided; a missing row was decided meanwhile.
-    let raced = decided.len() as u64 - inserted.min(decided.len() as u64);
-    if raced > 0 {
-        return Err(BatchError::Raced(raced));
-    }
-    Ok(())
+    Ok(decided.len() as u64 - inserted.min(decided.len() as u64))
 }
 
 /// Dead letters of the batch, and refunds of payments whose command is one of them.
