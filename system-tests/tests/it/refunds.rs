@@ -2,7 +2,6 @@
 //! provider refuses are retried with a growing backoff, end `failed` after their last try
 //! (counted for the alert), and never hold up the refunds behind them.
 
-mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Duration;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
 use serde_json::json;
-use support::*;
+use seatq_system_tests::stack::*;
 
 /// More refused refunds than the worker ever took at once (it used to lock the oldest 50
 /// pending refunds and retry them forever, so the 51st and everything after waited).

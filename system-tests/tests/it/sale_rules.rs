@@ -8,7 +8,6 @@
 //! - waitlists skipped the sale: joining one (and the offer it leads to) checked neither
 //!   the sale's opening nor the waiting room.
 
-mod support;
 
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use seatq_common::ids::{EventId, RequestId, UserId};
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
 use serde_json::{json, Value};
-use support::*;
+use seatq_system_tests::stack::*;
 
 /// Hold `seats`, pay for them at the sandbox provider and wait for the booking.
 async fn book(stack: &Stack, token: &str, event: &str, seats: &[&str]) -> Value {

@@ -1,7 +1,6 @@
 //! What a batch tells the rest of the system: the seat events and hold timers the outbox
 //! relay publishes after commit, packed per event into few records.
 
-mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use chrono::Utc;
 use seatq_common::message::{HoldTimer, SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use seatq_common::testkit::read_topic;
-use support::*;
+use seatq_system_tests::pipeline::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn decisions_are_published_as_packed_seat_events_and_hold_timers() {

@@ -2,7 +2,6 @@
 //! seats), buyers cannot hold them, they come back by hand or at their release time —
 //! to the seat's waitlist first — and the event's stats count them apart.
 
-mod support;
 
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use reqwest::Method;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
 use serde_json::json;
-use support::*;
+use seatq_system_tests::stack::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn held_back_seats_are_off_sale_until_released_by_hand_or_on_time() {

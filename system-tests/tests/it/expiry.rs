@@ -1,7 +1,6 @@
 //! Holds end on time: the scheduler's timers expire unpaid holds (with a reminder first),
 //! survive kill -9 of the scheduler, and the sweeper expires holds whose timer never fired.
 
-mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,9 +16,8 @@ use seatq_common::testkit::{eventually, read_topic};
 use seatq_scheduler::sweeper::{sweep_request_id, Sweeper};
 use seatq_scheduler::timers::{expiry_attempt_request_id, expiry_request_id};
 use serde_json::{json, Value};
-use support::*;
+use seatq_system_tests::stack::*;
 
-const SCHEDULER_BIN: &str = env!("CARGO_BIN_EXE_seatq-scheduler");
 use uuid::Uuid;
 
 fn hold_id(view: &Value) -> HoldId {
@@ -143,7 +141,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
         s.kafka.session_timeout_ms = 2000;
     })
     .await;
-    let mut scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
+    let mut scheduler = SchedulerProcess::spawn(&stack.env);
     let short = stack.event(json!({"hold_ttl_secs": 4})).await;
     let long = stack.event(json!({"hold_ttl_secs": 8})).await;
     let mut holds: Vec<(HoldId, DateTime<Utc>)> = Vec::new();
@@ -168,7 +166,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
     }
     // First crash: timers read (or not yet), nothing due.
     scheduler.kill9();
-    scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
+    scheduler = SchedulerProcess::spawn(&stack.env);
     // Second crash: as soon as the first expiry is decided, mid-firing.
     let expired = "SELECT count(*) FROM holds WHERE status = 'expired'";
     eventually("a first expiry", Duration::from_secs(60), || async {
@@ -176,7 +174,7 @@ async fn scheduler_killed_twice_every_timer_still_fires_once() {
     })
     .await;
     scheduler.kill9();
-    scheduler = SchedulerProcess::spawn(&stack.env, SCHEDULER_BIN);
+    scheduler = SchedulerProcess::spawn(&stack.env);
     eventually("every hold expired", Duration::from_secs(90), || async {
         (stack.count(expired).await == holds.len() as i64).then_some(())
     })

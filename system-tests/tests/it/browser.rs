@@ -11,8 +11,6 @@
 //! `docs/screenshots/` (the README shows them). Each test has its own database, so plain
 //! user names cannot collide with other tests.
 
-#[path = "../../scheduler/tests/support/mod.rs"]
-mod support;
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -22,7 +20,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use seatq_common::testkit::free_port;
 use serde_json::json;
-use support::Stack;
+use seatq_system_tests::stack::Stack;
 
 const WAIT: Duration = Duration::from_secs(20);
 

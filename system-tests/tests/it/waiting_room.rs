@@ -4,7 +4,6 @@
 //! the line survives Redis being flushed; positions and admission reach the user's stream;
 //! the admission rate backs off when decisions slow down.
 
-mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::sse::SseClient;
 use serde_json::{json, Value};
-use support::*;
+use seatq_system_tests::stack::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -9,7 +9,6 @@
 //! unknown kind, a bad body, and records that are not commands at all. Before poison
 //! isolation the first of these stopped the partition for good.
 
-mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use seatq_common::ids::{EventId, HoldId, PaymentId, RequestId, UserId};
 use seatq_common::testkit::{eventually, free_port, TestEnv};
 
 use serde_json::json;
-use support::*;
+use seatq_system_tests::pipeline::*;
 
 const ROWS: i32 = 20;
 const PER_ROW: i32 = 25;

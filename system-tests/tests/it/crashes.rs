@@ -1,7 +1,6 @@
 //! Crashes mid-storm: kill -9 of the consumer process, and of the broker. Afterwards every
 //! request that got 202 is decided exactly once, in FIFO order, and no seat is oversold.
 
-mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -9,14 +8,14 @@ use std::time::Duration;
 
 use seatq_common::testkit::{PrivateBroker, TestEnv};
 use serde_json::json;
-use support::*;
+use seatq_system_tests::pipeline::*;
 
 /// The consumer binary in a child process, killed (SIGKILL) when dropped.
 struct ConsumerProcess(Child);
 
 impl ConsumerProcess {
     fn spawn(env: &TestEnv) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_seatq-consumer"))
+        let child = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-consumer"))
             .envs(env.child_env())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -5,7 +5,6 @@
 //! finished and committed its in-flight batch (PostgreSQL and the group offset agree), so
 //! the next owner continues where it stopped.
 
-mod support;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use seatq_common::testkit::{eventually, Api, TestEnv};
 use serde_json::json;
-use support::*;
+use seatq_system_tests::pipeline::*;
 
 const PARTITIONS: i32 = 8;
 const ROWS: i32 = 2;
@@ -30,7 +29,7 @@ struct ConsumerProcess {
 
 impl ConsumerProcess {
     fn spawn(env: &TestEnv, host: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_seatq-consumer"))
+        let child = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-consumer"))
             .envs(env.child_env())
             .env("HOSTNAME", host)
             .stdin(Stdio::null())
@@ -299,7 +298,7 @@ async fn consumers_join_and_leave_mid_storm() {
 
     // seatq-ctl sees the drained topic: no lag, the two live consumers own everything,
     // one consumer suggested.
-    let out = Command::new(env!("CARGO_BIN_EXE_seatq-ctl"))
+    let out = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-ctl"))
         .args(["lag", "--threshold", "10", "--json"])
         .envs(p.env.child_env())
         .output()

@@ -1,8 +1,6 @@
 //! Shared by the pipeline tests: start a gateway and a consumer on an isolated
 //! environment, build events, and check the invariants in SQL.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,10 +2,6 @@
 //! and scheduler on an isolated environment, and the steps a buyer takes (hold, wait, pay,
 //! join a waitlist), each through the public HTTP API.
 //!
-//! The gateway's browser tests use it too (`#[path]`), so it names no binary of its own.
-
-#![allow(dead_code)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -394,8 +390,9 @@ pub fn seat_no(label: &str) -> i32 {
 pub struct SchedulerProcess(Child);
 
 impl SchedulerProcess {
-    /// `binary`: `env!("CARGO_BIN_EXE_seatq-scheduler")` (known to the scheduler's tests).
-    pub fn spawn(env: &TestEnv, binary: &str) -> Self {
+    /// The workspace's `seatq-scheduler` binary (`cargo build --bins`).
+    pub fn spawn(env: &TestEnv) -> Self {
+        let binary = seatq_common::testkit::cluster::workspace_binary("seatq-scheduler");
         let s = &env.settings;
         let extra = [
             ("SEATQ_SCHEDULER__GROUP_ID", s.scheduler.group_id.clone()),
