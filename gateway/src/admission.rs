@@ -8,11 +8,10 @@
 
 use chrono::{DateTime, Utc};
 use seatq_common::http::auth::Hs256Keys;
+use seatq_common::http::error::AppError;
 use seatq_common::ids::{EventId, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use crate::error::AppError;
 
 const KIND: &str = "admission";
 

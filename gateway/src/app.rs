@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
+use seatq_common::http::error::AppError;
 use seatq_common::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,95 +16,17 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::AppError;
-use crate::routes::{admin, dev, events, health, holdbacks, holds, payments, queue, waitlist};
 use crate::state::AppState;
 
+/// The gateway's router: the API (`routes::api_router`, declared once per route with its
+/// OpenAPI operation) and the browser app behind the middleware stack, and the sandbox
+/// payment provider beside it.
 pub fn router(state: AppState) -> Router {
     // The sandbox payment provider (local stack and tests): a separate service in spirit,
     // with its own state, merged in only when enabled.
     let sandbox = crate::sandbox::router(state.pool.clone(), state.settings.clone());
-    let settings = &state.settings;
-    let mut api = Router::new()
-        .merge(crate::web::router())
-        .route("/v1/admin/venues", post(admin::create_venue))
-        .route("/v1/admin/events", post(admin::create_event))
-        .route(
-            "/v1/admin/events/{event_id}/holdbacks",
-            post(holdbacks::create).get(holdbacks::list),
-        )
-        .route(
-            "/v1/admin/holdbacks/{hold_id}/release",
-            post(holdbacks::release),
-        )
-        .route("/v1/admin/events/{event_id}/stats", get(holdbacks::stats))
-        .route(
-            "/v1/admin/requests/{request_id}",
-            get(holdbacks::request_status),
-        )
-        .route("/v1/events", get(events::list))
-        .route("/v1/events/{event_id}", get(events::get))
-        .route("/v1/events/{event_id}/seats", get(events::seat_map))
-        .route(
-            "/v1/events/{event_id}/holds",
-            post(holds::request_hold).layer(axum::middleware::from_fn(
-                seatq_common::metrics::count_hold_requests,
-            )),
-        )
-        .route("/v1/hold-requests/{request_id}", get(holds::request_status))
-        .route(
-            "/v1/holds/{hold_id}",
-            get(holds::get_hold).delete(holds::cancel_hold),
-        )
-        .route("/v1/me/holds", get(holds::my_holds))
-        .route("/v1/me/waitlists", get(waitlist::mine))
-        .route("/v1/events/{event_id}/queue", post(queue::join))
-        .route(
-            "/v1/events/{event_id}/queue/challenge",
-            post(queue::challenge),
-        )
-        .route("/v1/events/{event_id}/queue/{ticket}", get(queue::status))
-        .route("/v1/holds/{hold_id}/checkout", post(payments::checkout))
-        .route("/v1/payments/webhook", post(payments::webhook))
-        .route(
-            "/v1/events/{event_id}/seats/{seat_id}/waitlist",
-            post(waitlist::join)
-                .get(waitlist::place)
-                .delete(waitlist::leave),
-        )
-        // bookings and tickets
-        .route(
-            "/v1/bookings/{booking_id}",
-            get(crate::routes::bookings::get_booking),
-        )
-        .route(
-            "/v1/bookings/{booking_id}/cancel",
-            post(crate::routes::bookings::cancel_booking),
-        )
-        .route("/v1/me/bookings", get(crate::routes::bookings::my_bookings))
-        .route(
-            "/v1/tickets/{ticket_id}",
-            get(crate::routes::bookings::get_ticket),
-        )
-        .route(
-            "/v1/tickets/{ticket_id}/qr.svg",
-            get(crate::routes::bookings::ticket_qr),
-        )
-        .route(
-            "/v1/tickets/{ticket_id}/transfer",
-            post(crate::routes::bookings::transfer_ticket),
-        )
-        .route(
-            "/v1/admin/checkins",
-            post(crate::routes::bookings::check_in),
-        )
-        // end bookings and tickets
-        .route("/v1/openapi.json", get(openapi_json))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    if settings.auth.dev_tokens {
-        api = api.route("/v1/dev/token", post(dev::issue_token));
-    }
+    let (api, _) = crate::routes::api_router(state.settings.auth.dev_tokens).split_for_parts();
+    let api = api.merge(crate::web::router());
     with_layers(api, state).merge(sandbox)
 }
 
@@ -177,17 +99,6 @@ async fn method_not_allowed() -> AppError {
         "method_not_allowed",
         "this route does not accept that method",
     )
-}
-
-async fn openapi_json() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        crate::openapi::json(),
-    )
-        .into_response()
 }
 
 /// Serve until `shutdown` is cancelled, then finish in-flight requests. With

@@ -1,4 +1,6 @@
-//! Authentication (shared with the notifier: `seatq_common::http::auth`).
+//! Authentication: `seatq_common::http::auth` (shared with the notifier, so both verify
+//! tokens alike), bound here to the gateway's state. Its items are re-exported because
+//! this binding is what makes `AuthUser` and `AdminUser` extract from an `AppState`.
 
 pub use seatq_common::http::auth::*;
 

@@ -25,13 +25,13 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{CancelBooking, Command};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{BookingId, EventId, HoldId, RequestId, TicketId, UserId};
 use seatq_common::ticket_code::{self, TicketCodeError};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::commands;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// How long a cancel waits for the consumer's decision before answering 202.
@@ -123,17 +123,24 @@ pub enum CancelOutcome {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
-    /// Who gets the ticket (their user id).
+    /// Who gets the ticket (their user id: 1 to 128 characters, no whitespace or control
+    /// characters).
+    #[schema(
+        pattern = r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]{1,128}$"
+    )]
     pub to_user_id: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckinBody {
-    /// The code from the ticket's QR code.
+    /// The code from the ticket's QR code: `SQ1.` and 48 URL-safe base64 characters
+    /// (else 400 `ticket_code_malformed`).
+    #[schema(pattern = "^SQ1\\.[A-Za-z0-9_-]{48}$")]
     pub code: String,
-    /// The event being admitted to (required): a ticket for another event is refused.
-    #[schema(value_type = String, format = Uuid)]
+    /// The event being admitted to: a ticket for another event is refused. Without it,
+    /// 422 `event_required`.
+    #[schema(value_type = String, format = Uuid, required = true)]
     pub event_id: Option<EventId>,
 }
 

@@ -24,10 +24,10 @@ use std::time::Duration;
 use chrono::Utc;
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, CommandEnvelope};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{HoldId, RequestId, UserId};
 use serde::Serialize;
 
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 /// What the consumer decided about a command.
@@ -226,7 +226,7 @@ pub fn rejection_error(decision: &CommandDecision) -> Option<AppError> {
         "sale_not_open" => (StatusCode::FORBIDDEN, "sale_not_open"),
         "admission_required" => (StatusCode::FORBIDDEN, "admission_required"),
         // The command failed while it was applied and is kept as a dead letter: our
-        // fault, not the caller's (see the README's operating notes).
+        // fault, not the caller's (see docs/operations.md).
         "internal_error" => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "command_rejected"),
     };

@@ -3,11 +3,11 @@
 //! the same events.
 
 use chrono::{Duration, Utc};
+use seatq_common::http::error::AppResult;
 use seatq_common::ids::{EventId, VenueId};
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::error::AppResult;
 use crate::inventory::{self, NewEvent, NewSection, NewVenue};
 
 pub const STADIUM: &str = "seatq Demo Stadium";

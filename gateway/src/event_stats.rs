@@ -9,10 +9,10 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::Producer;
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::HOLDBACK_USER;
+use seatq_common::http::error::AppResult;
 use seatq_common::ids::EventId;
 use serde::Serialize;
 
-use crate::error::AppResult;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

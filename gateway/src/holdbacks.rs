@@ -13,13 +13,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{never, BlockSeats, Command, HOLDBACK_USER, MAX_BLOCKED_SEATS};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{HoldId, RequestId};
 use seatq_common::layout::SectionKind;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::commands;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]

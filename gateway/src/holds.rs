@@ -11,6 +11,19 @@
 //! decided, never 404, even when Redis lost its entry. A request the broker did not
 //! acknowledge is abandoned before the 503 (`commands::abandon`), so it is never applied
 //! later; an `Idempotency-Key` repeat of an abandoned request is a fresh attempt.
+//!
+//! # The seat limit pre-check
+//!
+//! The consumer is authoritative for `max_seats_per_user`: it decides requests in order
+//! with the seat rows locked, so concurrent requests by one user can never get past it.
+//! [`check_seat_limit`] only refuses early and clearly (`409 seat_limit_reached` with
+//! `held`, `requested` and `limit`) a request that cannot succeed because the user already
+//! holds or bought the event's limit, with one query on the `holds_user_live` index. It is
+//! never stricter than the consumer for a single request: it counts what the consumer
+//! counts (active and sold holds) except active holds already past their expiry (those
+//! are about to be released), and nothing for requests still in the queue. A repeat of an
+//! accepted request (same `Idempotency-Key`) is let through to get its original answer.
+//! If the query fails the request goes on: the consumer decides.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,23 +31,27 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{BookingId, EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::VenueLayout;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::commands::{self, Abandoned};
-use crate::error::{AppError, AppResult};
 use crate::request_registry::{self, AcceptedRequest, Claim};
 use crate::state::AppState;
 
 /// `{seat_ids}` for specific seats, or `{section, quantity}` for the best available
-/// (general admission: places).
+/// (general admission: places). At most `gateway.max_seats_per_request` (10 unless
+/// configured) and the event's `max_seats_per_user` seats; seats and sections must be the
+/// event's (422 otherwise, which no schema can say).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequestBody {
+    #[schema(min_items = 1, max_items = 10)]
     pub seat_ids: Option<Vec<String>>,
     pub section: Option<String>,
+    #[schema(minimum = 1, maximum = 10)]
     pub quantity: Option<i32>,
 }
 
@@ -685,4 +702,66 @@ pub async fn cancel(state: &AppState, user: &AuthUser, id: HoldId) -> AppResult<
         return Err(err);
     }
     Ok((request_id, decision.is_some()))
+}
+
+/// Seats the user holds (active, not yet past expiry) or bought at the event: what the
+/// consumer counts against `max_seats_per_user`, less holds about to be released.
+const SEATS_HELD: &str = "SELECT coalesce(sum(quantity), 0)::int FROM holds \
+     WHERE event_id = $1 AND user_id = $2 AND status IN ('active', 'sold') \
+       AND (status = 'sold' OR expires_at > now())";
+
+/// Refuse early (`409 seat_limit_reached`) a hold request that would take the user past
+/// the event's `max_seats_per_user` (see the module docs). `idempotency_key`: the
+/// request's, so that a repeat of an accepted request is let through to its answer.
+pub async fn check_seat_limit(
+    state: &AppState,
+    user: &AuthUser,
+    entry: &EventEntry,
+    hold: &HoldSeats,
+    idempotency_key: Option<&str>,
+) -> AppResult<()> {
+    if !state.settings.rate_limits.seat_limit_precheck {
+        return Ok(());
+    }
+    let requested = match hold {
+        HoldSeats::Seats { seat_nos } => seat_nos.len() as i32,
+        HoldSeats::BestAvailable { quantity, .. } => *quantity,
+    };
+    let limit = entry.info.max_seats_per_user;
+    let held: i32 = match sqlx::query_scalar(SEATS_HELD)
+        .bind(entry.info.id)
+        .bind(&user.user_id)
+        .fetch_one(&state.pool)
+        .await
+    {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, "seat limit pre-check skipped: the consumer decides");
+            return Ok(());
+        }
+    };
+    if held.saturating_add(requested) <= limit {
+        return Ok(());
+    }
+    if let Some(key) = idempotency_key {
+        let mut redis = state.redis.clone();
+        // Unknown (Redis down) counts as a repeat: the consumer decides.
+        if crate::request_registry::idempotency_key_claimed(&mut redis, &user.user_id, key)
+            .await
+            .unwrap_or(true)
+        {
+            return Ok(());
+        }
+    }
+    let left = (limit - held).max(0);
+    Err(AppError::conflict(
+        "seat_limit_reached",
+        format!(
+            "you already hold or bought {held} of the {limit} seats one person may have at this \
+             event, so {left} more at most"
+        ),
+    )
+    .with("held", held)
+    .with("requested", requested)
+    .with("limit", limit))
 }

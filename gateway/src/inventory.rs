@@ -6,12 +6,12 @@
 //! commands topic here, for its whole life.
 
 use chrono::{DateTime, Utc};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, SectionId, VenueId};
 use seatq_common::layout::SectionKind;
 use serde::Deserialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use crate::error::{AppError, AppResult};
 use crate::search::EventSearch;
 use crate::views::{EventSummary, PriceRange, SectionView, VenueRef};
 
@@ -21,9 +21,15 @@ const MAX_RESERVED_SEATS: i64 = 200_000;
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewVenue {
+    /// 1 to 200 characters, no control characters.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,200}$")]
     pub name: String,
+    /// At most 100 characters, no control characters.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,100}$")]
     pub city: String,
+    /// 1 to 500 sections, their codes distinct, at most 200,000 reserved seats in all.
+    #[schema(min_items = 1, max_items = 500)]
     pub sections: Vec<NewSection>,
 }
 
@@ -31,16 +37,27 @@ pub struct NewVenue {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum NewSection {
     Reserved {
+        /// 1 to 16 letters, digits or `_`, distinct within the venue.
+        #[schema(pattern = "^[A-Za-z0-9_]{1,16}$")]
         code: String,
+        #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,100}$")]
         name: String,
+        #[schema(minimum = 1, maximum = 1000)]
         rows: i32,
+        #[schema(minimum = 1, maximum = 1000)]
         seats_per_row: i32,
+        #[schema(minimum = 0, maximum = 100000000)]
         price_cents: i64,
     },
     GeneralAdmission {
+        /// 1 to 16 letters, digits or `_`, distinct within the venue.
+        #[schema(pattern = "^[A-Za-z0-9_]{1,16}$")]
         code: String,
+        #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,100}$")]
         name: String,
+        #[schema(minimum = 1, maximum = 1000000)]
         capacity: i32,
+        #[schema(minimum = 0, maximum = 100000000)]
         price_cents: i64,
     },
 }
@@ -58,23 +75,31 @@ pub struct VenueView {
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     pub venue_id: VenueId,
+    /// 1 to 200 characters, no control characters.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,200}$")]
     pub title: String,
+    /// At most 200 characters, no control characters.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,200}$")]
     pub performer: String,
     pub starts_at: DateTime<Utc>,
-    /// Defaults to now.
+    /// Defaults to now; not after `starts_at`.
     pub on_sale_at: Option<DateTime<Utc>>,
-    /// Defaults to 600.
+    /// Defaults to 600; at least `gateway.min_hold_ttl_secs` (30 unless configured).
+    #[schema(minimum = 30, maximum = 86400)]
     pub hold_ttl_secs: Option<i32>,
     /// Defaults to 8.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_seats_per_user: Option<i32>,
     /// Defaults to on for events of at least `waiting_room.default_min_capacity` places.
     pub waiting_room_enabled: Option<bool>,
     /// Proof-of-work difficulty for joining the waiting room (leading zero bits, 0–32);
     /// defaults to `waiting_room.default_pow_difficulty` when the waiting room is on.
+    #[schema(minimum = 0, maximum = 32)]
     pub pow_difficulty: Option<i32>,
     /// Refund policy: a cancelled booking is refunded in full until this many hours
     /// before `starts_at`, not at all after. Defaults to 24.
+    #[schema(minimum = 0, maximum = 8760)]
     pub refund_cutoff_hours: Option<i32>,
 }
 

@@ -1,12 +1,19 @@
-//! The OpenAPI document, generated from the handlers' annotations. It is served at
-//! `/v1/openapi.json` and committed as `docs/openapi.json`; a test fails when the
-//! committed copy is stale (`SEATQ_UPDATE_OPENAPI=1` rewrites it).
+//! The OpenAPI document. Its operations come from the routers themselves
+//! (`routes::api_router`, and the notifier's stream routes from `seatq_notifier`): each
+//! route is declared once, so the document lists exactly the routes that are served. This
+//! module adds what is said once for all of them (title, tags, the bearer scheme, the
+//! errors every operation can answer). It is served at `/v1/openapi.json` and committed as
+//! `docs/openapi.json`; a test fails when the committed copy is stale
+//! (`SEATQ_UPDATE_OPENAPI=1` rewrites it).
 
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
-
+/// What the document says besides its operations.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -14,46 +21,10 @@ use crate::routes;
         version = "1",
         description = "Seats for high-demand events: hold requests are queued in Kafka and \
 decided in order by one writer per partition. Errors are application/problem+json with a \
-stable `code`."
+stable `code`. Live updates (the `streams` operations) come from the notifier: its own \
+service in production, served by the gateway too with `notifier.embedded` (the local stack)."
     ),
-    paths(
-        routes::dev::issue_token,
-        routes::admin::create_venue,
-        routes::admin::create_event,
-        routes::holdbacks::create,
-        routes::holdbacks::list,
-        routes::holdbacks::release,
-        routes::holdbacks::stats,
-        routes::holdbacks::request_status,
-        routes::events::list,
-        routes::events::get,
-        routes::events::seat_map,
-        routes::holds::request_hold,
-        routes::holds::request_status,
-        routes::holds::get_hold,
-        routes::holds::cancel_hold,
-        routes::holds::my_holds,
-        routes::queue::challenge,
-        routes::queue::join,
-        routes::queue::status,
-        routes::payments::checkout,
-        routes::payments::webhook,
-        routes::waitlist::join,
-        routes::waitlist::place,
-        routes::waitlist::leave,
-        routes::waitlist::mine,
-        routes::bookings::get_booking,
-        routes::bookings::my_bookings,
-        routes::bookings::cancel_booking,
-        routes::bookings::get_ticket,
-        routes::bookings::ticket_qr,
-        routes::bookings::transfer_ticket,
-        routes::bookings::check_in,
-        routes::health::healthz,
-        routes::health::readyz,
-    ),
-    components(schemas(crate::error::Problem)),
-    modifiers(&BearerAuth, &CommonErrors),
+    components(schemas(seatq_common::http::error::Problem)),
     tags(
         (name = "events", description = "Browse events and seat maps"),
         (name = "holds", description = "Request holds and follow their decisions"),
@@ -61,12 +32,25 @@ stable `code`."
         (name = "waitlist", description = "Wait for a taken seat; it is offered to the first in line"),
         (name = "payments", description = "Checkout and the payment provider's signed webhooks"),
         (name = "bookings", description = "Bookings, tickets, transfers and check-in"),
+        (name = "streams", description = "Live updates: seat maps and your own notifications, over Server-Sent Events or a WebSocket"),
         (name = "admin", description = "Venues and events (admin role)"),
         (name = "dev", description = "Local-stack helpers"),
         (name = "ops", description = "Health and readiness"),
     )
 )]
 pub struct ApiDoc;
+
+/// The document: every route of the API (the local-stack token route included) and the
+/// notifier's streams, with the bearer scheme and the errors common to all operations.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, api) = crate::routes::api_router(true).split_for_parts();
+    let mut doc = ApiDoc::openapi()
+        .merge_from(api)
+        .merge_from(seatq_notifier::openapi());
+    BearerAuth.modify(&mut doc);
+    CommonErrors.modify(&mut doc);
+    doc
+}
 
 struct BearerAuth;
 
@@ -86,10 +70,11 @@ impl Modify for BearerAuth {
 }
 
 /// Errors every operation can answer besides its own, documented once here rather than
-/// on each handler: malformed input (400), a missing or bad token (401), a JSON body that
-/// is too large, not JSON or of the wrong shape (413, 415, 422). And problems are served
-/// as `application/problem+json`, so that is their documented media type. schemathesis
-/// (gateway/tests/schemathesis.rs) holds the API to this.
+/// on each handler: malformed input (400), a missing or bad token (401), a user's token on
+/// an admin route (403), a JSON body that is too large, not JSON or of the wrong shape
+/// (413, 415, 422). And problems are served as `application/problem+json`, so that is
+/// their documented media type. schemathesis (gateway/tests/schemathesis.rs) holds the
+/// API to this.
 struct CommonErrors;
 
 impl Modify for CommonErrors {
@@ -146,6 +131,13 @@ impl Modify for CommonErrors {
                         "unauthorized: a missing, expired or invalid bearer token",
                     );
                 }
+                if op
+                    .tags
+                    .as_ref()
+                    .is_some_and(|t| t.iter().any(|t| t == "admin"))
+                {
+                    add("403", "admin_only: the token's role is not admin");
+                }
                 let json_body = op
                     .request_body
                     .as_ref()
@@ -176,9 +168,22 @@ fn is_problem(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) 
 
 /// The document as pretty JSON with a trailing newline (the committed form).
 pub fn json() -> String {
-    let mut doc = ApiDoc::openapi()
+    let mut doc = document()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     doc.push('\n');
     doc
+}
+
+/// `GET /v1/openapi.json`: the document, built once.
+pub async fn serve() -> Response {
+    static JSON: LazyLock<String> = LazyLock::new(json);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        JSON.as_str(),
+    )
+        .into_response()
 }

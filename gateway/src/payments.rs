@@ -16,17 +16,15 @@
 //! reconciler, which settles payments whose webhook never comes.
 
 use chrono::{DateTime, Utc};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, HoldId, PaymentId, SectionId, UserId};
 use seatq_common::payment_outcome::{self, OutcomeError};
 use seatq_common::payment_provider::{CreateSession, WebhookEvent};
 use serde::Serialize;
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
-/// Who sends payment commands (`requests.user_id`).
-pub use seatq_common::payment_outcome::PAYMENTS_USER;
 /// What every payment asks for (recorded on the payment, which a capture is checked
 /// against).
 const CURRENCY: &str = seatq_common::command::DEFAULT_CURRENCY;

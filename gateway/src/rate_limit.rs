@@ -1,7 +1,5 @@
-//! Limits at the gateway: request rate limits per user and per client IP, and the early
-//! refusal of a hold request from a user who already has the event's seat limit.
-//!
-//! # Rate limits
+//! Request rate limits per user and per client IP. (The early refusal of a hold request
+//! from a user who already has the event's seat limit is a hold rule: `holds`.)
 //!
 //! A handler of a limited route takes the caller's [`ClientIp`] (an extractor that never
 //! fails) and calls [`check`] before doing any work:
@@ -56,19 +54,6 @@
 //! it limits again within `redis_retry_ms` of Redis coming back. Nothing else is
 //! unbounded meanwhile: the consumer still enforces every seat rule, and the waiting room
 //! still meters admission.
-//!
-//! # The seat limit pre-check
-//!
-//! The consumer is authoritative for `max_seats_per_user`: it decides requests in order
-//! with the seat rows locked, so concurrent requests by one user can never get past it.
-//! [`check_seat_limit`] only refuses early and clearly (`409 seat_limit_reached` with
-//! `held`, `requested` and `limit`) a request that cannot succeed because the user already
-//! holds or bought the event's limit, with one query on the `holds_user_live` index. It is
-//! never stricter than the consumer for a single request: it counts what the consumer
-//! counts (active and sold holds) except active holds already past their expiry (those
-//! are about to be released), and nothing for requests still in the queue. A repeat of an
-//! accepted request (same `Idempotency-Key`) is let through to get its original answer.
-//! If the query fails the request goes on: the consumer decides.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -79,14 +64,11 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use seatq_common::catalog::EventEntry;
-use seatq_common::command::HoldSeats;
 use seatq_common::config::{RateLimitClass, RateLimitSettings};
 use seatq_common::ids::UserId;
 
-use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use seatq_common::http::error::{AppError, AppResult};
 
 /// A class of rate-limited requests, each with its own settings and limiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,68 +394,6 @@ impl RateLimiter {
             );
         }
     }
-}
-
-/// Seats the user holds (active, not yet past expiry) or bought at the event: what the
-/// consumer counts against `max_seats_per_user`, less holds about to be released.
-const SEATS_HELD: &str = "SELECT coalesce(sum(quantity), 0)::int FROM holds \
-     WHERE event_id = $1 AND user_id = $2 AND status IN ('active', 'sold') \
-       AND (status = 'sold' OR expires_at > now())";
-
-/// Refuse early (`409 seat_limit_reached`) a hold request that would take the user past
-/// the event's `max_seats_per_user` (see the module docs). `idempotency_key`: the
-/// request's, so that a repeat of an accepted request is let through to its answer.
-pub async fn check_seat_limit(
-    state: &AppState,
-    user: &AuthUser,
-    entry: &EventEntry,
-    hold: &HoldSeats,
-    idempotency_key: Option<&str>,
-) -> AppResult<()> {
-    if !state.settings.rate_limits.seat_limit_precheck {
-        return Ok(());
-    }
-    let requested = match hold {
-        HoldSeats::Seats { seat_nos } => seat_nos.len() as i32,
-        HoldSeats::BestAvailable { quantity, .. } => *quantity,
-    };
-    let limit = entry.info.max_seats_per_user;
-    let held: i32 = match sqlx::query_scalar(SEATS_HELD)
-        .bind(entry.info.id)
-        .bind(&user.user_id)
-        .fetch_one(&state.pool)
-        .await
-    {
-        Ok(held) => held,
-        Err(e) => {
-            tracing::warn!(error = %e, "seat limit pre-check skipped: the consumer decides");
-            return Ok(());
-        }
-    };
-    if held.saturating_add(requested) <= limit {
-        return Ok(());
-    }
-    if let Some(key) = idempotency_key {
-        let mut redis = state.redis.clone();
-        // Unknown (Redis down) counts as a repeat: the consumer decides.
-        if crate::request_registry::idempotency_key_claimed(&mut redis, &user.user_id, key)
-            .await
-            .unwrap_or(true)
-        {
-            return Ok(());
-        }
-    }
-    let left = (limit - held).max(0);
-    Err(AppError::conflict(
-        "seat_limit_reached",
-        format!(
-            "you already hold or bought {held} of the {limit} seats one person may have at this \
-             event, so {left} more at most"
-        ),
-    )
-    .with("held", held)
-    .with("requested", requested)
-    .with("limit", limit))
 }
 
 #[cfg(test)]

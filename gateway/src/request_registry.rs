@@ -16,10 +16,9 @@
 //! route still knows a request it issued by its id (`request_ids`).
 
 use redis::AsyncCommands;
+use seatq_common::http::error::AppError;
 use seatq_common::ids::{EventId, RequestId, UserId};
 use serde::{Deserialize, Serialize};
-
-use crate::error::AppError;
 
 const TTL_SECS: u64 = 24 * 3600;
 

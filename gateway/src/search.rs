@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
-
-use crate::error::{AppError, AppResult};
+use seatq_common::http::error::{AppError, AppResult};
 
 /// Longest search text, in characters (after collapsing whitespace).
 pub const MAX_QUERY_CHARS: usize = 200;
@@ -66,7 +65,20 @@ fn invalid(param: &'static str, detail: impl Into<String>) -> AppError {
     AppError::bad_request("invalid_query", detail).with("param", param)
 }
 
+fn query_too_long() -> AppError {
+    AppError::bad_request(
+        "query_too_long",
+        format!("query may have at most {MAX_QUERY_WORDS} words and {MAX_QUERY_CHARS} characters"),
+    )
+    .with("param", "query")
+}
+
+/// Words are what whitespace and control characters separate. The bounds are on the text
+/// as sent, which is what the API document's `maxLength` and pattern can state.
 fn normalize_query(raw: &str) -> AppResult<Option<String>> {
+    if raw.chars().count() > MAX_QUERY_CHARS {
+        return Err(query_too_long());
+    }
     let cleaned: String = raw
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -75,41 +87,35 @@ fn normalize_query(raw: &str) -> AppResult<Option<String>> {
     if words.is_empty() {
         return Ok(None);
     }
-    let text = words.join(" ");
-    if words.len() > MAX_QUERY_WORDS || text.chars().count() > MAX_QUERY_CHARS {
-        return Err(AppError::bad_request(
-            "query_too_long",
-            format!(
-                "query may have at most {MAX_QUERY_WORDS} words and {MAX_QUERY_CHARS} characters"
-            ),
-        )
-        .with("param", "query"));
+    if words.len() > MAX_QUERY_WORDS {
+        return Err(query_too_long());
     }
-    Ok(Some(text.to_lowercase()))
+    Ok(Some(words.join(" ").to_lowercase()))
 }
 
 fn normalize_city(raw: &str) -> AppResult<Option<String>> {
-    let city = raw.trim();
-    if city.is_empty() {
-        return Ok(None);
-    }
-    if city.chars().count() > MAX_CITY_CHARS || city.chars().any(char::is_control) {
+    if raw.chars().count() > MAX_CITY_CHARS || raw.chars().any(char::is_control) {
         return Err(invalid(
             "city",
             format!("city must be at most {MAX_CITY_CHARS} characters without control characters"),
         ));
     }
+    let city = raw.trim();
+    if city.is_empty() {
+        return Ok(None);
+    }
     Ok(Some(city.to_lowercase()))
 }
 
-fn parse_time(param: &'static str, raw: &str) -> AppResult<Option<DateTime<Utc>>> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    DateTime::parse_from_rfc3339(raw)
-        .map(|t| Some(t.with_timezone(&Utc)))
-        .map_err(|_| {
+/// An RFC 3339 time with a `T` between date and time (`format: date-time`); empty is
+/// not a time either.
+fn parse_time(param: &'static str, raw: &str) -> AppResult<DateTime<Utc>> {
+    let separated = matches!(raw.as_bytes().get(10), Some(b'T' | b't'));
+    separated
+        .then(|| DateTime::parse_from_rfc3339(raw).ok())
+        .flatten()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
             invalid(
                 param,
                 format!(
@@ -136,17 +142,10 @@ impl EventSearch {
         }
         let query = raw.query.map(normalize_query).transpose()?.flatten();
         let city = raw.city.map(normalize_city).transpose()?.flatten();
-        let from = raw
-            .from
-            .map(|s| parse_time("from", s))
-            .transpose()?
-            .flatten();
-        let to = raw.to.map(|s| parse_time("to", s)).transpose()?.flatten();
-        if let (Some(from), Some(to)) = (from, to) {
-            if from > to {
-                return Err(invalid("from", "from must not be after to"));
-            }
-        }
+        let from = raw.from.map(|s| parse_time("from", s)).transpose()?;
+        // `to` before `from` is a window no event starts in: an empty page, not an error
+        // (the document cannot say one parameter must not precede another).
+        let to = raw.to.map(|s| parse_time("to", s)).transpose()?;
         Ok(Self {
             query,
             city,
@@ -298,12 +297,19 @@ mod tests {
                 ..RawSearch::default()
             },
             RawSearch {
-                from: Some("2030-01-02T00:00:00Z"),
-                to: Some("2030-01-01T00:00:00Z"),
+                to: Some(""),
+                ..RawSearch::default()
+            },
+            RawSearch {
+                from: Some("2030-01-01 00:00:00Z"),
                 ..RawSearch::default()
             },
             RawSearch {
                 city: Some("a\u{0}b"),
+                ..RawSearch::default()
+            },
+            RawSearch {
+                city: Some(&"c".repeat(MAX_CITY_CHARS + 1)),
                 ..RawSearch::default()
             },
         ];
@@ -320,6 +326,13 @@ mod tests {
         assert_eq!(ok.city.as_deref(), Some("lisbon"));
         assert_eq!(ok.from, ok.to);
         assert_eq!((ok.page, ok.per_page), (1, DEFAULT_PER_PAGE));
+        // `to` before `from`: a window nothing starts in, not an error.
+        assert!(EventSearch::parse(&RawSearch {
+            from: Some("2030-01-02T00:00:00Z"),
+            to: Some("2030-01-01T00:00:00Z"),
+            ..RawSearch::default()
+        })
+        .is_ok());
     }
 
     fn key(page: u32) -> EventSearch {

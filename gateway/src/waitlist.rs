@@ -17,12 +17,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, WaitlistSeat};
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, HoldId, RequestId};
 use serde::Serialize;
 
 use crate::auth::AuthUser;
 use crate::commands::{self, CommandDecision};
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -9,6 +9,8 @@
 //! so notifiers scale behind a plain load balancer and a client may reconnect to any of
 //! them (stream ids are Kafka positions). The gateway can embed the notifier's routes for
 //! a one-process local stack (`notifier.embedded`); in production it runs on its own.
+//! Either way the routes are part of the API: the gateway's document (`/v1/openapi.json`)
+//! takes their operations from here (`openapi`), declared once with the handlers.
 
 pub mod frame;
 pub mod hub;
@@ -32,6 +34,8 @@ use seatq_common::http::auth::JwtKeys;
 use seatq_common::http::error::AppError;
 use seatq_common::shutdown::Shutdown;
 use seatq_common::topics::Topics;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::hub::{Hub, HubConfig};
 use crate::state::NotifierState;
@@ -93,11 +97,8 @@ impl Notifier {
 
     /// The stream routes, for the notifier's own server or for embedding in the gateway.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        Router::new()
-            .route("/v1/events/{event_id}/stream", get(sse::event_stream))
-            .route("/v1/me/stream", get(sse::user_stream))
-            .route("/v1/ws", get(ws::upgrade))
-            .with_state(self.state.clone())
+        let (routes, _) = stream_router().split_for_parts();
+        routes.with_state(self.state.clone())
     }
 
     /// The standalone service: the streams, health, readiness and stats.
@@ -111,6 +112,21 @@ impl Notifier {
             .fallback(|| async { AppError::not_found("route_not_found", "no such route") });
         seatq_common::metrics::instrument(app).merge(seatq_common::metrics::routes())
     }
+}
+
+/// The stream routes, each declared once with its OpenAPI operation (`#[utoipa::path]`
+/// on the handler, registered by `routes!`), so the API document and what is served agree.
+fn stream_router() -> OpenApiRouter<NotifierState> {
+    OpenApiRouter::default()
+        .routes(routes!(sse::event_stream))
+        .routes(routes!(sse::user_stream))
+        .routes(routes!(ws::upgrade))
+}
+
+/// The stream routes' operations, for the API document the gateway serves
+/// (`/v1/openapi.json`): the streams are part of the API wherever they are served.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    stream_router().into_openapi()
 }
 
 /// File descriptors kept for everything but streams (the broker, logs, health checks).

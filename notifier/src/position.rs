@@ -41,26 +41,52 @@ impl Cut {
         self.0.get(&partition).is_some_and(|c| pos <= *c)
     }
 
+    /// A cut as `Display` writes it: `partition:offset:index` entries, comma separated,
+    /// digits only (an offset may be `-1`), at most [`MAX_CUT_ENTRIES`]: exactly what the
+    /// pattern of `Last-Event-ID` in the API document says (`sse`). A partition named twice counts
+    /// from the earlier of its positions: never a message lost, at worst one sent again.
     pub fn parse(text: &str) -> Result<Self, BadCursor> {
-        let mut cut = BTreeMap::new();
-        for part in text.split(',').filter(|p| !p.is_empty()) {
+        let mut cut: BTreeMap<i32, Pos> = BTreeMap::new();
+        let mut entries = 0;
+        for part in text.split(',') {
+            entries += 1;
+            if entries > MAX_CUT_ENTRIES {
+                return Err(BadCursor);
+            }
             let mut fields = part.split(':');
-            let mut next = || -> Result<&str, BadCursor> { fields.next().ok_or(BadCursor) };
-            let partition: i32 = next()?.parse().map_err(|_| BadCursor)?;
-            let offset: i64 = next()?.parse().map_err(|_| BadCursor)?;
-            let index: u32 = next()?.parse().map_err(|_| BadCursor)?;
-            if fields.next().is_some() || partition < 0 || offset < -1 {
+            let mut next = || fields.next().ok_or(BadCursor);
+            let partition: i32 = digits(next()?, 9)?;
+            let offset: i64 = match next()? {
+                "-1" => -1,
+                offset => digits(offset, 18)?,
+            };
+            // Up to 10 digits: `u32::MAX` means "all of that record"; more is the same.
+            let index = u32::try_from(digits::<u64>(next()?, 10)?).unwrap_or(u32::MAX);
+            if fields.next().is_some() {
                 return Err(BadCursor);
             }
-            if cut.insert(partition, Pos::new(offset, index)).is_some() {
-                return Err(BadCursor);
-            }
-        }
-        if cut.is_empty() || cut.len() > 4096 {
-            return Err(BadCursor);
+            let pos = Pos::new(offset, index);
+            cut.entry(partition)
+                .and_modify(|p| *p = (*p).min(pos))
+                .or_insert(pos);
         }
         Ok(Self(cut))
     }
+}
+
+/// Most partitions a cut may name (a cursor of that many fits in a request head).
+pub const MAX_CUT_ENTRIES: usize = 1024;
+
+/// The largest event-stream cursor (`since`, `Last-Event-ID`): 15 digits, which commands
+/// offsets never reach, and a number a JSON document states exactly (below 2^53).
+pub const MAX_OFFSET: i64 = 999_999_999_999_999;
+
+/// 1 to `max` ASCII digits, as a number (`max` keeps it within the type).
+fn digits<T: std::str::FromStr>(text: &str, max: usize) -> Result<T, BadCursor> {
+    if text.is_empty() || text.len() > max || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadCursor);
+    }
+    text.parse().map_err(|_| BadCursor)
 }
 
 impl fmt::Display for Cut {
@@ -76,13 +102,10 @@ impl fmt::Display for Cut {
     }
 }
 
-/// An event stream cursor: the commands offset a client's seats reflect.
+/// An event stream cursor: the commands offset a client's seats reflect (1 to 15 digits,
+/// at most [`MAX_OFFSET`]).
 pub fn parse_offset(text: &str) -> Result<i64, BadCursor> {
-    text.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or(BadCursor)
+    digits(text, 15)
 }
 
 #[cfg(test)]
@@ -111,15 +134,46 @@ mod tests {
             "x",
             "0:1",
             "0:1:2:3",
-            "0:1:2,0:3:4",
             "-1:0:0",
             "0:-5:0",
+            "0:-0:0",
             "0:a:0",
+            "+1:0:0",
+            "0:1:2,",
+            ",0:1:2",
+            "0:1:2,,3:4:5",
+            " 0:1:2",
+            "1234567890:0:0",
         ] {
             assert_eq!(Cut::parse(text), Err(BadCursor), "{text:?}");
         }
+        let many = vec!["0:0:0"; MAX_CUT_ENTRIES + 1].join(",");
+        assert_eq!(Cut::parse(&many), Err(BadCursor));
+        assert!(
+            Cut::parse(&many[6..]).is_ok(),
+            "{MAX_CUT_ENTRIES} entries are fine"
+        );
         assert_eq!(parse_offset("42"), Ok(42));
-        assert_eq!(parse_offset("-1"), Err(BadCursor));
-        assert_eq!(parse_offset("4x"), Err(BadCursor));
+        assert_eq!(parse_offset("999999999999999"), Ok(MAX_OFFSET));
+        for text in ["", "-1", "4x", "+4", " 4", "1234567890123456"] {
+            assert_eq!(parse_offset(text), Err(BadCursor), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn an_index_past_a_record_means_all_of_it() {
+        let all = Pos::new(7, u32::MAX);
+        let cut = Cut(BTreeMap::from([(0, all)]));
+        assert_eq!(Cut::parse(&cut.to_string()), Ok(cut.clone()));
+        assert_eq!(Cut::parse("0:7:9999999999"), Ok(cut));
+    }
+
+    #[test]
+    fn a_partition_named_twice_counts_from_its_earlier_position() {
+        let cut = Cut::parse("0:3:4,0:1:2,1:-1:0").expect("cut");
+        assert_eq!(
+            cut,
+            Cut(BTreeMap::from([(0, Pos::new(1, 2)), (1, Pos::new(-1, 0))]))
+        );
     }
 }

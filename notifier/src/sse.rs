@@ -17,14 +17,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use seatq_common::http::auth::StreamUser;
-use seatq_common::http::error::{AppError, AppResult};
+use seatq_common::http::error::{AppError, AppResult, Problem};
 use seatq_common::http::extract::{Path, Query};
 use seatq_common::ids::EventId;
 use serde::Deserialize;
 
 use crate::frame::RECONNECT;
 use crate::hub::{EventStart, Subscription};
-use crate::position::{parse_offset, Cut};
+use crate::position::{parse_offset, Cut, MAX_OFFSET};
 use crate::state::{ConnectionKillParts, NotifierState};
 
 #[derive(Debug, Deserialize)]
@@ -37,12 +37,17 @@ pub struct StreamParams {
     pub access_token: Option<String>,
 }
 
-fn last_event_id(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+/// The `Last-Event-ID` header: absent or empty means none; anything else must be a cursor
+/// (also a header that is not visible ASCII, which no cursor is).
+fn last_event_id(headers: &HeaderMap) -> Result<Option<&str>, AppError> {
+    match headers.get("last-event-id") {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok("") => Ok(None),
+            Ok(id) => Ok(Some(id)),
+            Err(_) => Err(bad_cursor()),
+        },
+    }
 }
 
 fn bad_cursor() -> AppError {
@@ -50,6 +55,56 @@ fn bad_cursor() -> AppError {
         "invalid_cursor",
         "Last-Event-ID is not a cursor this stream issued",
     )
+}
+
+/// One Server-Sent Event of a stream, as the API document describes it (each `event:`,
+/// `id:` and `data:` block; the `retry:` hint and `: ping` heartbeats carry no data and
+/// are not events).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StreamEvent {
+    /// The message kind. Every stream starts with `ready`; `resync` means the cursor is
+    /// older than what the notifier kept (re-fetch the seat map or your holds, keep
+    /// reading); `reconnect` ends a stream when the notifier shuts down (reconnect, to any
+    /// instance, with the last id). An event stream then sends `seat_status_changed`; a
+    /// user stream the seat events addressed to the user.
+    event: MessageKind,
+    /// The message as JSON: `{"detail": …}` for `ready`, `resync` and `reconnect`;
+    /// `{"event_id", "seats": [{"seat_id", "status"}], "sections": [{"section",
+    /// "available"}], "next_offset"}` for `seat_status_changed` (changes merged over
+    /// `notifier.coalesce_ms`); the seat event's envelope (its `kind` is the `event`) on a
+    /// user stream.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+    /// The resume cursor after this message: send it back as `Last-Event-ID` (EventSource
+    /// does) to continue where the stream broke off, on any notifier. Absent on `resync`
+    /// and `reconnect`, and on `ready` before anything was published.
+    id: Option<String>,
+}
+
+/// The kinds of stream messages (`Frame::event`): the control messages of `frame`, and
+/// the kinds of `seatq_common::message::SeatEvent`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum MessageKind {
+    Ready,
+    Resync,
+    Reconnect,
+    SeatStatusChanged,
+    HoldCreated,
+    HoldRejected,
+    HoldReleased,
+    HoldExtended,
+    ReservationExpiring,
+    WaitlistOffer,
+    WaitlistUpdated,
+    PaymentFailed,
+    BookingConfirmed,
+    BookingCancelled,
+    RefundIssued,
+    QueuePosition,
+    Admitted,
 }
 
 /// A heartbeat: a comment line, which EventSource ignores but proxies see as traffic.
@@ -109,8 +164,20 @@ fn respond(state: &NotifierState, sub: Subscription) -> Response {
         .into_response()
 }
 
-/// `GET /v1/events/{event_id}/stream[?since=N]`: seat-map deltas of one event, merged per
-/// `coalesce_ms`. Public, like the seat map.
+/// Seat-map deltas of one event, merged per `coalesce_ms`. Public, like the seat map.
+#[utoipa::path(get, path = "/v1/events/{event_id}/stream", tag = "streams",
+    params(("event_id" = String, Path, format = Uuid),
+        ("since" = Option<i64>, Query, nullable = false, minimum = 0, maximum = 999999999999999.0,
+            description = "The seat map's `position.next_offset`: start after it, so nothing between the snapshot and the stream is missed. Without it the stream starts now"),
+        ("access_token" = Option<String>, Query, nullable = false,
+            description = "Accepted so that one URL shape serves both streams; this stream is public and does not read it"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^([0-9]{1,15})?$",
+            description = "Resume a broken stream after this id (EventSource sends it by itself); it wins over `since`")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = StreamEvent,
+            description = "An endless stream: `ready` (its id is where the stream starts), then `seat_status_changed` deltas; `: ping` comments keep it warm. The same for an event that does not exist: nothing comes"),
+        (status = 400, body = Problem, description = "invalid_cursor: a Last-Event-ID or since this stream did not issue"),
+        (status = 503, body = Problem, description = "notifier_full, notifier_shutting_down, with Retry-After: try again, elsewhere")))]
 pub async fn event_stream(
     State(state): State<NotifierState>,
     Path(event_id): Path<EventId>,
@@ -118,10 +185,10 @@ pub async fn event_stream(
     headers: HeaderMap,
     kill: ConnectionKillParts,
 ) -> AppResult<Response> {
-    let start = match last_event_id(&headers) {
+    let start = match last_event_id(&headers)? {
         Some(id) => EventStart::Resume(parse_offset(id).map_err(|_| bad_cursor())?),
         None => {
-            if params.since.is_some_and(|s| s < 0) {
+            if params.since.is_some_and(|s| !(0..=MAX_OFFSET).contains(&s)) {
                 return Err(AppError::bad_request(
                     "invalid_cursor",
                     "since must be a seat map's position.next_offset (0 or more)",
@@ -138,8 +205,19 @@ pub async fn event_stream(
     Ok(respond(&state, sub))
 }
 
-/// `GET /v1/me/stream`: the authenticated user's notifications (`Authorization` or
-/// `?access_token=`).
+/// The authenticated user's notifications (token in `Authorization` or `?access_token=`).
+#[utoipa::path(get, path = "/v1/me/stream", tag = "streams",
+    params(
+        ("access_token" = Option<String>, Query, nullable = false,
+            description = "The bearer token, for EventSource, which cannot set headers; ignored when an Authorization header is sent"),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = r"^([0-9]{1,9}:(-1|[0-9]{1,18}):[0-9]{1,10}(,[0-9]{1,9}:(-1|[0-9]{1,18}):[0-9]{1,10}){0,1023})?$",
+            description = "Resume a broken stream after this id (EventSource sends it by itself): per partition of the seat events, what was sent (`partition:offset:index`, comma separated)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = StreamEvent,
+            description = "An endless stream: `ready`, then what happens to your holds, waitlist places, payments, bookings and refunds, and your place in waiting rooms; `: ping` comments keep it warm"),
+        (status = 400, body = Problem, description = "invalid_cursor: a Last-Event-ID this stream did not issue"),
+        (status = 503, body = Problem, description = "notifier_full, notifier_shutting_down, with Retry-After: try again, elsewhere")))]
 pub async fn user_stream(
     State(state): State<NotifierState>,
     StreamUser(user): StreamUser,
@@ -147,7 +225,7 @@ pub async fn user_stream(
     headers: HeaderMap,
     kill: ConnectionKillParts,
 ) -> AppResult<Response> {
-    let resume = last_event_id(&headers)
+    let resume = last_event_id(&headers)?
         .map(|id| Cut::parse(id).map_err(|_| bad_cursor()))
         .transpose()?;
     let sub = state

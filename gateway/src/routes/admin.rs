@@ -2,18 +2,27 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use seatq_common::http::error::{AppResult, Problem};
+use seatq_common::http::extract::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AdminUser;
-use crate::error::AppResult;
-use crate::extract::Json;
 use crate::inventory::{self, NewEvent, NewVenue, VenueView};
 use crate::state::AppState;
 use crate::views::EventDetail;
 
+/// Venues and events (admin role).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(create_venue))
+        .routes(routes!(create_event))
+}
+
 #[utoipa::path(post, path = "/v1/admin/venues", tag = "admin", request_body = NewVenue,
     security(("bearer" = [])),
-    responses((status = 201, body = VenueView), (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = VenueView), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_venue(
     State(state): State<AppState>,
     _admin: AdminUser,
@@ -25,8 +34,8 @@ pub async fn create_venue(
 
 #[utoipa::path(post, path = "/v1/admin/events", tag = "admin", request_body = NewEvent,
     security(("bearer" = [])),
-    responses((status = 201, body = EventDetail), (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 201, body = EventDetail), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_event(
     State(state): State<AppState>,
     _admin: AdminUser,

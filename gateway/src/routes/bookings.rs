@@ -8,29 +8,45 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatq_common::http::error::{AppResult, Problem};
+use seatq_common::http::extract::{Json, Path, Query};
 use seatq_common::ids::{BookingId, TicketId};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{AdminUser, AuthUser};
 use crate::bookings::{
     self, BookingList, BookingView, CancelOutcome, CancelledBooking, CheckinBody, CheckinView,
     PendingCancel, TicketView, TransferBody,
 };
-use crate::error::AppResult;
-use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 
+/// Bookings, tickets and check-in.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(get_booking))
+        .routes(routes!(cancel_booking))
+        .routes(routes!(my_bookings))
+        .routes(routes!(get_ticket))
+        .routes(routes!(ticket_qr))
+        .routes(routes!(transfer_ticket))
+        .routes(routes!(check_in))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MyBookingsParams {
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/bookings/{booking_id}", tag = "bookings",
     params(("booking_id" = String, Path, format = Uuid)), security(("bearer" = [])),
-    responses((status = 200, body = BookingView), (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "booking_not_found (also for someone else's)")))]
+    responses((status = 200, body = BookingView), (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "booking_not_found (also for someone else's)")))]
 pub async fn get_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -41,8 +57,8 @@ pub async fn get_booking(
 
 #[utoipa::path(get, path = "/v1/me/bookings", tag = "bookings", params(MyBookingsParams),
     security(("bearer" = [])),
-    responses((status = 200, body = BookingList), (status = 400, body = crate::error::Problem),
-        (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = BookingList), (status = 400, body = Problem),
+        (status = 401, body = Problem)))]
 pub async fn my_bookings(
     State(state): State<AppState>,
     user: AuthUser,
@@ -58,10 +74,10 @@ pub async fn my_bookings(
     responses(
         (status = 200, body = CancelledBooking, description = "Cancelled; the refund is issued shortly"),
         (status = 202, body = PendingCancel, description = "Accepted by the broker, not decided within 5 s"),
-        (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "booking_not_found"),
-        (status = 409, body = crate::error::Problem, description = "booking_cancelled, event_started"),
-        (status = 503, body = crate::error::Problem, description = "broker_unavailable, with Retry-After")))]
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "booking_not_found"),
+        (status = 409, body = Problem, description = "booking_cancelled, event_started"),
+        (status = 503, body = Problem, description = "broker_unavailable, with Retry-After")))]
 pub async fn cancel_booking(
     State(state): State<AppState>,
     user: AuthUser,
@@ -77,8 +93,8 @@ pub async fn cancel_booking(
     params(("ticket_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses(
         (status = 200, body = TicketView, description = "For the holder, the booking's owner or an admin; the code only for the holder and admins"),
-        (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found")))]
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "ticket_not_found")))]
 pub async fn get_ticket(
     State(state): State<AppState>,
     user: AuthUser,
@@ -91,9 +107,9 @@ pub async fn get_ticket(
     params(("ticket_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses(
         (status = 200, content_type = "image/svg+xml", body = String, description = "The QR code of the ticket's current code (holder or admin)"),
-        (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found"),
-        (status = 410, body = crate::error::Problem, description = "ticket_void")))]
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "ticket_not_found"),
+        (status = 410, body = Problem, description = "ticket_void")))]
 pub async fn ticket_qr(
     State(state): State<AppState>,
     user: AuthUser,
@@ -123,11 +139,11 @@ pub async fn ticket_qr(
     security(("bearer" = [])),
     responses(
         (status = 200, body = TicketView, description = "Transferred; the sender's code no longer checks in (the view has no code)"),
-        (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem, description = "not_ticket_holder (admins who do not hold it)"),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found"),
-        (status = 409, body = crate::error::Problem, description = "ticket_void, already_checked_in"),
-        (status = 422, body = crate::error::Problem, description = "transfer_to_self, invalid_user_id")))]
+        (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "not_ticket_holder (admins who do not hold it)"),
+        (status = 404, body = Problem, description = "ticket_not_found"),
+        (status = 409, body = Problem, description = "ticket_void, already_checked_in"),
+        (status = 422, body = Problem, description = "transfer_to_self, invalid_user_id")))]
 pub async fn transfer_ticket(
     State(state): State<AppState>,
     user: AuthUser,
@@ -143,10 +159,10 @@ pub async fn transfer_ticket(
     security(("bearer" = [])),
     responses(
         (status = 200, body = CheckinView, description = "Admitted (exactly once per ticket)"),
-        (status = 400, body = crate::error::Problem, description = "ticket_code_malformed"),
-        (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found (also for a forged code)"),
-        (status = 409, body = crate::error::Problem,
+        (status = 400, body = Problem, description = "ticket_code_malformed"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "ticket_not_found (also for a forged code)"),
+        (status = 409, body = Problem,
             description = "already_checked_in (with checked_in_at), ticket_void, code_superseded, wrong_event")))]
 pub async fn check_in(
     State(state): State<AppState>,

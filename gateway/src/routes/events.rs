@@ -5,36 +5,57 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatq_common::http::error::{AppError, AppResult, Problem};
+use seatq_common::http::extract::{Json, Path, Query};
 use seatq_common::ids::EventId;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Path, Query};
 use crate::inventory;
 use crate::search::{EventSearch, RawSearch};
 use crate::seat_map::{self, SeatMap};
 use crate::state::AppState;
 use crate::views::{EventDetail, EventSummary};
 
+/// Browsing: the event list, one event, its seat map.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(seat_map))
+}
+
+/// The search parameters, with the bounds `crate::search` enforces (400 `invalid_query`
+/// with `param`, or `query_too_long`) stated in the document.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Words to find in the title, performer, venue name or city; each matches a word
     /// starting with it ("queue jump" finds "The Queue Jumpers"). At most 10 words and
     /// 200 characters (else 400 `query_too_long`). With a query, events come by
     /// relevance (title and performer above venue and city), then start time.
+    #[param(
+        max_length = 200,
+        pattern = r"^[\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+[\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+){0,9}(?:[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]+[\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)?$"
+    )]
     pub query: Option<String>,
-    /// Venue city, case-insensitive exact match.
+    /// Venue city, case-insensitive exact match (at most 100 characters, no control
+    /// characters).
+    #[param(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{0,100}$")]
     pub city: Option<String>,
     /// Events starting at or after this RFC 3339 time.
     #[param(format = DateTime)]
     pub from: Option<String>,
-    /// Events starting at or before this RFC 3339 time.
+    /// Events starting at or before this RFC 3339 time (before `from`: no events).
     #[param(format = DateTime)]
     pub to: Option<String>,
     /// 1-based page number.
+    #[param(minimum = 1, maximum = 100000)]
     pub page: Option<u32>,
     /// 1 to 100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
 }
 
@@ -47,10 +68,10 @@ pub struct EventPage {
     pub total: i64,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListParams),
+#[utoipa::path(get, operation_id = "list_events", path = "/v1/events", tag = "events", params(ListParams),
     responses((status = 200, body = EventPage,
             description = "Events by start time, or by relevance to `query`; cached ≤ 1 s"),
-        (status = 400, body = crate::error::Problem,
+        (status = 400, body = Problem,
             description = "`invalid_query` (with `param`) or `query_too_long`")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -115,9 +136,9 @@ pub fn event_not_found(id: EventId) -> AppError {
     AppError::not_found("event_not_found", format!("no event {id}"))
 }
 
-#[utoipa::path(get, path = "/v1/events/{event_id}", tag = "events",
+#[utoipa::path(get, operation_id = "get_event", path = "/v1/events/{event_id}", tag = "events",
     params(("event_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = EventDetail), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = EventDetail), (status = 404, body = Problem)))]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<EventId>,
@@ -129,7 +150,7 @@ pub async fn get(
     params(("event_id" = String, Path, format = Uuid)),
     responses((status = 200, body = SeatMap, description = "Seat map; ETag / If-None-Match honoured"),
         (status = 304, description = "Unchanged since the client's ETag"),
-        (status = 404, body = crate::error::Problem)))]
+        (status = 404, body = Problem)))]
 pub async fn seat_map(
     State(state): State<AppState>,
     Path(id): Path<EventId>,

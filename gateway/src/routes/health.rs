@@ -6,10 +6,19 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use seatq_common::http::extract::Json;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::extract::Json;
 use crate::state::AppState;
+
+/// Liveness and readiness.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {

@@ -6,20 +6,37 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatq_common::http::error::{AppError, AppResult, Problem};
+use seatq_common::http::extract::{Json, Path, Query};
 use seatq_common::ids::{EventId, HoldId, RequestId};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Path, Query};
 use crate::holds::{self, HoldRequestBody, HoldRequestView, HoldView};
 use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 
+/// Hold requests, their status, holds. The hold route alone counts every answer it gives
+/// (extractor refusals included) in the hold-request metrics, so the layer is on it only.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(request_hold).layer(axum::middleware::from_fn(
+            seatq_common::metrics::count_hold_requests,
+        )))
+        .routes(routes!(request_status))
+        .routes(routes!(get_hold, cancel_hold))
+        .routes(routes!(my_holds))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HoldParams {
-    /// Wait up to this many milliseconds (max 5000) for the decision and answer it inline.
+    /// Wait up to this many milliseconds (`gateway.max_wait_ms`, 5000 unless configured)
+    /// for the decision and answer it inline.
+    #[param(maximum = 5000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -33,20 +50,21 @@ pub struct Accepted {
 
 #[utoipa::path(post, path = "/v1/events/{event_id}/holds", tag = "holds",
     params(("event_id" = String, Path, format = Uuid), HoldParams,
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key, 1-128 visible ASCII")),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,128}$",
+            description = "Repeat-safe key, 1-128 visible ASCII: a repeat gets the first request's answer")),
     request_body = HoldRequestBody, security(("bearer" = [])),
     responses(
         (status = 202, body = Accepted, description = "Accepted by the broker; poll status_url"),
         (status = 200, body = HoldRequestView, description = "Decided within wait_ms"),
-        (status = 400, body = crate::error::Problem), (status = 401, body = crate::error::Problem),
-        (status = 403, body = crate::error::Problem, description = "sale_not_open"),
-        (status = 404, body = crate::error::Problem),
-        (status = 409, body = crate::error::Problem,
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "sale_not_open"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem,
             description = "seat_limit_reached: you already hold or bought the event's max_seats_per_user (with held, requested, limit)"),
-        (status = 422, body = crate::error::Problem),
-        (status = 429, body = crate::error::Problem,
+        (status = 422, body = Problem),
+        (status = 429, body = Problem,
             description = "rate_limited, with Retry-After (per user and per client IP)"),
-        (status = 503, body = crate::error::Problem,
+        (status = 503, body = Problem,
             description = "broker_unavailable, with Retry-After; with request_id when the request is recorded as rejected not_accepted: it will never be applied, send it again")))]
 pub async fn request_hold(
     State(state): State<AppState>,
@@ -86,7 +104,7 @@ pub async fn request_hold(
         .ok_or_else(|| super::events::event_not_found(event_id))?;
     crate::admission::sale_gate(&state.admission, &entry.info, &user.user_id, &headers)?;
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
-    rate_limit::check_seat_limit(&state, &user, &entry, &hold, idempotency_key).await?;
+    holds::check_seat_limit(&state, &user, &entry, &hold, idempotency_key).await?;
     let submitted = holds::submit(&state, &user, &entry, hold, idempotency_key, wait).await?;
     if let Some(view) = submitted.decided {
         return Ok((StatusCode::OK, Json(view)).into_response());
@@ -106,12 +124,12 @@ pub async fn request_hold(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/hold-requests/{request_id}", tag = "holds",
+#[utoipa::path(get, operation_id = "hold_request_status", path = "/v1/hold-requests/{request_id}", tag = "holds",
     params(("request_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = HoldRequestView,
             description = "pending, held or rejected; every request that got a 202 is pending or decided"),
-        (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "request_not_found: unknown, or not yours")))]
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "request_not_found: unknown, or not yours")))]
 pub async fn request_status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -122,8 +140,8 @@ pub async fn request_status(
 
 #[utoipa::path(get, path = "/v1/holds/{hold_id}", tag = "holds",
     params(("hold_id" = String, Path, format = Uuid)), security(("bearer" = [])),
-    responses((status = 200, body = HoldView), (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = HoldView), (status = 401, body = Problem),
+        (status = 404, body = Problem)))]
 pub async fn get_hold(
     State(state): State<AppState>,
     user: AuthUser,
@@ -140,7 +158,7 @@ pub struct MyHolds {
 }
 
 #[utoipa::path(get, path = "/v1/me/holds", tag = "holds", security(("bearer" = [])),
-    responses((status = 200, body = MyHolds), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = MyHolds), (status = 401, body = Problem)))]
 pub async fn my_holds(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<MyHolds>> {
     Ok(Json(MyHolds {
         holds: holds::my_active_holds(&state, &user).await?,
@@ -160,9 +178,9 @@ pub struct Cancelled {
     params(("hold_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = Cancelled, description = "Released (to the seat's waitlist first)"),
         (status = 202, body = Cancelled, description = "Accepted, not decided yet"),
-        (status = 401, body = crate::error::Problem),
-        (status = 404, body = crate::error::Problem, description = "hold_not_found"),
-        (status = 409, body = crate::error::Problem, description = "hold_not_active")))]
+        (status = 401, body = Problem),
+        (status = 404, body = Problem, description = "hold_not_found"),
+        (status = 409, body = Problem, description = "hold_not_active")))]
 pub async fn cancel_hold(
     State(state): State<AppState>,
     user: AuthUser,

@@ -3,28 +3,37 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use seatq_common::http::error::{AppResult, Problem};
+use seatq_common::http::extract::{Json, Path};
 use seatq_common::ids::EventId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::error::AppResult;
-use crate::extract::{Json, Path};
 use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 use crate::waitlist::{self, Joined, WaitlistPending, WaitlistPlace};
 
-#[utoipa::path(post, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+/// Seat waitlists, and the caller's places.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(join, place, leave))
+        .routes(routes!(mine))
+}
+
+#[utoipa::path(post, operation_id = "join_waitlist", path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
     params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path, example = "A-1-1")),
     security(("bearer" = [])),
     responses(
         (status = 201, body = WaitlistPlace, description = "On the waitlist"),
         (status = 202, body = WaitlistPending, description = "Accepted, not decided yet: GET shows the place"),
-        (status = 403, body = crate::error::Problem,
+        (status = 403, body = Problem,
             description = "sale_not_open; admission_required, admission_expired, admission_invalid, admission_wrong_event (waiting-room events: send X-Admission-Token, as for holds)"),
-        (status = 404, body = crate::error::Problem, description = "seat_not_found"),
-        (status = 409, body = crate::error::Problem,
+        (status = 404, body = Problem, description = "seat_not_found"),
+        (status = 409, body = Problem,
             description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded"),
-        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After"),
-        (status = 503, body = crate::error::Problem)))]
+        (status = 429, body = Problem, description = "rate_limited, with Retry-After"),
+        (status = 503, body = Problem)))]
 pub async fn join(
     State(state): State<AppState>,
     user: AuthUser,
@@ -44,11 +53,11 @@ pub async fn join(
     )
 }
 
-#[utoipa::path(get, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+#[utoipa::path(get, operation_id = "waitlist_place", path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
     params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = WaitlistPlace),
-        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found")))]
+        (status = 404, body = Problem, description = "not_waiting, seat_not_found")))]
 pub async fn place(
     State(state): State<AppState>,
     user: AuthUser,
@@ -60,13 +69,13 @@ pub async fn place(
     ))
 }
 
-#[utoipa::path(delete, path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
+#[utoipa::path(delete, operation_id = "leave_waitlist", path = "/v1/events/{event_id}/seats/{seat_id}/waitlist", tag = "waitlist",
     params(("event_id" = String, Path, format = Uuid), ("seat_id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 204, description = "Left the waitlist"),
         (status = 202, body = WaitlistPending),
-        (status = 404, body = crate::error::Problem, description = "not_waiting, seat_not_found"),
-        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
+        (status = 404, body = Problem, description = "not_waiting, seat_not_found"),
+        (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
 pub async fn leave(
     State(state): State<AppState>,
     user: AuthUser,
@@ -98,9 +107,9 @@ pub struct MyWaitlists {
     pub places: Vec<WaitlistPlace>,
 }
 
-#[utoipa::path(get, path = "/v1/me/waitlists", tag = "waitlist", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "my_waitlists", path = "/v1/me/waitlists", tag = "waitlist", security(("bearer" = [])),
     responses((status = 200, body = MyWaitlists),
-        (status = 503, body = crate::error::Problem, description = "waitlist_unavailable")))]
+        (status = 503, body = Problem, description = "waitlist_unavailable")))]
 pub async fn mine(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<MyWaitlists>> {
     Ok(Json(MyWaitlists {
         places: waitlist::my_places(&state, &user).await?,

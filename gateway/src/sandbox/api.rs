@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use seatq_common::http::error::{AppError, AppResult};
+use seatq_common::http::extract::{Json, Path};
 use seatq_common::payment_provider::{CreateSession, RefundReceipt, RefundRequest, Session};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,8 +16,6 @@ use uuid::Uuid;
 use super::store::{self, CompleteOptions, Completion, RefundOutcome, RefundRow, SessionRow};
 use super::webhooks::{self, Plan};
 use super::{ApiKey, SandboxState};
-use crate::error::{AppError, AppResult};
-use crate::extract::{Json, Path};
 
 /// Longest `delay_ms` a test may ask for.
 const MAX_DELAY_MS: u64 = 60_000;

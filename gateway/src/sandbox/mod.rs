@@ -27,9 +27,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
 use seatq_common::config::Settings;
+use seatq_common::http::error::AppError;
 use sqlx::PgPool;
-
-use crate::error::AppError;
 
 /// What the sandbox's handlers share.
 #[derive(Clone)]

@@ -10,14 +10,14 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
+use seatq_common::http::error::AppResult;
+use seatq_common::http::extract::Path;
 use serde::Deserialize;
 
 use super::api::{self, Finish, Outcome};
 use super::store::{self, SessionRow};
 use super::webhooks::Plan;
 use super::SandboxState;
-use crate::error::AppResult;
-use crate::extract::Path;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct PayForm {

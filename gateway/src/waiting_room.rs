@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
+use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, UserId};
 use seatq_common::pow;
 use seatq_common::waiting_room;
@@ -21,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

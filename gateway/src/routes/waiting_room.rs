@@ -1,23 +1,33 @@
-//! `/v1/events/{event_id}/queue`: the waiting room (see `crate::queue`).
+//! `/v1/events/{event_id}/queue`: the waiting room (see `crate::waiting_room`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use seatq_common::http::error::{AppResult, Problem};
+use seatq_common::http::extract::{Json, Path};
 use seatq_common::ids::EventId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::AppResult;
-use crate::extract::{Json, Path};
-use crate::queue::{self, Challenge, JoinBody, QueueTicketView};
 use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
+use crate::waiting_room::{self, Challenge, JoinBody, QueueTicketView};
 
-#[utoipa::path(post, path = "/v1/events/{event_id}/queue/challenge", tag = "waiting room",
+/// The waiting room: challenge, join, status.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(challenge))
+        .routes(routes!(join))
+        .routes(routes!(status))
+}
+
+#[utoipa::path(post, operation_id = "waiting_room_challenge", path = "/v1/events/{event_id}/queue/challenge", tag = "waiting room",
     params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     responses((status = 200, body = Challenge),
-        (status = 404, body = crate::error::Problem, description = "event_not_found"),
-        (status = 409, body = crate::error::Problem, description = "waiting_room_off"),
-        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
+        (status = 404, body = Problem, description = "event_not_found"),
+        (status = 409, body = Problem, description = "waiting_room_off"),
+        (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
 pub async fn challenge(
     State(state): State<AppState>,
     user: AuthUser,
@@ -26,19 +36,19 @@ pub async fn challenge(
 ) -> AppResult<Json<Challenge>> {
     rate_limit::check(&state, Limit::Queue, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
-    Ok(Json(queue::challenge(&state, &entry)?))
+    Ok(Json(waiting_room::challenge(&state, &entry)?))
 }
 
-#[utoipa::path(post, path = "/v1/events/{event_id}/queue", tag = "waiting room",
+#[utoipa::path(post, operation_id = "join_waiting_room", path = "/v1/events/{event_id}/queue", tag = "waiting room",
     params(("event_id" = String, Path, format = Uuid)), security(("bearer" = [])),
     request_body = JoinBody,
     responses((status = 201, body = QueueTicketView, description = "Joined"),
         (status = 200, body = QueueTicketView, description = "Already in: the same ticket"),
-        (status = 403, body = crate::error::Problem,
+        (status = 403, body = Problem,
             description = "challenge_required, challenge_invalid, challenge_expired, challenge_unsolved, challenge_used"),
-        (status = 404, body = crate::error::Problem, description = "event_not_found"),
-        (status = 409, body = crate::error::Problem, description = "waiting_room_off"),
-        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
+        (status = 404, body = Problem, description = "event_not_found"),
+        (status = 409, body = Problem, description = "waiting_room_off"),
+        (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
 pub async fn join(
     State(state): State<AppState>,
     user: AuthUser,
@@ -53,10 +63,13 @@ pub async fn join(
         JoinBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            crate::error::AppError::bad_request("invalid_json", format!("invalid body: {e}"))
+            seatq_common::http::error::AppError::bad_request(
+                "invalid_json",
+                format!("invalid body: {e}"),
+            )
         })?
     };
-    let (ticket, created) = queue::join(&state, &user, &entry, &body).await?;
+    let (ticket, created) = waiting_room::join(&state, &user, &entry, &body).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -65,12 +78,12 @@ pub async fn join(
     Ok((status, Json(ticket)))
 }
 
-#[utoipa::path(get, path = "/v1/events/{event_id}/queue/{ticket}", tag = "waiting room",
+#[utoipa::path(get, operation_id = "waiting_room_status", path = "/v1/events/{event_id}/queue/{ticket}", tag = "waiting room",
     params(("event_id" = String, Path, format = Uuid), ("ticket" = String, Path, format = Uuid)),
     security(("bearer" = [])),
     responses((status = 200, body = QueueTicketView),
-        (status = 404, body = crate::error::Problem, description = "ticket_not_found (also someone else's)"),
-        (status = 429, body = crate::error::Problem, description = "rate_limited, with Retry-After")))]
+        (status = 404, body = Problem, description = "ticket_not_found (also someone else's)"),
+        (status = 429, body = Problem, description = "rate_limited, with Retry-After")))]
 pub async fn status(
     State(state): State<AppState>,
     user: AuthUser,
@@ -79,5 +92,7 @@ pub async fn status(
 ) -> AppResult<Json<QueueTicketView>> {
     rate_limit::check(&state, Limit::QueueStatus, &user.user_id, &client).await?;
     let entry = super::events::event_entry(&state, event_id).await?;
-    Ok(Json(queue::status(&state, &user, &entry, ticket).await?))
+    Ok(Json(
+        waiting_room::status(&state, &user, &entry, ticket).await?,
+    ))
 }

@@ -6,17 +6,15 @@
 //! Every test has its own limiter keys (the test settings prefix them with the test's
 //! database name) and its user ids carry that name too: Redis is shared by all tests.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{consumer, gateway};
 use seatq_common::config::RateLimitClass;
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::{eventually, free_port, Api, TestEnv};
 use serde_json::{json, Value};
-use support::{consumer, gateway};
 
 /// Limits of one class: (rate per second, burst) per user and per IP; rate 0 = off.
 fn class(user: (f64, u32), ip: (f64, u32)) -> RateLimitClass {

@@ -2,11 +2,9 @@
 //! authorization, the compact cached seat map, degraded mode without a broker, and the
 //! committed OpenAPI document.
 
-mod support;
-
+use crate::support::{assert_problem, gateway, sections};
 use seatq_common::testkit::TestEnv;
 use serde_json::{json, Value};
-use support::{assert_problem, gateway, sections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_problem_json_with_stable_codes() {

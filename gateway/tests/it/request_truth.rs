@@ -7,17 +7,15 @@
 //!   (a broker paused past the produce timeout, then resumed): the client's retry is the
 //!   only hold, nothing is held twice.
 
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::support::{assert_problem, gateway, sections};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use seatq_common::command::{decode_record, Decoded};
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::{eventually, read_topic, PrivateBroker, TestEnv};
 use serde_json::{json, Value};
-use support::{assert_problem, gateway, sections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_request_stays_pending_for_its_owner_when_redis_forgets_it() {
@@ -75,7 +73,7 @@ async fn an_accepted_request_stays_pending_for_its_owner_when_redis_forgets_it()
     );
 
     // Once the consumer runs, the decision.
-    let _consumer = support::consumer(&env.settings);
+    let _consumer = crate::support::consumer(&env.settings);
     let decided = api.decision(&alice, &id, Duration::from_secs(60)).await;
     assert_eq!(decided["status"], "held", "{decided}");
     assert_eq!(decided["seat_ids"], json!(["A-1-1"]));
@@ -97,7 +95,7 @@ async fn a_503_is_never_applied_even_when_the_broker_wrote_the_command() {
     let mut settings = env.settings.clone();
     settings.kafka.produce_timeout_ms = 1500;
     let timeout = Duration::from_millis(settings.kafka.produce_timeout_ms);
-    let consumer = support::consumer(&settings);
+    let consumer = crate::support::consumer(&settings);
     let gw = gateway(&settings).await;
     let api = &gw.api;
     // Places to spare: every user can get the one place they ask for.

@@ -2,8 +2,6 @@
 //! decisions, the consumer) spawned in this process, each stopped when its handle drops,
 //! so a failing assertion cannot leave a server running into the next test.
 
-#![allow(dead_code)] // each test binary uses its own part of this module
-
 use std::net::SocketAddr;
 
 use seatq_common::config::Settings;

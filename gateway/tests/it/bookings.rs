@@ -8,10 +8,9 @@
 //! plays the consumer's part by reading the command off the broker and recording a
 //! decision, so it needs no consumer either.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{assert_problem, gateway, sections};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use seatq_common::command::{Command, Decoded};
@@ -19,7 +18,6 @@ use seatq_common::ids::{BookingId, RequestId, SectionId, TicketId};
 use seatq_common::testkit::{Api, Reply, TestEnv};
 use seatq_common::ticket_code;
 use serde_json::{json, Value};
-use support::{assert_problem, gateway, sections};
 use uuid::Uuid;
 
 /// The event's section ids by code.

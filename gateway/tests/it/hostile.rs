@@ -10,15 +10,13 @@
 //!
 //! The slow clients are raw TCP, so the test controls every byte and its timing.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::{gateway, sections};
 use seatq_common::http::serve::HEADER_READ_TIMEOUT;
 use seatq_common::testkit::{Reply, TestEnv};
 use serde_json::{json, Value};
-use support::{gateway, sections};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,3 +1,0 @@
-//! Extractors with problem+json rejections (shared: `seatq_common::http::extract`).
-
-pub use seatq_common::http::extract::*;
