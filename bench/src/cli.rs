@@ -1,4 +1,4 @@
-//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|waitroom|fair-fight|stage [options]`.
+//! Command-line interface: `bench all|naive|pipeline|latency|crash|lifecycle|sse|waitroom|fair-fight|stage|render [options]`.
 //!
 //! Defaults describe the full flash-sale run; `--smoke` shrinks every part to a quick
 //! check. Options shared by several subcommands live in flattened groups so each means
@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Everything in one run: the naive designs, the seatq pipeline (flash sale, half-load
     /// latency, kill -9 of consumer and broker) and the stages; at full size (>= 500,000
-    /// attempts from >= 50,000 users, not --smoke) writes latest.json and the README.
+    /// attempts from >= 50,000 users, not --smoke) writes every part's file in results/,
+    /// and latest.json and the README rendered from them.
     All {
         #[command(flatten)]
         run: RunArgs,
@@ -137,6 +138,14 @@ pub enum Command {
         /// The event the streams follow.
         #[arg(long)]
         event: String,
+    },
+    /// Re-render results/README.md (below its marker line) and results/latest.json from
+    /// the part files in results/ (flash-sale.json, fair-fight.json, lifecycle.json,
+    /// sse.json, waitroom.json), without running anything.
+    Render {
+        /// Where the results are [default: bench/results of this crate].
+        #[arg(long)]
+        results_dir: Option<PathBuf>,
     },
     /// The running local stack at rest: each process's CPU over `--secs` seconds with no
     /// traffic (an idle stack must be idle). Prints JSON.
@@ -278,7 +287,7 @@ pub struct PipelineArgs {
     pub headers: Headers,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Headers {
     None,

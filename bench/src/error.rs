@@ -47,8 +47,12 @@ pub enum BenchError {
     },
     #[error("{0}")]
     Stack(String),
-    #[error("results file: {0}")]
-    ResultsFile(String),
+    #[error("results file {}: {source}", path.display())]
+    ResultsJson {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl BenchError {

@@ -11,10 +11,12 @@
 //! room (`waitroom`: a burst of joins, admissions paced by the scheduler's controller,
 //! holds with admission tokens); and the fair fight (`fair-fight`: every design behind
 //! the gateway's router layers, the same client, closed loops, the burst an on-sale is,
-//! overload, fairness and CPU per decision). `bench all` does everything and writes
-//! `results/latest.json`, a dated copy and `results/README.md`; the other subcommands run
-//! one part (a dated `-partial` copy only, except that a full-size `bench lifecycle`,
-//! `sse` or `waitroom` also replaces its own section of latest.json and the README).
+//! overload, fairness and CPU per decision). `bench all` does everything and writes a
+//! dated copy, every part's file in `results/`, and `results/latest.json` and
+//! `results/README.md` rendered from those files; the other subcommands run one part (a
+//! dated `-partial` copy only, except that a full-size `bench fair-fight`, `lifecycle`,
+//! `sse` or `waitroom` also replaces its own part's file and re-renders the two).
+//! `bench render` re-renders them without running anything.
 
 mod cli;
 mod error;
@@ -50,7 +52,7 @@ use cli::{
 use pg::BenchDatabase;
 use pipeline::runs::{self, CrashPlan};
 use pipeline::Pipeline;
-use report::Report;
+use report::{PartKind, Report};
 use results::Stages;
 use scenarios::seats_table::SeatsDesign;
 use stack::{Action, Service, Stack};
@@ -126,6 +128,14 @@ fn main() -> anyhow::Result<()> {
     // A naive design's front for `bench fair-fight`: its own process and runtime.
     if let Command::Front(opts) = cli.command {
         return fair::front::main(opts);
+    }
+    // Nothing to run: the README and latest.json from the part files.
+    if let Command::Render { results_dir } = cli.command {
+        let dir = results_dir.unwrap_or_else(default_results_dir);
+        for path in report::render(&dir)? {
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -256,6 +266,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             execute(run, args, parts).await
         }
         Command::SseWorker { .. } => anyhow::bail!("sse-worker is started by `bench sse`"),
+        Command::Render { .. } => anyhow::bail!("render needs no runtime"),
         Command::Stage {
             which,
             run,
@@ -368,79 +379,68 @@ async fn execute(run: RunArgs, args: PartArgs, parts: Parts) -> anyhow::Result<(
     report.finished_at = chrono::Utc::now().to_rfc3339();
     print!("{}", report.summary());
 
-    let dir = run
-        .results_dir
-        .clone()
-        .unwrap_or_else(|| crate_dir.join("results"));
+    let dir = run.results_dir.clone().unwrap_or_else(default_results_dir);
     let all_designs = naive
         .as_ref()
         .is_some_and(|n| ALL_DESIGNS.iter().all(|d| n.designs.contains(d)));
-    // latest.json is the full-size run only.
+    // The flash sale's part is the full-size run of everything only.
     let full_size = attempts >= 500_000 && users >= 50_000;
     let full = !run.smoke && full_size && parts == Parts::ALL && all_designs;
+    // A part run on its own at full size replaces that part's results.
+    let alone = |only: Parts| !run.smoke && parts == only;
+    let lifecycle_full = alone(Parts {
+        lifecycle: true,
+        ..Parts::default()
+    }) && lifecycle
+        .as_ref()
+        .is_some_and(|l| l.seats(false) >= LifecycleArgs::FULL_SEATS);
+    let sse_full = alone(Parts {
+        sse: true,
+        ..Parts::default()
+    }) && report
+        .sse
+        .as_ref()
+        .is_some_and(|r| r.phases.iter().any(|p| p.streams >= SseArgs::FULL_STREAMS));
+    let waitroom_full = alone(Parts {
+        waitroom: true,
+        ..Parts::default()
+    }) && report
+        .waitroom
+        .as_ref()
+        .is_some_and(|r| r.users >= WaitroomArgs::FULL_USERS);
+    // Of every design.
+    let fair_full = alone(Parts {
+        fair: true,
+        ..Parts::default()
+    }) && fair.as_ref().is_some_and(|f| {
+        f.burst_users(false).contains(&FairArgs::FULL_BURST)
+            && fair::ALL_FAIR_DESIGNS
+                .iter()
+                .all(|d| f.fair_designs.contains(d))
+    });
+    let replaced: Vec<PartKind> = if full {
+        PartKind::ALL.to_vec()
+    } else {
+        [
+            (fair_full, PartKind::FairFight),
+            (lifecycle_full, PartKind::Lifecycle),
+            (sse_full, PartKind::Sse),
+            (waitroom_full, PartKind::Waitroom),
+        ]
+        .into_iter()
+        .filter_map(|(yes, kind)| yes.then_some(kind))
+        .collect()
+    };
     let stamp = started_at.format("%Y%m%dT%H%M%SZ").to_string();
-    let mut written = report::save(&report, &dir, full, &stamp)?;
-    // A full-size lifecycle run on its own updates its own section.
-    let lifecycle_full = !run.smoke
-        && parts
-            == (Parts {
-                lifecycle: true,
-                ..Parts::default()
-            })
-        && lifecycle
-            .as_ref()
-            .is_some_and(|l| l.seats(false) >= LifecycleArgs::FULL_SEATS);
-    if lifecycle_full {
-        written.extend(report::save_lifecycle(&report, &dir)?);
-    }
-    // So does a full-size SSE run.
-    let sse_full = !run.smoke
-        && parts
-            == (Parts {
-                sse: true,
-                ..Parts::default()
-            })
-        && report
-            .sse
-            .as_ref()
-            .is_some_and(|r| r.phases.iter().any(|p| p.streams >= SseArgs::FULL_STREAMS));
-    if sse_full {
-        written.extend(report::save_sse(&report, &dir)?);
-    }
-    // And a full-size waiting-room run.
-    let waitroom_full = !run.smoke
-        && parts
-            == (Parts {
-                waitroom: true,
-                ..Parts::default()
-            })
-        && report
-            .waitroom
-            .as_ref()
-            .is_some_and(|r| r.users >= WaitroomArgs::FULL_USERS);
-    if waitroom_full {
-        written.extend(report::save_waitroom(&report, &dir)?);
-    }
-    // And a full-size fair fight of every design.
-    let fair_full = !run.smoke
-        && parts
-            == (Parts {
-                fair: true,
-                ..Parts::default()
-            })
-        && fair.as_ref().is_some_and(|f| {
-            f.burst_users(false).contains(&FairArgs::FULL_BURST)
-                && fair::ALL_FAIR_DESIGNS
-                    .iter()
-                    .all(|d| f.fair_designs.contains(d))
-        });
-    if fair_full {
-        written.extend(report::save_fair_fight(&report, &dir)?);
-    }
-    for path in written {
+    for path in report::save(&report, &dir, &stamp, full, &replaced)? {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `bench/results` of this crate.
+fn default_results_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results")
 }
 
 /// The fair fight, on fresh events and a throwaway bench database of its own.

@@ -3,14 +3,14 @@
 //! Kept apart from the scenarios so every design reports the same timing fields the same
 //! way, and the report code needs nothing from the scenarios but these plain structs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pipeline::invariants::Invariants;
 use crate::runner::RunOutcome;
 
 /// Throughput and latency of one run (latency includes retries and errors: the user
 /// waited for them too).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timing {
     pub decisions_per_s: f64,
     pub p50_ms: f64,
@@ -57,7 +57,7 @@ impl From<&RunOutcome> for Timing {
 }
 
 /// A design whose table of record is the `seats` table: (a) and (b).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeatsTableResult {
     #[serde(flatten)]
     pub timing: Timing,
@@ -72,7 +72,7 @@ pub struct SeatsTableResult {
 }
 
 /// A Redis crash in the middle of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisRestart {
     /// Attempts answered when Redis was killed.
     pub after_attempts: u64,
@@ -81,7 +81,7 @@ pub struct RedisRestart {
 }
 
 /// Design (c): Redis decides, PostgreSQL is written behind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisFirstResult {
     #[serde(flatten)]
     pub timing: Timing,
@@ -107,7 +107,7 @@ pub struct RedisFirstResult {
 }
 
 /// The accept side of a storm over HTTP: how fast and how soon the gateway said `202`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AcceptTiming {
     pub accepted: u64,
     pub accepted_per_s: f64,
@@ -142,7 +142,7 @@ impl AcceptTiming {
 }
 
 /// The decision side: request (gateway `issued_at`) to decision (consumer `decided_at`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecisionTiming {
     pub decided: u64,
     /// Requests decided `held` (the rest were rejected).
@@ -179,7 +179,7 @@ impl DecisionTiming {
 }
 
 /// One storm through the pipeline, settled and checked.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PipelineRun {
     pub event_id: uuid::Uuid,
     pub accept: AcceptTiming,
@@ -188,7 +188,7 @@ pub struct PipelineRun {
 }
 
 /// The flash sale through seatq, closed loop like the naive designs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PipelineResult {
     pub accepted_per_s: f64,
     pub decisions_per_s: f64,
@@ -215,7 +215,7 @@ impl From<PipelineRun> for PipelineResult {
 }
 
 /// Open loop at a fixed arrival rate (half the closed loop's decisions/s).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HalfLoadResult {
     pub target_per_s: f64,
     /// Attempts answered per second over the run (below the target when the system
@@ -231,9 +231,9 @@ pub struct HalfLoadResult {
 }
 
 /// One kill -9 during the crash run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrashStep {
-    pub service: &'static str,
+    pub service: String,
     /// Attempts answered when it was killed.
     pub after_attempts: u64,
     /// From SIGKILL until the restarted service was up again.
@@ -241,7 +241,7 @@ pub struct CrashStep {
 }
 
 /// The storm with kill -9 of the consumer and then of the broker.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CrashResult {
     pub crashes: Vec<CrashStep>,
     /// Accepted (202) requests that were never decided.
@@ -251,7 +251,7 @@ pub struct CrashResult {
 }
 
 /// The consumer alone, draining a topic the gateway filled while it was stopped.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainResult {
     pub decided: u64,
     pub undecided: u64,
@@ -262,15 +262,16 @@ pub struct DrainResult {
 }
 
 /// A plain Kafka client on a scratch topic, with the gateway's command payloads.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BrokerResult {
     pub topic: String,
     pub records: u64,
     pub commands: u64,
     /// Commands per record (`seatq_common::record::pack`).
     pub pack: usize,
-    /// The records' request-id headers (`--headers`).
-    pub headers: crate::cli::Headers,
+    /// The records' request-id headers (`--headers`; not recorded before the option).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<crate::cli::Headers>,
     /// Payload and header value bytes.
     pub bytes: u64,
     pub produce_s: f64,
@@ -283,7 +284,7 @@ pub struct BrokerResult {
 }
 
 /// Each stage on its own.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stages {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_accept_per_s: Option<f64>,
@@ -310,7 +311,7 @@ pub fn nth_quantile(quantiles: Option<&[f64]>, i: usize) -> f64 {
 }
 
 /// A latency measured in SQL over many rows: how many, median, 99th percentile, worst.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub count: u64,
     pub p50_ms: f64,
@@ -331,7 +332,7 @@ impl Latency {
 }
 
 /// Request (`issued_at`) to decision (`decided_at`) of one kind of command.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommandLatency {
     pub kind: String,
     #[serde(flatten)]
@@ -339,7 +340,7 @@ pub struct CommandLatency {
 }
 
 /// What the lifecycle left in the database (columns of the same names).
-#[derive(Debug, Clone, Copy, Default, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, sqlx::FromRow)]
 pub struct LifecycleCounts {
     /// Confirmed bookings, and their tickets.
     #[sqlx(try_from = "i64")]
@@ -361,7 +362,7 @@ pub struct LifecycleCounts {
 }
 
 /// The hold lifecycle's invariants, in SQL on the scenario's event (all 0 when right).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct LifecycleInvariants {
     /// A seat in two live holds, or the seats table and the live holds disagreeing.
     pub oversold: u64,
@@ -411,7 +412,7 @@ impl LifecycleInvariants {
 
 /// The full hold lifecycle on a fresh event: holds, payments through the sandbox provider,
 /// expiry through the scheduler, waitlist offers, bookings.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LifecycleResult {
     pub event_id: uuid::Uuid,
     pub seats: i32,
@@ -465,7 +466,7 @@ pub struct LifecycleResult {
 }
 
 /// The notifier process the SSE scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SseNotifier {
     pub bin: String,
     /// When the binary was built (its modification time).
@@ -487,7 +488,7 @@ pub struct SseNotifier {
 }
 
 /// Streams asked for beyond what the notifier's descriptor limit allows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FdCap {
     pub requested: usize,
     pub capped_to: usize,
@@ -498,7 +499,7 @@ pub struct FdCap {
 }
 
 /// One step of the SSE scenario: streams open, a storm, and what every stream received.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SsePhase {
     pub streams_target: usize,
     /// Streams open (each got `ready`) during this phase.
@@ -580,7 +581,7 @@ pub struct SsePhase {
 }
 
 /// `bench sse`: many SSE streams on one standalone notifier during a storm of changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SseResult {
     pub event_id: uuid::Uuid,
     pub seats: i32,

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -163,7 +163,7 @@ fn used_between(from: &[(u32, f64)], to: &[(u32, f64)]) -> f64 {
 }
 
 /// A design's cost over all its runs, as reported.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CostResult {
     /// Decisions made in the runs measured.
     pub decisions: u64,

@@ -27,12 +27,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use seatq_common::command::HoldSeats;
+use seatq_common::http::error::{AppError, AppResult};
+use seatq_common::http::extract::{Json, Path, Query};
 use seatq_common::ids::{EventId, HoldId};
 use seatq_common::layout::VenueLayout;
 use seatq_common::shutdown::Shutdown;
 use seatq_gateway::auth::AuthUser;
-use seatq_gateway::error::{AppError, AppResult};
-use seatq_gateway::extract::{Json, Path, Query};
 use seatq_gateway::holds::{self, HoldRequestBody, HoldRequestView, RequestState};
 use seatq_gateway::rate_limit::{self, ClientIp, Limit};
 use seatq_gateway::routes::holds::HoldParams;
@@ -278,7 +278,7 @@ async fn request_hold(
         .ok_or_else(|| seatq_gateway::routes::events::event_not_found(event_id))?;
     seatq_gateway::admission::sale_gate(&state.admission, &entry.info, &user.user_id, &headers)?;
     let hold = holds::plan_hold(&entry, &body, state.settings.gateway.max_seats_per_request)?;
-    rate_limit::check_seat_limit(&state, &user, &entry, &hold, None).await?;
+    holds::check_seat_limit(&state, &user, &entry, &hold, None).await?;
     let request = request_of(&front.stadium, &entry.layout, &hold).ok_or_else(|| {
         AppError::unprocessable("not_a_bench_venue", "the event's seats are not the bench's")
     })?;

@@ -30,7 +30,7 @@ pub struct Entry {
 }
 
 /// Fairness of one run, or summed over runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fairness {
     pub contested_seats: u64,
     pub violations: u64,

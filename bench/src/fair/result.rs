@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::fair::cost::CostResult;
 use crate::fair::ledger::{self, Entry, Fairness};
@@ -13,7 +13,7 @@ use crate::results::round;
 use crate::runner::{self, RunOutcome};
 
 /// How the fight was set up.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Setup {
     pub closed_attempts: usize,
     pub burst_window_s: f64,
@@ -24,7 +24,7 @@ pub struct Setup {
     pub seed: u64,
     /// The stack's `rate_limits.enabled`: the same for every front.
     pub rate_limits: bool,
-    pub arrival_clock: &'static str,
+    pub arrival_clock: String,
 }
 
 impl Setup {
@@ -41,13 +41,14 @@ impl Setup {
             arrival_clock: "wall clock of the one machine, microseconds, stamped where the \
                 gateway stamps issued_at (checked, about to be queued or decided); each run \
                 checks that it did not step against the monotonic clock \
-                (wall_clock_step_ms), so the stamps order arrivals as a monotonic clock would",
+                (wall_clock_step_ms), so the stamps order arrivals as a monotonic clock would"
+                .to_string(),
         }
     }
 }
 
 /// One run of one design.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScenarioResult {
     pub attempts: u64,
     pub connections: usize,
@@ -161,7 +162,7 @@ impl ScenarioResult {
 }
 
 /// Sustained overload: arrivals at a multiple of the measured capacity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overload {
     /// The best closed-loop decisions/s of the design.
     pub capacity_per_s: f64,
@@ -176,7 +177,7 @@ pub struct Overload {
     /// `bounded` when errors stayed 0 and the last decision came within 10 % of the
     /// offered time after the last arrival; else `queued` (errors 0, latency grew with
     /// the backlog) or `collapsed` (errors).
-    pub verdict: &'static str,
+    pub verdict: String,
     pub run: ScenarioResult,
 }
 
@@ -196,17 +197,17 @@ impl Overload {
             decision_p99_ms: run.decision_p99_ms,
             errors: run.errors,
             drain_after_arrivals_s: round(drain, 3),
-            verdict,
+            verdict: verdict.to_string(),
             run,
         }
     }
 }
 
 /// Everything measured for one design.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DesignResult {
     /// What served it.
-    pub front: &'static str,
+    pub front: String,
     /// By concurrent users.
     pub closed_loop: BTreeMap<String, ScenarioResult>,
     /// By users in the burst.
@@ -232,7 +233,8 @@ impl DesignResult {
                 _ => {
                     "bench front: the gateway's layers and handler checks, deciding in place (200)"
                 }
-            },
+            }
+            .to_string(),
             closed_loop: BTreeMap::new(),
             burst: BTreeMap::new(),
             overload: None,
@@ -284,7 +286,7 @@ fn sorted<T>(map: &BTreeMap<String, T>) -> Vec<(&String, &T)> {
 }
 
 /// The fair fight, as written to latest.json (`fair_fight`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FairFight {
     pub setup: Setup,
     /// By design key: pipeline, conditional_update, for_update, redis_first.
@@ -458,7 +460,7 @@ mod tests {
                 front_pool: 32,
                 seed: 42,
                 rate_limits: true,
-                arrival_clock: "",
+                arrival_clock: String::new(),
             },
             designs: BTreeMap::new(),
         };

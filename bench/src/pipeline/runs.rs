@@ -102,7 +102,7 @@ async fn drill(
         tokio::time::sleep(down).await;
         stack.service(Action::Start, service).await?;
         let step = CrashStep {
-            service: service.name(),
+            service: service.name().to_string(),
             after_attempts: answered,
             down_ms: results::millis(killed.elapsed()),
         };

@@ -81,11 +81,6 @@ pub fn attribute(
     out
 }
 
-/// A histogram of microseconds (1 µs .. 10 min, 3 significant digits).
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
-}
-
 /// A histogram as `(value, count)` pairs, to send between processes.
 pub fn to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
     h.iter_recorded()
@@ -101,7 +96,7 @@ pub fn add_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
 }
 
 /// Count, median, p90, p99 and worst of a latency, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50_ms: f64,
@@ -129,6 +124,7 @@ impl Percentiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::new_histogram;
 
     #[test]
     fn equal_marks_are_counted_together_in_order() {
@@ -159,7 +155,7 @@ mod tests {
     fn each_mark_is_timed_by_the_first_message_covering_it() {
         // Commands at offsets 10, 11 (two), 14 => covered by ids 11, 12, 15.
         let m = marks(vec![(11, 1_000), (12, 1_500), (12, 1_500), (15, 2_000)]);
-        let mut h = histogram();
+        let mut h = new_histogram();
         // Message 12 at 3,000 covers the first three; 20 at 4,000 the last.
         let u = attribute(&m, 10, [(12, 3_000), (20, 4_000)], &mut h);
         assert_eq!(u, Unattributed::default());
@@ -168,15 +164,15 @@ mod tests {
         assert_eq!(h.count_at(2_000), 2);
         assert_eq!(h.count_at(1_500), 2);
         // A client that started at 12 had the first three in its map.
-        let mut h = histogram();
+        let mut h = new_histogram();
         let u = attribute(&m, 12, [(20, 4_000)], &mut h);
         assert_eq!((h.len(), u.missed), (1, 0));
         // One that stopped at 12 never got the last one.
-        let mut h = histogram();
+        let mut h = new_histogram();
         let u = attribute(&m, 10, [(12, 3_000)], &mut h);
         assert_eq!((h.len(), u.missed), (3, 1));
         // A repeated, older id (a resumed stream's catch-up) changes nothing.
-        let mut h = histogram();
+        let mut h = new_histogram();
         let u = attribute(&m, 10, [(12, 3_000), (11, 3_500), (15, 3_600)], &mut h);
         assert_eq!((h.len(), u.missed), (4, 0));
         assert_eq!(h.count_at(1_600), 1, "the last one, by message 15");
@@ -185,7 +181,7 @@ mod tests {
     #[test]
     fn a_receipt_before_its_start_counts_as_zero_and_is_reported() {
         let m = marks(vec![(2, 5_000)]);
-        let mut h = histogram();
+        let mut h = new_histogram();
         let u = attribute(&m, 0, [(2, 4_000)], &mut h);
         assert_eq!(u.negative, 1);
         assert_eq!(h.len(), 1);
@@ -193,17 +189,17 @@ mod tests {
 
     #[test]
     fn percentiles_survive_the_trip_between_processes() {
-        let mut a = histogram();
+        let mut a = new_histogram();
         for v in 1..=1_000u64 {
             a.record(v * 1_000).expect("in range");
         }
-        let mut b = histogram();
+        let mut b = new_histogram();
         add_pairs(&mut b, &to_pairs(&a));
         assert_eq!(Percentiles::of(&a), Percentiles::of(&b));
         let p = Percentiles::of(&b);
         assert_eq!(p.count, 1_000);
         assert!((p.p50_ms - 500.0).abs() < 1.0, "{p:?}");
         assert!((p.p99_ms - 990.0).abs() < 1.0, "{p:?}");
-        assert_eq!(Percentiles::of(&histogram()), Percentiles::default());
+        assert_eq!(Percentiles::of(&new_histogram()), Percentiles::default());
     }
 }

@@ -46,6 +46,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use uuid::Uuid;
 
 use crate::error::BenchError;
+use crate::runner::new_histogram;
 use crate::machine::Machine;
 use crate::pipeline::api::{EventRules, Tokens};
 use crate::pipeline::{self, decisions};
@@ -225,7 +226,7 @@ impl QueueSampler {
 fn gaps(firsts: &HashMap<i64, i64>) -> Percentiles {
     let mut at: Vec<i64> = firsts.values().copied().collect();
     at.sort_unstable();
-    let mut h = measure::histogram();
+    let mut h = new_histogram();
     for w in at.windows(2) {
         h.saturating_record((w[1] - w[0]).max(0) as u64);
     }
@@ -875,9 +876,9 @@ struct Merged {
 
 fn merge(reports: &[WorkerReport]) -> Merged {
     let (mut decided, mut published, mut spread) = (
-        measure::histogram(),
-        measure::histogram(),
-        measure::histogram(),
+        new_histogram(),
+        new_histogram(),
+        new_histogram(),
     );
     let mut m = Merged {
         messages: 0,

@@ -29,7 +29,7 @@ pub struct HubStats {
 }
 
 /// How the notifier ended.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stopped {
     /// From SIGTERM to exit.
     pub after_ms: f64,

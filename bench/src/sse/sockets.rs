@@ -7,7 +7,7 @@
 //! the delay is inside the notifier (its queues, its flush tick, its scheduling), not in
 //! the network or the bench's reading.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One look at the streams' sockets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub fn sample(proc_net_tcp: &str, port: u16) -> Sample {
 }
 
 /// Samples taken during a storm, summed up.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Queues {
     pub samples: u64,
     /// Server side: bytes the notifier wrote that the clients' windows had not taken.

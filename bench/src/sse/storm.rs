@@ -30,7 +30,7 @@ use crate::workload::Stadium;
 const HOLD_WAIT_MS: u64 = 5_000;
 
 /// What the actors did in one phase (the changes themselves are counted in SQL).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StormTally {
     pub holds: u64,
     pub cancels: u64,

@@ -27,6 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::runner::new_histogram;
 use super::measure::{self, Unattributed};
 use super::parse::{parse_head, Chunked, SseItem, SseParser};
 use super::protocol::{
@@ -661,9 +662,9 @@ fn report(s: &Shared, r: &ReportRequest) -> Result<WorkerReport, String> {
     let layout = s.layout.as_ref().ok_or("no seat map yet")?;
     let firsts: HashMap<i64, i64> = r.firsts.iter().copied().collect();
     let (mut decided, mut published, mut spread) = (
-        measure::histogram(),
-        measure::histogram(),
-        measure::histogram(),
+        new_histogram(),
+        new_histogram(),
+        new_histogram(),
     );
     let mut out = WorkerReport {
         reconnects: s.reconnects,
@@ -1002,7 +1003,7 @@ mod tests {
         );
         assert_eq!(r.messages, 2);
         assert_eq!(r.decided_unattributed.missed, 2, "the third client's two");
-        let mut h = measure::histogram();
+        let mut h = new_histogram();
         measure::add_pairs(&mut h, &r.decided_to_received);
         assert_eq!((h.len(), h.max()), (4, h.highest_equivalent(600)));
         assert_eq!(progress(&s).min_cursor, 5);

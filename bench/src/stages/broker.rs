@@ -153,7 +153,7 @@ pub async fn run(
         records: n_records,
         commands: n_commands,
         pack,
-        headers,
+        headers: Some(headers),
         bytes,
         produce_s: results::round(produce.as_secs_f64(), 3),
         produce_records_per_s: per_s(n_records, produce),

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sse::notifier::{cpu_secs_of, ticks_per_sec};
 
@@ -117,7 +117,7 @@ impl Cpu {
 }
 
 /// Cores used by each component between two snapshots.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PhaseCpu {
     pub phase: String,
     pub wall_s: f64,

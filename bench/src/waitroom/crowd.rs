@@ -32,6 +32,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::error::BenchError;
+use crate::runner::new_histogram;
 use crate::waitroom::agents::{Agents, HoldAnswer};
 
 /// How often the bench looks for newly admitted tickets (the user stream's stand-in).
@@ -40,10 +41,6 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 const ADMITTED_SINCE: &str = "SELECT user_id, admitted_at FROM queue_tickets \
      WHERE event_id = $1 AND status = 'admitted' AND admitted_at >= $2 ORDER BY admitted_at";
 
-/// A latency histogram: 1 µs .. 10 min, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant histogram bounds are valid")
-}
 
 fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
     if let Ok(mut h) = h.lock() {
@@ -133,12 +130,12 @@ impl Crowd {
             admission_ttl: chrono::Duration::seconds(admission_ttl_secs.max(1)),
             counters: Counters::default(),
             latencies: Latencies {
-                join: Mutex::new(histogram()),
-                poll: Mutex::new(histogram()),
-                token: Mutex::new(histogram()),
-                hold_accept: Mutex::new(histogram()),
-                admitted_to_watched: Mutex::new(histogram()),
-                admitted_to_polled: Mutex::new(histogram()),
+                join: Mutex::new(new_histogram()),
+                poll: Mutex::new(new_histogram()),
+                token: Mutex::new(new_histogram()),
+                hold_accept: Mutex::new(new_histogram()),
+                admitted_to_watched: Mutex::new(new_histogram()),
+                admitted_to_polled: Mutex::new(new_histogram()),
             },
             accepted: Mutex::new(Vec::new()),
             refusals: Mutex::new(BTreeMap::new()),

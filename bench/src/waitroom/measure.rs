@@ -7,7 +7,7 @@
 //! then `sort_key` within a batch, the order the scheduler picks them in).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::pipeline::invariants::count;
 use crate::results::{nth_quantile, round};
 
 /// count, p50, p90, p99 and max of a duration, in seconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub count: u64,
     pub p50_s: f64,
@@ -26,7 +26,7 @@ pub struct Spread {
 }
 
 /// Queue waits of admitted users.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct QueueWait {
     /// Everyone admitted: join → admitted.
     pub all: Spread,
@@ -184,7 +184,7 @@ pub async fn batches(pool: &PgPool, event: Uuid) -> Result<Vec<Batch>, BenchErro
 }
 
 /// The lottery and first come, first served, checked on the admission order.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct OrderChecks {
     /// Admitted users who joined before the sale opened.
     pub lottery_admitted: u64,
@@ -201,8 +201,9 @@ pub struct OrderChecks {
     /// `INSERT` commits, and a tick lets in the tickets committed by then)...
     pub fifo_violations: u64,
     /// ...and the largest such inversion: how much later than the one passed over the
-    /// passer joined, ms (against the join latency).
-    pub fifo_max_inversion_ms: f64,
+    /// passer joined, ms (against the join latency; not recorded by earlier runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fifo_max_inversion_ms: Option<f64>,
     /// Admitted users let in after (in a later batch than) someone behind them in line
     /// (higher `sort_key`), or ahead of someone still waiting when admissions stopped
     /// (0, or the same commit-time inversions as `fifo_violations`).
@@ -287,7 +288,7 @@ pub async fn order(
         lottery_first_tenth_share: tenth.map(|t| round(t, 4)),
         fifo_admitted: count(fifo_n),
         fifo_violations: count(fifo_bad),
-        fifo_max_inversion_ms: round(inversion_ms, 1),
+        fifo_max_inversion_ms: Some(round(inversion_ms, 1)),
         line_order_violations: count(line_bad),
         after_sale_before_lottery: count(after_first),
     })
@@ -295,7 +296,7 @@ pub async fn order(
 
 /// Hold decisions of the run's accepted requests, per second (or per `bucket` seconds)
 /// of `decided_at` since the sale opened.
-#[derive(Debug, Clone, Copy, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::FromRow)]
 pub struct DecidedIn {
     /// Start of the bucket, seconds since the sale opened.
     pub t: i32,

@@ -570,7 +570,7 @@ fn admission_result(
         .map(|&s| (s..s + 10).filter_map(|k| per_second.get(&k)).sum::<u64>())
         .max()
         .unwrap_or(0);
-    let mut gaps = crowd::histogram();
+    let mut gaps = crate::runner::new_histogram();
     for w in batches.windows(2) {
         if let Ok(d) = (w[1].0 - w[0].0).to_std() {
             gaps.saturating_record(d.as_micros().max(1) as u64);

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use seatq_common::pow;
@@ -19,7 +19,7 @@ use crate::results::round;
 /// Verifications timed in one go.
 const VERIFIES: u32 = 20_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowSolve {
     pub difficulty: u32,
     pub solves: u32,
@@ -31,7 +31,7 @@ pub struct PowSolve {
     pub hashes_per_s: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PowBench {
     pub verifies: u32,
     /// Mean time of one successful `verify`, µs.

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use crate::waitroom::measure::Spread;
 use crate::waitroom::result::{Millis, WaitroomResult};
 
-/// The section lies between these lines: `bench all` writes it with everything else,
-/// and a full-size `bench waitroom` replaces just this section.
-pub const BEGIN: &str =
+/// Around the section, like the README's other parts (nothing reads them: they show
+/// where the section is).
+const BEGIN: &str =
     "<!-- waiting room: written by `bench all` and by a full-size `bench waitroom` -->";
-pub const END: &str = "<!-- end of waiting room -->";
+const END: &str = "<!-- end of waiting room -->";
 
 /// How each number is measured.
 pub const NOTES: &[&str] = &[
@@ -240,10 +240,10 @@ pub fn rows(r: &WaitroomResult) -> Vec<(String, String, String)> {
         row(
             "**FIFO after on-sale** violations (of n), largest inversion ms; line order violations; post-sale let in before the lottery",
             format!(
-                "{} ({}), {:.0}; {}; {}",
+                "{} ({}), {}; {}; {}",
                 o.fifo_violations,
                 o.fifo_admitted,
-                o.fifo_max_inversion_ms,
+                opt(o.fifo_max_inversion_ms.map(|x| format!("{x:.0}"))),
                 o.line_order_violations,
                 o.after_sale_before_lottery
             ),
@@ -380,8 +380,9 @@ pub fn trajectory_table(r: &WaitroomResult) -> String {
     out
 }
 
-/// The README section, markers included; `run` says when and where it ran.
-pub fn markdown(r: &WaitroomResult, run: &str) -> String {
+/// The README section, markers included; `run` says when and where it ran, `reading` is
+/// what was written by hand about that run (as it is, right after the notes).
+pub fn markdown(r: &WaitroomResult, run: &str, reading: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{BEGIN}\n### On-sale with the waiting room\n");
     let _ = writeln!(out, "{run}\n");
@@ -396,6 +397,9 @@ pub fn markdown(r: &WaitroomResult, run: &str) -> String {
     let _ = writeln!(out, "{}", trajectory_table(r));
     for note in NOTES {
         let _ = writeln!(out, "- {note}");
+    }
+    if let Some(text) = reading {
+        let _ = writeln!(out, "{}", text.trim_end());
     }
     let _ = writeln!(out, "{END}");
     out

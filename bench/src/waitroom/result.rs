@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::pipeline::invariants::Invariants;
@@ -13,7 +13,7 @@ use crate::waitroom::pow::PowBench;
 use crate::waitroom::sample::Sample;
 
 /// p50, p90, p99 and max of a client-side histogram, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Millis {
     pub count: u64,
     pub p50_ms: f64,
@@ -40,7 +40,7 @@ impl Millis {
 
 /// The scheduler's waiting-room settings during the run (its configuration file, its
 /// `SEATQ_WAITING_ROOM__*` environment).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Controller {
     pub tick_ms: u64,
     pub initial_rate: f64,
@@ -78,7 +78,7 @@ impl From<&seatq_common::config::WaitingRoomSettings> for Controller {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Joins {
     /// `201`: a new ticket.
     pub joined: u64,
@@ -102,7 +102,7 @@ pub struct Joins {
     pub latency: Millis,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Admission {
     pub admitted: u64,
     /// Still waiting when admissions stopped (removed then).
@@ -126,7 +126,7 @@ pub struct Admission {
     pub rate_cuts: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Polls {
     pub pollers: usize,
     pub polls: u64,
@@ -140,7 +140,7 @@ pub struct Polls {
     pub admitted_to_watched: Millis,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Holds {
     /// Admitted users told of it (each buys once).
     pub buyers: u64,
@@ -156,7 +156,7 @@ pub struct Holds {
     pub unfinished: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decisions {
     pub decided: u64,
     pub held: u64,
@@ -178,7 +178,7 @@ pub struct Decisions {
 }
 
 /// The waiting room's own invariants (the pipeline's are in `invariants`).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct WaitroomInvariants {
     pub admitted_before_sale: u64,
     pub holds_without_admission: u64,
@@ -199,7 +199,7 @@ impl WaitroomInvariants {
 }
 
 /// A request the gateway must refuse, and what it answered.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateCheck {
     pub what: String,
     pub expected: String,
@@ -207,7 +207,7 @@ pub struct GateCheck {
 }
 
 /// Ten seconds of the run: what the controller did and what the pipeline showed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bucket {
     /// Start, seconds since the sale opened.
     pub t: i32,
@@ -225,7 +225,7 @@ pub struct Bucket {
     pub joined: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitroomResult {
     pub event_id: Uuid,
     pub seats: i32,

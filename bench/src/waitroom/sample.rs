@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::results::round;
@@ -21,7 +21,7 @@ const EVERY: Duration = Duration::from_secs(1);
 const CONTROL: &str = "SELECT rate, admitted_total, last_lag, last_p99_ms \
      FROM admission_control WHERE event_id = $1";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     /// Seconds since the sale opened (negative before).
     pub t: f64,
