@@ -46,11 +46,11 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use uuid::Uuid;
 
 use crate::error::BenchError;
-use crate::runner::new_histogram;
 use crate::machine::Machine;
 use crate::pipeline::api::{EventRules, Tokens};
 use crate::pipeline::{self, decisions};
 use crate::results::{round, FdCap, SseNotifier, SsePhase, SseResult};
+use crate::runner::new_histogram;
 use crate::stack::Stack;
 
 use events::{SeatEvents, SeatMap};
@@ -875,11 +875,8 @@ struct Merged {
 }
 
 fn merge(reports: &[WorkerReport]) -> Merged {
-    let (mut decided, mut published, mut spread) = (
-        new_histogram(),
-        new_histogram(),
-        new_histogram(),
-    );
+    let (mut decided, mut published, mut spread) =
+        (new_histogram(), new_histogram(), new_histogram());
     let mut m = Merged {
         messages: 0,
         data_bytes: 0,

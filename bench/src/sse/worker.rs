@@ -27,12 +27,12 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::runner::new_histogram;
 use super::measure::{self, Unattributed};
 use super::parse::{parse_head, Chunked, SseItem, SseParser};
 use super::protocol::{
     Done, Opened, Progress, Reply, ReportRequest, Request, SectionStatus, StateCheck, WorkerReport,
 };
+use crate::runner::new_histogram;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A dropped stream reconnects after this (EventSource would wait the `retry` hint, 2 s;
@@ -661,11 +661,8 @@ fn report(s: &Shared, r: &ReportRequest) -> Result<WorkerReport, String> {
         .ok_or_else(|| format!("no seat map {}", r.final_map))?;
     let layout = s.layout.as_ref().ok_or("no seat map yet")?;
     let firsts: HashMap<i64, i64> = r.firsts.iter().copied().collect();
-    let (mut decided, mut published, mut spread) = (
-        new_histogram(),
-        new_histogram(),
-        new_histogram(),
-    );
+    let (mut decided, mut published, mut spread) =
+        (new_histogram(), new_histogram(), new_histogram());
     let mut out = WorkerReport {
         reconnects: s.reconnects,
         ready_mismatches: s.ready_mismatches,

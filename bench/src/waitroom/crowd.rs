@@ -41,7 +41,6 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 const ADMITTED_SINCE: &str = "SELECT user_id, admitted_at FROM queue_tickets \
      WHERE event_id = $1 AND status = 'admitted' AND admitted_at >= $2 ORDER BY admitted_at";
 
-
 fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
     if let Ok(mut h) = h.lock() {
         h.saturating_record(d.as_micros().max(1) as u64);

@@ -11,7 +11,6 @@
 //! `docs/screenshots/` (the README shows them). Each test has its own database, so plain
 //! user names cannot collide with other tests.
 
-
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,8 +18,8 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use seatq_common::testkit::free_port;
-use serde_json::json;
 use seatq_system_tests::stack::Stack;
+use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(20);
 

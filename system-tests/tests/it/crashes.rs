@@ -1,27 +1,28 @@
 //! Crashes mid-storm: kill -9 of the consumer process, and of the broker. Afterwards every
 //! request that got 202 is decided exactly once, in FIFO order, and no seat is oversold.
 
-
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use seatq_common::testkit::{PrivateBroker, TestEnv};
-use serde_json::json;
 use seatq_system_tests::pipeline::*;
+use serde_json::json;
 
 /// The consumer binary in a child process, killed (SIGKILL) when dropped.
 struct ConsumerProcess(Child);
 
 impl ConsumerProcess {
     fn spawn(env: &TestEnv) -> Self {
-        let child = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-consumer"))
-            .envs(env.child_env())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start consumer process");
+        let child = Command::new(seatq_common::testkit::cluster::workspace_binary(
+            "seatq-consumer",
+        ))
+        .envs(env.child_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start consumer process");
         Self(child)
     }
 

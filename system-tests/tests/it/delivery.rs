@@ -1,7 +1,6 @@
 //! At-least-once delivery, exactly-once effect: redelivered commands, poison messages and
 //! two consumers racing for one partition.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +9,8 @@ use seatq_common::ids::{EventId, RequestId};
 use seatq_common::testkit::{eventually, TestEnv};
 use seatq_consumer::batch::{BatchApplier, BatchResult};
 use seatq_consumer::input::Incoming;
-use serde_json::json;
 use seatq_system_tests::pipeline::*;
+use serde_json::json;
 
 async fn produce(env: &TestEnv, event: EventId, partition: i32, payload: &[u8]) {
     let producer = seatq_common::kafka::producer(&env.settings.kafka).expect("producer");

@@ -1,7 +1,6 @@
 //! Holds end on time: the scheduler's timers expire unpaid holds (with a reminder first),
 //! survive kill -9 of the scheduler, and the sweeper expires holds whose timer never fired.
 
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +14,8 @@ use seatq_common::testkit::invariants::{overdue_holds, violations, Violations};
 use seatq_common::testkit::{eventually, read_topic};
 use seatq_scheduler::sweeper::{sweep_request_id, Sweeper};
 use seatq_scheduler::timers::{expiry_attempt_request_id, expiry_request_id};
-use serde_json::{json, Value};
 use seatq_system_tests::stack::*;
+use serde_json::{json, Value};
 
 use uuid::Uuid;
 

@@ -2,14 +2,13 @@
 //! seats), buyers cannot hold them, they come back by hand or at their release time —
 //! to the seat's waitlist first — and the event's stats count them apart.
 
-
 use std::time::Duration;
 
 use reqwest::Method;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
-use serde_json::json;
 use seatq_system_tests::stack::*;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn held_back_seats_are_off_sale_until_released_by_hand_or_on_time() {

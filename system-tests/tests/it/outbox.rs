@@ -1,7 +1,6 @@
 //! What a batch tells the rest of the system: the seat events and hold timers the outbox
 //! relay publishes after commit, packed per event into few records.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 

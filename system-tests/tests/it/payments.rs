@@ -7,7 +7,6 @@
 //! A payment declined and then paid on the same session books a live hold or is refunded
 //! once; a capture of another amount or currency is refunded, never booked.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +15,8 @@ use seatq_common::payment_provider::{WebhookData, WebhookEvent, WebhookKind};
 use seatq_common::signing::signature_header;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
-use serde_json::{json, Value};
 use seatq_system_tests::stack::*;
+use serde_json::{json, Value};
 
 /// POST a webhook body with a signature header (or none).
 async fn post_webhook(stack: &Stack, body: &[u8], signature: Option<String>) -> (u16, Value) {

@@ -1,13 +1,12 @@
 //! The core pipeline end to end: HTTP → gateway → Kafka → consumer → PostgreSQL, against
 //! the real broker, database and Redis.
 
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use seatq_system_tests::pipeline::*;
+use serde_json::json;
 
 /// 2,000 concurrent single-seat requests from 2,000 users for 100 seats: exactly 100
 /// held, every request decided once, and each seat went to its earliest request in

@@ -9,7 +9,6 @@
 //! unknown kind, a bad body, and records that are not commands at all. Before poison
 //! isolation the first of these stopped the partition for good.
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -18,8 +17,8 @@ use seatq_common::command::{Command, CommandEnvelope, PaymentOutcome};
 use seatq_common::ids::{EventId, HoldId, PaymentId, RequestId, UserId};
 use seatq_common::testkit::{eventually, free_port, TestEnv};
 
-use serde_json::json;
 use seatq_system_tests::pipeline::*;
+use serde_json::json;
 
 const ROWS: i32 = 20;
 const PER_ROW: i32 = 25;

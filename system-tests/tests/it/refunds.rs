@@ -2,15 +2,14 @@
 //! provider refuses are retried with a growing backoff, end `failed` after their last try
 //! (counted for the alert), and never hold up the refunds behind them.
 
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
-use serde_json::json;
 use seatq_system_tests::stack::*;
+use serde_json::json;
 
 /// More refused refunds than the worker ever took at once (it used to lock the oldest 50
 /// pending refunds and retry them forever, so the 51st and everything after waited).

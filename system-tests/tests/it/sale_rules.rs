@@ -8,7 +8,6 @@
 //! - waitlists skipped the sale: joining one (and the offer it leads to) checked neither
 //!   the sale's opening nor the waiting room.
 
-
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,8 +16,8 @@ use seatq_common::command::{Command, CommandEnvelope, WaitlistSeat};
 use seatq_common::ids::{EventId, RequestId, UserId};
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
-use serde_json::{json, Value};
 use seatq_system_tests::stack::*;
+use serde_json::{json, Value};
 
 /// Hold `seats`, pay for them at the sandbox provider and wait for the booking.
 async fn book(stack: &Stack, token: &str, event: &str, seats: &[&str]) -> Value {

@@ -5,7 +5,6 @@
 //! finished and committed its in-flight batch (PostgreSQL and the group offset agree), so
 //! the next owner continues where it stopped.
 
-
 use std::collections::HashMap;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use seatq_common::testkit::{eventually, Api, TestEnv};
-use serde_json::json;
 use seatq_system_tests::pipeline::*;
+use serde_json::json;
 
 const PARTITIONS: i32 = 8;
 const ROWS: i32 = 2;
@@ -29,14 +28,16 @@ struct ConsumerProcess {
 
 impl ConsumerProcess {
     fn spawn(env: &TestEnv, host: &str) -> Self {
-        let child = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-consumer"))
-            .envs(env.child_env())
-            .env("HOSTNAME", host)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start consumer process");
+        let child = Command::new(seatq_common::testkit::cluster::workspace_binary(
+            "seatq-consumer",
+        ))
+        .envs(env.child_env())
+        .env("HOSTNAME", host)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start consumer process");
         // The consumer's member name: "{HOSTNAME}-{pid}".
         let member = format!("{host}-{}", child.id());
         Self { child, member }
@@ -298,11 +299,13 @@ async fn consumers_join_and_leave_mid_storm() {
 
     // seatq-ctl sees the drained topic: no lag, the two live consumers own everything,
     // one consumer suggested.
-    let out = Command::new(seatq_common::testkit::cluster::workspace_binary("seatq-ctl"))
-        .args(["lag", "--threshold", "10", "--json"])
-        .envs(p.env.child_env())
-        .output()
-        .expect("run seatq-ctl");
+    let out = Command::new(seatq_common::testkit::cluster::workspace_binary(
+        "seatq-ctl",
+    ))
+    .args(["lag", "--threshold", "10", "--json"])
+    .envs(p.env.child_env())
+    .output()
+    .expect("run seatq-ctl");
     assert!(
         out.status.success(),
         "{}",

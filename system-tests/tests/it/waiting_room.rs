@@ -4,7 +4,6 @@
 //! the line survives Redis being flushed; positions and admission reach the user's stream;
 //! the admission rate backs off when decisions slow down.
 
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +14,8 @@ use seatq_common::pow;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::sse::SseClient;
-use serde_json::{json, Value};
 use seatq_system_tests::stack::*;
+use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
 

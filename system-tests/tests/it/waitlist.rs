@@ -2,7 +2,6 @@
 //! its release (a storm of requests for that seat cannot take it in between), the next in
 //! line gets it when an offer is given up, and the waitlists survive a Redis flush.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +11,8 @@ use seatq_common::message::{SeatEvent, SeatEventEnvelope};
 use seatq_common::record;
 use seatq_common::testkit::invariants::{violations, Violations};
 use seatq_common::testkit::{eventually, read_topic};
-use serde_json::json;
 use seatq_system_tests::stack::*;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_released_seat_goes_to_the_first_in_line_with_no_gap() {
