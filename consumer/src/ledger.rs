@@ -356,26 +356,16 @@ impl Ledger {
             });
         }
         for &seat in seat_nos {
-            self.seats.insert(
-                (event_id, seat),
-                SeatSlot {
-                    status: SeatStatus::Held,
-                    hold_id: Some(hold_id),
-                },
-            );
-            if let Some(section) = layout.section_of(seat) {
-                if let Some(free) = self.section_free.get_mut(&(event_id, section.id)) {
-                    free.remove(&seat);
-                }
-            }
-            self.changed_seats.push((event_id, seat));
+            self.set_seat(layout, event_id, seat, SeatStatus::Held, Some(hold_id));
         }
         Ok(())
     }
 
-    /// Set a seat's state, and remember it changed.
+    /// Set a seat's state, remember it changed, and keep its section's free seats (for a
+    /// best-available request later in the batch) in step with it.
     pub fn set_seat(
         &mut self,
+        layout: &VenueLayout,
         event_id: EventId,
         seat: i32,
         status: SeatStatus,
@@ -384,6 +374,16 @@ impl Ledger {
         self.seats
             .insert((event_id, seat), SeatSlot { status, hold_id });
         self.changed_seats.push((event_id, seat));
+        if let Some(free) = layout
+            .section_of(seat)
+            .and_then(|section| self.section_free.get_mut(&(event_id, section.id)))
+        {
+            if status == SeatStatus::Available {
+                free.insert(seat);
+            } else {
+                free.remove(&seat);
+            }
+        }
     }
 
     /// End a hold (sold, cancelled or expired); its payments are no longer awaited.

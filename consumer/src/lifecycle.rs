@@ -236,7 +236,13 @@ impl Ledger {
             ));
         }
         for &seat in &hold.seat_nos {
-            self.set_seat(hold.event_id, seat, SeatStatus::Sold, Some(p.hold_id));
+            self.set_seat(
+                &rules.layout,
+                hold.event_id,
+                seat,
+                SeatStatus::Sold,
+                Some(p.hold_id),
+            );
         }
         if let Some(section) = hold.ga_section {
             let delta = self.ga_changed.entry((hold.event_id, section)).or_default();
@@ -749,13 +755,8 @@ impl Ledger {
         // Seats per offered user, in the order their offers were made.
         let mut offers: Vec<(UserId, Vec<i32>, Vec<i64>)> = Vec::new();
         for &seat in &hold.seat_nos {
-            self.set_seat(event_id, seat, SeatStatus::Available, None);
             // A best-available request later in this batch may take it.
-            if let Some(section) = rules.layout.section_of(seat) {
-                if let Some(free) = self.section_free.get_mut(&(event_id, section.id)) {
-                    free.insert(seat);
-                }
-            }
+            self.set_seat(&rules.layout, event_id, seat, SeatStatus::Available, None);
             if !selling {
                 continue;
             }
