@@ -35,7 +35,8 @@ export SEATQ_NISSHI_BIN="$NISSHI_BIN"
 export SEATQ_SCHEMATHESIS_BIN="$SCHEMATHESIS_BIN"
 export SEATQ_KUBERNETES_VALIDATE_BIN="$KUBERNETES_VALIDATE_BIN"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Each step says how long the script has run, so a slow phase shows in CI's log.
+say() { printf '\033[1m==> [%4d s] %s\033[0m\n' "$SECONDS" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$LOGS" "$RUN"

@@ -390,7 +390,7 @@ pub fn seat_no(label: &str) -> i32 {
 pub struct SchedulerProcess(Child);
 
 impl SchedulerProcess {
-    /// The workspace's `seatq-scheduler` binary (`cargo build --bins`).
+    /// The workspace's `seatq-scheduler` binary (`cargo build --workspace --all-targets`).
     pub fn spawn(env: &TestEnv) -> Self {
         let binary = seatq_common::testkit::cluster::workspace_binary("seatq-scheduler");
         let s = &env.settings;

@@ -293,7 +293,7 @@ impl Drop for PrivateRedis {
 }
 
 /// A binary of the workspace, next to the test executable's `deps/` directory (or in
-/// `SEATQ_BIN_DIR`). `cargo nextest run --workspace` / `cargo build --bins` build them; a
+/// `SEATQ_BIN_DIR`). `cargo build --workspace --all-targets` builds them (`deploy/local/test`); a
 /// test of one crate cannot name another crate's binaries with `CARGO_BIN_EXE_*`.
 pub fn workspace_binary(name: &str) -> PathBuf {
     let dir = match std::env::var("SEATQ_BIN_DIR") {
@@ -310,7 +310,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build the service binaries first (cargo build --bins)",
+        "{} is missing: build the service binaries first (cargo build --workspace --all-targets)",
         path.display()
     );
     path
