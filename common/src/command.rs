@@ -36,6 +36,9 @@ pub enum Command {
     LeaveWaitlist(WaitlistSeat),
     /// An organiser takes seats off sale (press, production, allocations, a later wave).
     BlockSeats(BlockSeats),
+    /// An organiser pauses, resumes or ends the sale. Through the event's partition, so
+    /// it takes effect at one place in queue order: every hold request behind it sees it.
+    SetSaleState(SetSaleState),
 }
 
 /// Hold specific seats, or the best `quantity` in a section (general admission: places).
@@ -162,6 +165,36 @@ pub fn never() -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// Whether an event's sale takes hold requests. `ended` is final.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum SaleState {
+    Open,
+    Paused,
+    Ended,
+}
+
+impl SaleState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleState::Open => "open",
+            SaleState::Paused => "paused",
+            SaleState::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSaleState {
+    pub state: SaleState,
+    /// Shown to organisers in the event's history ("artist delayed", "sold out early").
+    #[serde(default)]
+    pub note: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitlistSeat {
     pub seat_no: i32,
@@ -179,6 +212,7 @@ impl Command {
             Command::JoinWaitlist(_) => "join_waitlist",
             Command::LeaveWaitlist(_) => "leave_waitlist",
             Command::BlockSeats(_) => "block_seats",
+            Command::SetSaleState(_) => "set_sale_state",
         }
     }
 
@@ -195,6 +229,7 @@ impl Command {
                 serde_json::to_value(body)
             }
             Command::BlockSeats(body) => serde_json::to_value(body),
+            Command::SetSaleState(body) => serde_json::to_value(body),
         }
     }
 
@@ -214,8 +249,21 @@ impl Command {
             "join_waitlist" => Command::JoinWaitlist(parse(body)?),
             "leave_waitlist" => Command::LeaveWaitlist(parse(body)?),
             "block_seats" => Command::BlockSeats(parse(body)?),
+            "set_sale_state" => Command::SetSaleState(parse(body)?),
             other => return Err(CommandError::UnknownKind(other.chars().take(64).collect())),
         })
+    }
+
+    /// The reserved seats a command names (a seat's history lists the commands naming it).
+    pub fn named_seats(&self) -> &[i32] {
+        match self {
+            Command::HoldSeats(HoldSeats::Seats { seat_nos }) => seat_nos,
+            Command::BlockSeats(b) => &b.seat_nos,
+            Command::JoinWaitlist(w) | Command::LeaveWaitlist(w) => {
+                std::slice::from_ref(&w.seat_no)
+            }
+            _ => &[],
+        }
     }
 
     /// The hold a lifecycle command is about.

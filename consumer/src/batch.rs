@@ -381,6 +381,10 @@ impl BatchApplier {
                 }
                 _ => ledger.apply(c, rules.get(&c.event_id), &self.lifecycle, now),
             };
+            let seat_nos = match &outcome {
+                Outcome::Held(h) if !h.seat_nos.is_empty() => h.seat_nos.clone(),
+                _ => c.command.named_seats().to_vec(),
+            };
             decided.push(Decided {
                 position: *position,
                 request_id: c.request_id,
@@ -390,6 +394,7 @@ impl BatchApplier {
                 issued_at: c.issued_at,
                 reply: c.reply,
                 outcome,
+                seat_nos,
             });
         }
         for r in &input.refused {
@@ -402,6 +407,7 @@ impl BatchApplier {
                 issued_at: r.issued_at,
                 reply: r.reply,
                 outcome: Outcome::Rejected(Rejection::new(r.reason)),
+                seat_nos: Vec::new(),
             });
         }
         decided.sort_by_key(|d| d.position);

@@ -36,6 +36,9 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<NewHold, Rejection> {
         let rules = rules.ok_or(Rejection::new("event_not_found"))?;
+        if let Some(refusal) = self.sale_refusal(req.event_id) {
+            return Err(refusal);
+        }
         if req.issued_at < rules.info.on_sale_at {
             return Err(Rejection::new("sale_not_open"));
         }

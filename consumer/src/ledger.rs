@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventInfo;
-use seatq_common::command::HoldSeats;
+use seatq_common::command::{HoldSeats, SaleState};
 use seatq_common::ids::{
     BookingId, EventId, HoldId, PaymentId, RequestId, SectionId, TicketId, UserId,
 };
@@ -124,6 +124,11 @@ pub struct Ledger {
     pub changed_holds: BTreeSet<HoldId>,
     /// The rest of the lifecycle state (waitlists, payments, bookings, messages).
     pub life: LifeState,
+    /// The sale state of the events whose commands depend on it (holds, waitlist joins,
+    /// sale changes), as it stands at this point of the batch.
+    pub sales: HashMap<EventId, SaleState>,
+    /// Events whose sale state this batch changed.
+    pub sales_changed: BTreeSet<EventId>,
 }
 
 /// A hold as the batch sees it.
@@ -182,6 +187,9 @@ pub(crate) struct Decided {
     pub issued_at: DateTime<Utc>,
     pub reply: bool,
     pub outcome: Outcome,
+    /// The reserved seats the command named (or, held by best available, got): a seat's
+    /// history is the commands naming it.
+    pub seat_nos: Vec<i32>,
 }
 
 /// A `waiting` entry of a seat's waitlist.
@@ -316,6 +324,23 @@ impl HoldSlot {
 }
 
 impl Ledger {
+    /// The event's sale state at this point of the batch (open unless loaded otherwise).
+    pub fn sale_state(&self, event_id: EventId) -> SaleState {
+        self.sales
+            .get(&event_id)
+            .copied()
+            .unwrap_or(SaleState::Open)
+    }
+
+    /// Requests to buy are refused while the sale is paused or after it ended.
+    pub fn sale_refusal(&self, event_id: EventId) -> Option<Rejection> {
+        match self.sale_state(event_id) {
+            SaleState::Open => None,
+            SaleState::Paused => Some(Rejection::new("sale_paused")),
+            SaleState::Ended => Some(Rejection::new("sale_ended")),
+        }
+    }
+
     /// Record a hold made by this batch (its seats already taken, or its general-admission
     /// quantity already counted): a request, a holdback and a waitlist offer all come
     /// into being here.

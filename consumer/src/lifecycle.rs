@@ -11,7 +11,7 @@
 use chrono::{DateTime, Duration, Utc};
 use seatq_common::command::{
     BlockSeats, CancelBooking, CancelHold, Command, CommandEnvelope, ExpireHold, Mismatch,
-    PaymentOutcome, WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
+    PaymentOutcome, SaleState, SetSaleState, WaitlistSeat, HOLDBACK_USER, MAX_BLOCKED_SEATS,
 };
 use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, RequestId, TicketId, UserId};
 use seatq_common::message::{ArmedTimer, HoldTimer, SeatEvent, SeatStatus};
@@ -82,6 +82,7 @@ impl Ledger {
             Command::JoinWaitlist(w) => self.join_waitlist(cmd, w, rules, config, now),
             Command::LeaveWaitlist(w) => self.leave_waitlist(cmd, w, rules),
             Command::BlockSeats(b) => self.block_seats(cmd, b, rules, now),
+            Command::SetSaleState(s) => self.set_sale_state(cmd, s),
         };
         match result {
             Ok(applied) => Outcome::Applied(applied),
@@ -570,6 +571,33 @@ impl Ledger {
         ))
     }
 
+    /// Pause, resume or end the sale. From here on in queue order, requests to buy (holds,
+    /// waitlist joins) are refused while it is not open; holds already made keep their
+    /// windows, and seats they release still go to their waitlists. Ending is final.
+    fn set_sale_state(
+        &mut self,
+        cmd: &CommandEnvelope,
+        s: &SetSaleState,
+    ) -> Result<Applied, Rejection> {
+        let was = self.sale_state(cmd.event_id);
+        if was == SaleState::Ended && s.state != SaleState::Ended {
+            return Err(Rejection::new("sale_ended"));
+        }
+        if was != s.state {
+            self.sales.insert(cmd.event_id, s.state);
+            self.sales_changed.insert(cmd.event_id);
+        }
+        Ok(Applied {
+            hold_id: None,
+            detail: json!({
+                "outcome": if was == s.state { "unchanged" } else { "changed" },
+                "from": was.as_str(),
+                "sale_state": s.state.as_str(),
+                "note": s.note,
+            }),
+        })
+    }
+
     fn join_waitlist(
         &mut self,
         cmd: &CommandEnvelope,
@@ -585,6 +613,9 @@ impl Ledger {
         // room, only to those it let in.
         if cmd.issued_at < rules.info.on_sale_at {
             return Err(Rejection::new("sale_not_open"));
+        }
+        if let Some(refusal) = self.sale_refusal(cmd.event_id) {
+            return Err(refusal);
         }
         if !self.may_buy(rules, &cmd.user_id) {
             return Err(Rejection::new("admission_required"));
@@ -1141,5 +1172,69 @@ mod tests {
             // The seats go back on sale either way.
             assert_eq!(seat(&l, &r, 3), (SeatStatus::Available, None));
         }
+    }
+
+    #[test]
+    fn a_pause_refuses_what_comes_after_it_keeps_what_came_before_and_an_end_is_final() {
+        let (r, a, ga) = rules(8);
+        let mut l = ledger(&r, a, ga);
+        let config = LifecycleConfig::default();
+        let sale = |state| {
+            Command::SetSaleState(SetSaleState {
+                state,
+                note: String::new(),
+            })
+        };
+        let before = hold(&mut l, &r, "u1", &[3]);
+        let out = l.apply(
+            &cmd(&r, "admin", sale(SaleState::Paused)),
+            Some(&r),
+            &config,
+            Utc::now(),
+        );
+        assert_eq!(detail(out)["outcome"], "changed");
+        // A hold request behind the pause is refused; the hold made before keeps its seat.
+        let req = HoldRequest {
+            request_id: RequestId::new(),
+            event_id: r.info.id,
+            user_id: UserId("u2".into()),
+            issued_at: Utc::now(),
+            hold: seatq_common::command::HoldSeats::Seats { seat_nos: vec![4] },
+        };
+        match l.decide(&req, Some(&r), Utc::now()) {
+            Outcome::Rejected(rej) => assert_eq!(rej.reason, "sale_paused"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(seat(&l, &r, 3), (SeatStatus::Held, Some(before)));
+        assert_eq!(seat(&l, &r, 4), (SeatStatus::Available, None));
+        // Resumed, the same request goes through.
+        l.apply(
+            &cmd(&r, "admin", sale(SaleState::Open)),
+            Some(&r),
+            &config,
+            Utc::now(),
+        );
+        assert!(matches!(
+            l.decide(&req, Some(&r), Utc::now()),
+            Outcome::Held(_)
+        ));
+        // Ended: nothing reopens it.
+        l.apply(
+            &cmd(&r, "admin", sale(SaleState::Ended)),
+            Some(&r),
+            &config,
+            Utc::now(),
+        );
+        match l.apply(
+            &cmd(&r, "admin", sale(SaleState::Open)),
+            Some(&r),
+            &config,
+            Utc::now(),
+        ) {
+            Outcome::Rejected(rej) => assert_eq!(rej.reason, "sale_ended"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(l.sales_changed.len(), 1, "one event's state to write");
+        assert_eq!(l.sale_state(r.info.id), SaleState::Ended);
     }
 }

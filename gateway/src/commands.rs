@@ -224,6 +224,8 @@ pub fn rejection_error(decision: &CommandDecision) -> Option<AppError> {
         "tickets_transferred" => (StatusCode::CONFLICT, "tickets_transferred"),
         "ticket_checked_in" => (StatusCode::CONFLICT, "ticket_checked_in"),
         "sale_not_open" => (StatusCode::FORBIDDEN, "sale_not_open"),
+        "sale_paused" => (StatusCode::CONFLICT, "sale_paused"),
+        "sale_ended" => (StatusCode::CONFLICT, "sale_ended"),
         "admission_required" => (StatusCode::FORBIDDEN, "admission_required"),
         // The command failed while it was applied and is kept as a dead letter: our
         // fault, not the caller's (see docs/operations.md).

@@ -99,6 +99,10 @@ pub struct HoldRequestView {
     /// While pending: commands ahead of this one in the queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ahead: Option<i64>,
+    /// Refused for seats someone else had: for each, how far ahead in the queue the
+    /// request that got it was (never who).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Vec<crate::seat_history::LostSeat>>,
 }
 
 /// A hold as its owner sees it.
@@ -466,11 +470,8 @@ pub async fn decided_view(
     else {
         return Ok(None);
     };
-    let layout = state
-        .catalog
-        .event(event_id)
-        .await?
-        .map(|entry| entry.layout.clone());
+    let entry = state.catalog.event(event_id).await?;
+    let layout = entry.as_ref().map(|entry| entry.layout.clone());
     let labels = |nos: &[i32]| -> Vec<String> {
         nos.iter()
             .filter_map(|n| layout.as_ref().and_then(|l| l.seat_label(*n)))
@@ -481,6 +482,17 @@ pub async fn decided_view(
             .as_ref()
             .and_then(|l| l.section_by_id(id).map(|s| s.code.clone()))
     });
+    let unavailable_seats = strings(&detail, "unavailable");
+    let receipt = match (&entry, &unavailable_seats) {
+        (Some(entry), Some(lost)) if !lost.is_empty() => {
+            let nos: Vec<i32> = lost
+                .iter()
+                .filter_map(|label| entry.layout.parse_seat_label(label))
+                .collect();
+            Some(crate::seat_history::receipt(&state.pool, entry, id, &nos).await?)
+        }
+        _ => None,
+    };
     let view = HoldRequestView {
         request_id: id,
         event_id: Some(event_id),
@@ -496,10 +508,11 @@ pub async fn decided_view(
         quantity,
         expires_at,
         reason,
-        unavailable_seats: strings(&detail, "unavailable"),
+        unavailable_seats,
         alternatives: strings(&detail, "alternatives"),
         decided_at: Some(decided_at),
         ahead: None,
+        receipt,
     };
     Ok(Some((owner, view)))
 }
@@ -564,6 +577,7 @@ fn pending_view(id: RequestId, event_id: Option<EventId>, ahead: Option<i64>) ->
         alternatives: None,
         decided_at: None,
         ahead,
+        receipt: None,
     }
 }
 

@@ -35,6 +35,10 @@
 //! - `waitlist`: seat waitlists: join and leave as commands, positions from the Redis mirror.
 //! - `holdbacks`: organisers take seats off sale (`block_seats`) and release them by hand
 //!   or at a set time.
+//! - `sale_control`: organisers pause, resume or end a sale (`set_sale_state`), at one
+//!   place in queue order.
+//! - `seat_history`: every seat's story in queue order, and a refused buyer's receipt
+//!   (how far ahead the request that got their seat was).
 //!
 //! What is for sale:
 //! - `inventory`: venues and events; creating an event writes its seats and pins it to a
@@ -75,8 +79,10 @@ pub mod rate_limit;
 pub mod request_ids;
 pub mod request_registry;
 pub mod routes;
+pub mod sale_control;
 pub mod sandbox;
 pub mod search;
+pub mod seat_history;
 pub mod seat_map;
 pub mod state;
 pub mod views;

@@ -74,6 +74,9 @@ pub struct EventDetail {
     pub refund_cutoff_hours: i32,
     /// Proof-of-work difficulty of joining the waiting room (0: none).
     pub pow_difficulty: i32,
+    /// `open`, `paused` (hold requests are refused `sale_paused` until it resumes) or
+    /// `ended`.
+    pub sale_state: seatq_common::command::SaleState,
     pub sections: Vec<SectionView>,
 }
 
@@ -86,7 +89,11 @@ pub fn price_range(layout: &VenueLayout) -> PriceRange {
 }
 
 impl EventDetail {
-    pub fn new(entry: &EventEntry, venue: VenueRef) -> Self {
+    pub fn new(
+        entry: &EventEntry,
+        venue: VenueRef,
+        sale_state: seatq_common::command::SaleState,
+    ) -> Self {
         let info = &entry.info;
         Self {
             summary: EventSummary {
@@ -96,7 +103,8 @@ impl EventDetail {
                 venue,
                 starts_at: info.starts_at,
                 on_sale_at: info.on_sale_at,
-                sale_open: info.on_sale_at <= Utc::now(),
+                sale_open: info.on_sale_at <= Utc::now()
+                    && sale_state == seatq_common::command::SaleState::Open,
                 price_range: price_range(&entry.layout),
                 capacity: entry
                     .layout
@@ -110,6 +118,7 @@ impl EventDetail {
             waiting_room_enabled: info.waiting_room_enabled,
             refund_cutoff_hours: info.refund_cutoff_hours,
             pow_difficulty: info.pow_difficulty,
+            sale_state,
             sections: entry
                 .layout
                 .sections()

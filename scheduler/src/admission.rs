@@ -19,6 +19,9 @@
 //! within a tick of the queue of commands building up: the waiting room holds the crowd
 //! back instead of the consumer's backlog. Optionally `max_unconverted` caps how many
 //! admitted users may be in the sale without having held anything yet.
+//!
+//! A paused or ended sale (`events.sale_state`) admits nobody: the line keeps its order
+//! and moves again when the sale resumes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,7 +40,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 const EVENTS_WAITING: &str = "SELECT e.id, e.kafka_partition FROM events e \
-     WHERE e.waiting_room_enabled AND e.on_sale_at <= now() \
+     WHERE e.waiting_room_enabled AND e.on_sale_at <= now() AND e.sale_state = 'open' \
        AND EXISTS (SELECT 1 FROM queue_tickets q WHERE q.event_id = e.id AND q.status = 'waiting')";
 const LOCK_EVENT: &str =
     "SELECT pg_try_advisory_xact_lock(hashtextextended('admission:' || $1::text, 0))";

@@ -16,14 +16,16 @@ use crate::outbox::Outbox;
 const SELECT_DECIDED_IDS: &str = "SELECT request_id FROM requests WHERE request_id = ANY($1)";
 // ON CONFLICT: the gateway may have recorded a request as never accepted meanwhile (its
 // produce timed out); the caller compares the rows inserted with the decisions made.
+// The seats each command named travel as one text array of PostgreSQL array literals
+// ('{3,4}'): unnest cannot take an array of arrays of different lengths.
 const INSERT_REQUESTS: &str = "INSERT INTO requests (request_id, event_id, user_id, kind, status, reason, \
-       detail, hold_id, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at) \
+       detail, hold_id, kafka_partition, kafka_offset, kafka_seq, issued_at, decided_at, seat_nos) \
      SELECT request_id, event_id, user_id, kind, status, reason, detail::jsonb, hold_id, $10, kafka_offset, \
-            kafka_seq, issued_at, $11 \
+            kafka_seq, issued_at, $11, seat_nos::int[] \
      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                 $8::uuid[], $9::bigint[], $12::timestamptz[], $13::int[]) \
+                 $8::uuid[], $9::bigint[], $12::timestamptz[], $13::int[], $14::text[]) \
        AS u(request_id, event_id, user_id, kind, status, reason, detail, hold_id, kafka_offset, issued_at, \
-            kafka_seq) \
+            kafka_seq, seat_nos) \
      ON CONFLICT (request_id) DO NOTHING";
 const INSERT_DEAD_LETTERS: &str =
     "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, \
@@ -82,7 +84,9 @@ pub async fn write_requests(
     let mut offsets = Vec::with_capacity(decided.len());
     let mut seqs = Vec::with_capacity(decided.len());
     let mut issued = Vec::with_capacity(decided.len());
+    let mut seats = Vec::with_capacity(decided.len());
     for d in decided {
+        seats.push(int_array_literal(&d.seat_nos));
         ids.push(d.request_id.0);
         events.push(d.event_id.0);
         users.push(d.user_id.0.clone());
@@ -140,11 +144,26 @@ pub async fn write_requests(
         .bind(now)
         .bind(&issued)
         .bind(&seqs)
+        .bind(&seats)
         .execute(&mut **tx)
         .await?
         .rows_affected();
     // The batch checked none was decided; a missing row was decided meanwhile.
     Ok(decided.len() as u64 - inserted.min(decided.len() as u64))
+}
+
+/// `{3,4}`: PostgreSQL's text form of an int array.
+fn int_array_literal(nos: &[i32]) -> String {
+    let mut text = String::with_capacity(2 + nos.len() * 6);
+    text.push('{');
+    for (i, n) in nos.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&n.to_string());
+    }
+    text.push('}');
+    text
 }
 
 /// Dead letters of the batch, and refunds of payments whose command is one of them.

@@ -88,6 +88,7 @@ pub async fn load_ledger(
     let mut ga_keys: BTreeSet<(Uuid, Uuid)> = BTreeSet::new();
     let mut user_keys: BTreeSet<(Uuid, String)> = BTreeSet::new();
     let mut ledger = Ledger::default();
+    super::lifecycle::load_sale_states(tx, commands, &mut ledger).await?;
     let life = super::lifecycle::load_holds(tx, commands, &mut ledger).await?;
     let joins = commands
         .iter()

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
-use seatq_common::command::{Command, CommandEnvelope};
+use seatq_common::command::{Command, CommandEnvelope, SaleState};
 use seatq_common::ids::{BookingId, EventId, HoldId, PaymentId, SectionId, TicketId, UserId};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -29,6 +29,12 @@ const ADMITTED: &str = "SELECT q.event_id, q.user_id FROM queue_tickets q \
      JOIN unnest($1::uuid[], $2::text[]) AS k(event_id, user_id) \
        ON q.event_id = k.event_id AND q.user_id = k.user_id \
      WHERE q.status = 'admitted'";
+// The sale state of events the batch's requests to buy (or sale changes) are about. The
+// consumer is the events' only writer of it, so no lock is needed.
+const SALE_STATES: &str = "SELECT id, sale_state FROM events WHERE id = ANY($1)";
+const SET_SALE_STATES: &str =
+    "UPDATE events e SET sale_state = u.state, sale_state_changed_at = $3 \
+     FROM unnest($1::uuid[], $2::text[]) AS u(id, state) WHERE e.id = u.id";
 const LOCK_HOLDS: &str =
     "SELECT id, event_id, user_id, request_id, status, seat_nos, ga_section_id, \
        quantity, created_at, expires_at, ended_at, extended, offered_from \
@@ -294,6 +300,34 @@ pub async fn load_holds(
     Ok(keys)
 }
 
+/// The sale state of the events whose commands depend on it.
+pub async fn load_sale_states(
+    tx: &mut Transaction<'static, Postgres>,
+    commands: &[(Position, CommandEnvelope)],
+    ledger: &mut Ledger,
+) -> Result<(), sqlx::Error> {
+    let events: BTreeSet<Uuid> = commands
+        .iter()
+        .filter(|(_, c)| {
+            matches!(
+                c.command,
+                Command::HoldSeats(_) | Command::JoinWaitlist(_) | Command::SetSaleState(_)
+            )
+        })
+        .map(|(_, c)| c.event_id.0)
+        .collect();
+    if events.is_empty() {
+        return Ok(());
+    }
+    let events: Vec<Uuid> = events.into_iter().collect();
+    let rows: Vec<(EventId, SaleState)> = sqlx::query_as(SALE_STATES)
+        .bind(&events)
+        .fetch_all(&mut **tx)
+        .await?;
+    ledger.sales.extend(rows);
+    Ok(())
+}
+
 /// Note which of `users` (event, user) the events' waiting rooms let in.
 pub async fn load_admitted(
     tx: &mut Transaction<'static, Postgres>,
@@ -441,6 +475,19 @@ pub async fn write_rest(
     ledger: &Ledger,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    if !ledger.sales_changed.is_empty() {
+        let (ids, states): (Vec<Uuid>, Vec<&str>) = ledger
+            .sales_changed
+            .iter()
+            .map(|e| (e.0, ledger.sale_state(*e).as_str()))
+            .unzip();
+        sqlx::query(SET_SALE_STATES)
+            .bind(&ids)
+            .bind(&states)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+    }
     let life = &ledger.life;
     if !life.waitlist_ended.is_empty() {
         let e = &life.waitlist_ended;

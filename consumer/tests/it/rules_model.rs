@@ -3,7 +3,8 @@
 //! Random sequences of every command kind — hold named seats, best available, general
 //! admission, cancel, expire (due, not due, stale timer, sweeper, fired twice), payment
 //! succeeded / failed in any order and duplicated, booking cancellation, waitlist join and
-//! leave, holdback and its release, plain redelivery — go through the real code path,
+//! leave, holdback and its release, a sale paused, resumed or ended, plain redelivery —
+//! go through the real code path,
 //! `BatchApplier::apply`, against a real PostgreSQL database: decide, lifecycle *and* the
 //! SQL store (constraints, the ledger↔database check). Commands are packed into records
 //! and records into batches of varying size, so in-batch order is exercised too. What is
@@ -61,7 +62,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use seatq_common::catalog::Catalog;
 use seatq_common::command::{
     BlockSeats, CancelBooking, CancelHold, Capture, Command, CommandEnvelope, ExpireHold,
-    HoldSeats, PaymentOutcome, WaitlistSeat, HOLDBACK_USER,
+    HoldSeats, PaymentOutcome, SaleState, SetSaleState, WaitlistSeat, HOLDBACK_USER,
 };
 use seatq_common::config::DatabaseSettings;
 use seatq_common::ids::{
@@ -225,6 +226,10 @@ enum Cmd {
     },
     ReleaseHoldback {
         holdback: u8,
+    },
+    /// An organiser pauses (0), resumes (1) or ends (2) the sale.
+    Sale {
+        state: u8,
     },
     /// The n-th command sent so far, again (Kafka redelivery).
     Redeliver {
@@ -447,6 +452,9 @@ enum MCmd {
         seats: Vec<usize>,
         release: Release,
     },
+    Sale {
+        state: SaleState,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +473,8 @@ struct Model {
     decisions: HashMap<RequestId, Expect>,
     /// Batches applied so far.
     batch: u32,
+    /// Paused: requests to buy are refused; ended: for good.
+    sale: SaleState,
 }
 
 fn user_name(u: u8) -> String {
@@ -491,6 +501,7 @@ impl Model {
             admitted,
             decisions: HashMap::new(),
             batch: 0,
+            sale: SaleState::Open,
         }
     }
 
@@ -701,6 +712,7 @@ impl Model {
                 if *early || !self.setup.sale_open {
                     return Err("sale_not_open");
                 }
+                self.sale_refusal()?;
                 if !self.may_buy(user) {
                     return Err("admission_required");
                 }
@@ -754,6 +766,14 @@ impl Model {
                 }
                 Ok(("left", None))
             }
+            MCmd::Sale { state } => {
+                if self.sale == SaleState::Ended && *state != SaleState::Ended {
+                    return Err("sale_ended");
+                }
+                let changed = self.sale != *state;
+                self.sale = *state;
+                Ok((if changed { "changed" } else { "unchanged" }, None))
+            }
             MCmd::Block { seats, release } => {
                 if *release == Release::Passed {
                     return Err("release_time_passed");
@@ -790,6 +810,7 @@ impl Model {
 
     /// The checks of a hold request before any seat is looked at.
     fn gate_hold(&self, user: &str, qty: i32, early: bool) -> Result<(), &'static str> {
+        self.sale_refusal()?;
         if early || !self.setup.sale_open {
             return Err("sale_not_open");
         }
@@ -800,6 +821,15 @@ impl Model {
             return Err("user_limit_exceeded");
         }
         Ok(())
+    }
+
+    /// A paused or ended sale refuses requests to buy.
+    fn sale_refusal(&self) -> Result<(), &'static str> {
+        match self.sale {
+            SaleState::Open => Ok(()),
+            SaleState::Paused => Err("sale_paused"),
+            SaleState::Ended => Err("sale_ended"),
+        }
     }
 
     /// Check `seats` can be taken, all of them (the caller takes them).
@@ -1592,6 +1622,24 @@ impl Case<'_> {
                     MCmd::Leave { user, seat },
                 )
             }
+            Cmd::Sale { state } => {
+                let state = match state % 3 {
+                    0 => SaleState::Paused,
+                    1 => SaleState::Open,
+                    _ => SaleState::Ended,
+                };
+                (
+                    self.envelope(
+                        ADMIN,
+                        Utc::now(),
+                        Command::SetSaleState(SetSaleState {
+                            state,
+                            note: "model".into(),
+                        }),
+                    ),
+                    MCmd::Sale { state },
+                )
+            }
             Cmd::Holdback { what, release } => {
                 let seats: Vec<usize> = match what {
                     Block::Seats(s) => s.iter().map(|s| seat_index(*s)).collect(),
@@ -2046,6 +2094,18 @@ impl Case<'_> {
                 "GA held/sold: database {:?}, model {:?}",
                 (held, sold),
                 (self.model.ga_held, self.model.ga_sold)
+            ));
+        }
+        // The sale's state.
+        let sale: SaleState = sqlx::query_scalar("SELECT sale_state FROM events WHERE id = $1")
+            .bind(self.event)
+            .fetch_one(pool)
+            .await
+            .map_err(err)?;
+        if sale != self.model.sale {
+            return Err(format!(
+                "sale state: database {sale:?}, model {:?}",
+                self.model.sale
             ));
         }
         // Decisions: every command decided exactly once, as the rules say.
@@ -2635,6 +2695,7 @@ mod strategies {
             )
                 .prop_map(|(what, release)| Cmd::Holdback { what, release }),
             2 => any::<u8>().prop_map(|holdback| Cmd::ReleaseHoldback { holdback }),
+            1 => (0u8..3).prop_map(|state| Cmd::Sale { state }),
             2 => any::<u8>().prop_map(|nth| Cmd::Redeliver { nth }),
             3 => any::<u8>().prop_map(|nth| Cmd::Deliver { nth }),
         ]

@@ -117,7 +117,8 @@ pub async fn event_detail(state: &AppState, id: EventId) -> AppResult<EventDetai
         .await?
         .ok_or_else(|| event_not_found(id))?;
     let venue = inventory::venue_ref(&state.pool, entry.info.venue_id).await?;
-    Ok(EventDetail::new(&entry, venue))
+    let sale = crate::sale_control::status(&state.pool, id).await?;
+    Ok(EventDetail::new(&entry, venue, sale.sale_state))
 }
 
 /// The event with its layout (cached), or 404 `event_not_found`.

@@ -13,6 +13,7 @@ use crate::state::AppState;
 
 pub mod admin;
 pub mod bookings;
+pub mod control_room;
 pub mod dev;
 pub mod events;
 pub mod health;
@@ -35,6 +36,7 @@ pub fn api_router(dev_tokens: bool) -> OpenApiRouter<AppState> {
         .merge(bookings::router())
         .merge(admin::router())
         .merge(holdbacks::router())
+        .merge(control_room::router())
         .merge(health::router())
         .route(
             "/v1/openapi.json",

@@ -413,6 +413,6 @@ fn committed_openapi_document_is_current() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == current,
-        "docs/openapi.json is stale: run `SEATQ_UPDATE_OPENAPI=1 cargo test -p seatq-gateway --test api committed_openapi` and commit it"
+        "docs/openapi.json is stale: run `SEATQ_UPDATE_OPENAPI=1 cargo nextest run -p seatq-gateway -E test(/committed_openapi/)` and commit it"
     );
 }

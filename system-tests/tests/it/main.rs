@@ -11,6 +11,7 @@ mod poison;
 mod scaling;
 
 // The hold lifecycle (gateway, consumer and scheduler).
+mod control_room;
 mod expiry;
 mod holdbacks;
 mod payments;
