@@ -320,6 +320,7 @@ async fn request_hold(
         alternatives: None,
         decided_at: Some(chrono::Utc::now()),
         ahead: None,
+        receipt: None,
     };
     Ok((StatusCode::OK, Json(view)).into_response())
 }
