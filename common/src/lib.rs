@@ -44,6 +44,8 @@
 //!   (PostgreSQL decides).
 //! - `waiting_room`: the Redis copy of each waiting line, a sorted set for `ZRANK`
 //!   positions, rebuilt from PostgreSQL when lost.
+//! - `scaling`: consumer lag per partition and how many consumers it calls for (KEDA's
+//!   rule), for `seatq-ctl lag` and the control room.
 //!
 //! Payments, tickets, the waiting room's friction:
 //! - `payment_provider`: seatq's client for its payment provider, and the wire types both
@@ -76,6 +78,7 @@ pub mod payment_provider;
 pub mod pow;
 pub mod record;
 pub mod redis_client;
+pub mod scaling;
 pub mod secrets;
 pub mod shutdown;
 pub mod signing;

@@ -46,6 +46,8 @@
 //! - `seat_map`: the compact, cached seat map, with the consumer position it reflects.
 //! - `search`: event search parameters and a short cache of result pages.
 //! - `event_stats`: what an operator watches during an on-sale.
+//! - `control_room`: that picture pushed live to organisers (one computation per event
+//!   however many watch), and unmet demand per seat and section.
 //! - `demo`: the local stack's demo venues and events (`seatq-gateway seed-demo`).
 //!
 //! Letting people in:
@@ -67,6 +69,7 @@ pub mod app;
 pub mod auth;
 pub mod bookings;
 pub mod commands;
+pub mod control_room;
 pub mod decisions;
 pub mod demo;
 pub mod event_stats;

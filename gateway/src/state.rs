@@ -41,6 +41,8 @@ pub struct AppState {
     pub provider: Arc<seatq_common::payment_provider::PaymentProvider>,
     /// Partitions of the commands topic; a new event is pinned to one of them.
     pub command_partitions: i32,
+    /// The events organisers are watching live, one picture each.
+    pub control_rooms: Arc<crate::control_room::ControlRooms>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,7 @@ impl AppState {
                 settings.kafka.partitions
             }
         };
+        let control_rooms = Arc::new(crate::control_room::ControlRooms::new(shutdown.clone()));
         let decisions = DecisionWaiters::start(pool.clone(), shutdown);
         let commands = CommandProducer::new(
             producer.clone(),
@@ -111,6 +114,7 @@ impl AppState {
                 &settings_payments,
             )),
             command_partitions,
+            control_rooms,
         })
     }
 

@@ -48,7 +48,7 @@ struct Args {
 
 fn parse(args: &[String]) -> anyhow::Result<Args> {
     let mut parsed = Args {
-        threshold: 100,
+        threshold: seatq_common::scaling::DEFAULT_LAG_THRESHOLD,
         max_consumers: None,
         json: false,
         hours: 24,

@@ -1,4 +1,5 @@
-//! The on-sale control room through the whole stack: a pause and a resume take effect at
+//! The on-sale control room through the whole stack: its live picture reaches every
+//! watcher (sales, holds, lag, unmet demand); a pause and a resume take effect at
 //! their place in the queue (FIFO intact around them, holds already made keep their
 //! windows, the waiting room stops letting people in), ending is final; a contested seat's
 //! story shows the earliest request won, and the buyer who lost gets a receipt saying how
@@ -9,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use seatq_common::testkit::eventually;
 use seatq_common::testkit::invariants::{violations, Violations};
+use seatq_common::testkit::sse::SseClient;
 use seatq_system_tests::stack::*;
 use serde_json::{json, Value};
 
@@ -374,4 +376,70 @@ async fn a_contested_seat_shows_the_earliest_request_won_and_the_loser_gets_a_re
     let (status, _) = stack.api.get(&path, Some(loser_token)).await;
     assert_eq!(status.as_u16(), 403);
     assert_eq!(violations(stack.pool()).await, Violations::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_control_room_shows_every_watcher_the_sale_live() {
+    let stack = Stack::start(|_| {}).await;
+    let event = stack.event(json!({})).await;
+    let admin = stack.admin_token().await;
+    let url = format!("{}/v1/admin/events/{event}/control-room", stack.api.base);
+    let http = reqwest::Client::new();
+    // Two organisers watch (one with the token in the query, as EventSource sends it).
+    let mut first = SseClient::connect(&http, &url, Some(&admin), None)
+        .await
+        .expect("control room");
+    let mut second = SseClient::connect(&http, &format!("{url}?access_token={admin}"), None, None)
+        .await
+        .expect("control room by query token");
+    for room in [&mut first, &mut second] {
+        let demand = room.until(WAIT, |e| e.event == "demand").await.json();
+        assert_eq!(demand["refused"], 0, "{demand}");
+        let stats = room.until(WAIT, |e| e.event == "stats").await.json();
+        assert_eq!(stats["sale_state"], "open", "{stats}");
+        assert_eq!(stats["holds_active"], 0);
+        assert!(stats["pipeline"]["partitions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()));
+        assert!(stats["pipeline"]["suggested_consumers"].as_u64() >= Some(1));
+    }
+    // A hold and a refusal for the same seat show up within seconds, in both.
+    let alice = stack.token("alice").await;
+    stack.hold(&alice, &event, &["A-1-3"]).await;
+    let bob = stack.token("bob").await;
+    let id = queue_hold(&stack, &bob, &event, "A-1-3").await;
+    let refused = stack.api.decision(&bob, &id, WAIT).await;
+    assert_eq!(refused["reason"], "seats_unavailable");
+    for room in [&mut first, &mut second] {
+        room.until(WAIT, |e| {
+            e.event == "stats" && e.json()["holds_active"] == 1
+        })
+        .await;
+    }
+    // Unmet demand is recomputed at most every 15 s; the endpoint and the stream agree.
+    let demand = second
+        .until(Duration::from_secs(40), |e| {
+            e.event == "demand" && e.json()["refused"] == 1
+        })
+        .await
+        .json();
+    assert_eq!(demand["seats"]["seat_ids"], json!(["A-1-3"]), "{demand}");
+    assert_eq!(demand["sections"][0]["section"], "A");
+    assert_eq!(demand["sections"][0]["refused"], 1);
+    let (status, same) = stack
+        .api
+        .get(&format!("/v1/admin/events/{event}/demand"), Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["refused"], 1, "{same}");
+    // Buyers cannot watch; an unknown event is a 404.
+    let refused = SseClient::connect(&http, &url, Some(&alice), None).await;
+    assert_eq!(refused.err().map(|e| e.0), Some(403));
+    let missing = format!(
+        "{}/v1/admin/events/{}/control-room",
+        stack.api.base,
+        uuid::Uuid::new_v4()
+    );
+    let missing = SseClient::connect(&http, &missing, Some(&admin), None).await;
+    assert_eq!(missing.err().map(|e| e.0), Some(404));
 }
