@@ -118,6 +118,31 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/app/bookings.js"),
     ),
     (
+        "/app/admin-ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-ui.js"),
+    ),
+    (
+        "/app/admin-venues.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-venues.js"),
+    ),
+    (
+        "/app/admin-events.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-events.js"),
+    ),
+    (
+        "/app/admin-holdbacks.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-holdbacks.js"),
+    ),
+    (
+        "/app/checkin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/checkin.js"),
+    ),
+    (
         "/api.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/api.js"),

@@ -23,6 +23,12 @@
 //   app/waiting-room.js    the waiting room of a high-demand sale (on the event page)
 //   app/hold-views.js      the hold card, #/holds, #/holds/{id}
 //   app/bookings.js        #/bookings, #/bookings/{id}: tickets, cancel, transfer
+//   app/admin-ui.js        organisers (admin role) only: the guard, tabs, field checks
+//                          with the API's bounds, the API-refusal box; and their pages:
+//     app/admin-venues.js      #/admin/venues: venues, a new one with its sections
+//     app/admin-events.js      #/admin/events: a new event at a venue, the calendar
+//     app/admin-holdbacks.js   #/admin/events/{id}/holdbacks: seats off sale and back
+//     app/checkin.js           #/checkin, #/checkin/{id}: the door (camera or typed code)
 //
 // and the helpers they share: api.js (HTTP and live streams), seatmap.js (canvas seat map),
 // util.js (DOM and formatting helpers), pow.js (the waiting room's proof of work, in
@@ -37,6 +43,8 @@
 //   #/holds/{id}       one hold: countdown, pay, cancel; after payment, the booking
 //   #/bookings         my bookings with tickets
 //   #/bookings/{id}    one booking: tickets with QR codes, cancel, transfer
+//   #/admin/venues, #/admin/events[?venue={id}], #/admin/events/{id}/holdbacks,
+//   #/checkin, #/checkin/{id}   organisers and door staff (a token with role admin)
 //
 // Stable data-testid attributes for browser tests:
 //   header / account   login-form, login-name (input), login-button, login-error,
@@ -91,6 +99,27 @@
 //                      booking-cancel-keep, ticket (data-ticket-id, data-status),
 //                      ticket-seat, ticket-status, ticket-holder, ticket-qr (img),
 //                      transfer-to, transfer-button, transfer-error
+//   organiser          login-organiser (checkbox), nav-admin, nav-checkin, admin-only,
+//   (admin-*.js,       admin-tab-{venues,events,check-in}, field-error (data-field);
+//   checkin.js)        venue-form, venue-name, venue-city, section-row (each with
+//                      section-kind, -code, -name, -rows, -seats, -capacity, -price,
+//                      -remove), section-add, venue-totals, venue-submit, venue-problem
+//                      (data-code; -title, -detail, -code), venue-created (data-venue-id),
+//                      venue-list, venue-item (data-venue-id); event-form, event-venue,
+//                      event-title-input, event-performer, event-starts, event-on-sale,
+//                      event-max-seats, event-hold-ttl, event-refund, event-waiting-room,
+//                      event-pow, event-submit, event-problem, event-created
+//                      (data-event-id), event-holdbacks-link, admin-event-item;
+//                      holdback-form, holdback-mode-seats / -section, holdback-section,
+//                      holdback-seat-input, holdback-seat-add, holdback-seat, holdback-count,
+//                      holdback-note, holdback-release-manual / -timed / -at,
+//                      holdback-submit, holdback-problem, holdback (data-hold-id,
+//                      data-status = active | released), holdback-release,
+//                      release-problem; checkin-code, checkin-submit, checkin-code-error,
+//                      checkin-camera (data-state = off | unsupported | blocked |
+//                      scanning), checkin-result (full screen; data-result = admitted |
+//                      refused | error, data-code = the API's code), checkin-verdict,
+//                      checkin-next, checkin-last (data-result, data-code), checkin-counts
 
 import { currentSession, onSessionChange } from './api.js';
 import { h, fill, tickCountdowns, onCountdownExpired } from './util.js';
@@ -103,6 +132,11 @@ import { viewEvents } from './app/events.js';
 import { viewEvent } from './app/event-page.js';
 import { viewHolds, viewHold } from './app/hold-views.js';
 import { viewBookings, viewBooking } from './app/bookings.js';
+import { showAdminNav } from './app/admin-ui.js';
+import { viewAdminVenues } from './app/admin-venues.js';
+import { viewAdminEvents } from './app/admin-events.js';
+import { viewAdminHoldbacks } from './app/admin-holdbacks.js';
+import { viewCheckinPick, viewCheckin } from './app/checkin.js';
 
 // ---------------------------------------------------------------------------------------
 // Router.
@@ -117,6 +151,12 @@ const routes = [
   [/^#\/holds\/([^/?]+)$/, viewHold],
   [/^#\/bookings$/, viewBookings],
   [/^#\/bookings\/([^/?]+)$/, viewBooking],
+  [/^#\/admin\/?$/, viewAdminVenues],
+  [/^#\/admin\/venues$/, viewAdminVenues],
+  [/^#\/admin\/events(?:\?venue=([^&]+))?$/, viewAdminEvents],
+  [/^#\/admin\/events\/([^/?]+)\/holdbacks$/, viewAdminHoldbacks],
+  [/^#\/checkin$/, viewCheckinPick],
+  [/^#\/checkin\/([^/?]+)$/, viewCheckin],
 ];
 
 /** Show the page of the current hash (a view gets a new scope and the hash's parameters). */
@@ -135,7 +175,7 @@ function route() {
   for (const [re, view] of routes) {
     const m = hash.match(re);
     if (m) {
-      view(scope, ...m.slice(1).map(decodeURIComponent));
+      view(scope, ...m.slice(1).map((p) => (p === undefined ? undefined : decodeURIComponent(p))));
       return;
     }
   }
@@ -158,6 +198,7 @@ onCountdownExpired((el) => {
 
 onSessionChange((session) => {
   renderAccount();
+  showAdminNav();
   watchTokenExpiry(session);
   myHolds.clear();
   holdsChanged();
@@ -174,6 +215,7 @@ document.querySelector('.skip-link')?.addEventListener('click', (e) => {
   main.focus();
 });
 renderAccount();
+showAdminNav();
 watchTokenExpiry(currentSession());
 startMeFeed();
 refreshHolds().catch(() => {});

@@ -42,18 +42,21 @@ export function renderAccount() {
   });
   const error = h('p', { class: 'form-error', 'data-testid': 'login-error', hidden: true });
   const button = h('button', { type: 'submit', class: 'primary', 'data-testid': 'login-button' }, 'Log in');
+  // Organisers and door staff get a token with role admin (the organiser pages need it).
+  const organiser = h('input', { type: 'checkbox', id: 'login-organiser', 'data-testid': 'login-organiser' });
   const form = h(
     'form',
-    { class: 'login', 'data-testid': 'login-form', on: { submit: (e) => login(e, input, button, error) } },
+    { class: 'login', 'data-testid': 'login-form', on: { submit: (e) => login(e, input, button, error, organiser.checked) } },
     h('label', { for: 'login-name', class: 'sr-only' }, 'Your name'),
     input,
+    h('label', { for: 'login-organiser', class: 'login-organiser' }, organiser, ' Organiser'),
     button,
     error,
   );
   fill(accountEl, form);
 }
 
-async function login(event, input, button, error) {
+async function login(event, input, button, error, organiser = false) {
   event.preventDefault();
   const name = input.value.trim();
   error.hidden = true;
@@ -66,7 +69,7 @@ async function login(event, input, button, error) {
   button.disabled = true;
   try {
     const r = await api('POST', '/v1/dev/token', {
-      body: { user_id: name, role: 'user' },
+      body: { user_id: name, role: organiser ? 'admin' : 'user' },
       auth: false,
     });
     setSession({

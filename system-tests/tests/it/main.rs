@@ -22,7 +22,9 @@ mod waitlist;
 
 // Browsers, live streams, metrics.
 mod browser;
+mod chromium;
 mod metrics;
+mod organiser;
 mod streams;
 
 // Every service killed in turn; the deployment files against the code.
