@@ -165,7 +165,7 @@ function route() {
   scope = new Scope(route);
   const hash = location.hash || '#/';
   document.querySelectorAll('nav a').forEach((a) => {
-    const target = a.getAttribute('href');
+    const target = a.dataset.navPrefix || a.getAttribute('href');
     const current = target === '#/' ? hash === '#/' || hash.startsWith('#/events') : hash.startsWith(target);
     if (current) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
