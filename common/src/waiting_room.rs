@@ -10,6 +10,7 @@
 use hmac::Mac;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -37,17 +38,63 @@ pub fn key(event_id: EventId) -> String {
     format!("wr:{event_id}")
 }
 
-/// A lottery draw in [0, 1) for a user who joined before the sale opened: a keyed hash of
-/// (event, user), so it is unpredictable without the secret, cannot be re-rolled by
-/// joining again, and is reproducible from a known secret (tests use a fixed one).
-pub fn lottery_key(secret: &[u8], event_id: EventId, user: &str) -> f64 {
-    let bytes = crate::signing::keyed(secret, &[event_id.0.as_bytes(), user.as_bytes()])
+/// The lottery that orders everyone who joined before the sale opened, built so anyone
+/// can check it afterwards (docs/lottery.md):
+/// - the event's **seed** is a keyed hash of the event id under the deployment's secret,
+///   fixed from the event's creation; its SHA-256, the **commitment**, is public from the
+///   start, so the seed cannot be chosen after seeing who joined;
+/// - each entrant is known by a **tag**, SHA-256 of `"{event_id}:{user_id}"` (hex):
+///   their own to compute, nobody else's to read;
+/// - an entrant's **draw** is the first 53 bits of HMAC-SHA256(seed, tag) over 2^53, a
+///   number in [0, 1): the line is the entrants by draw, lowest first. A user cannot
+///   re-roll it by joining again (same tag), and without the seed nobody can predict it.
+///
+/// Once the draw closes (the sale opens) the seed and the list of tags are published:
+/// hashing the seed gives the commitment, and the draws give every entrant's place.
+pub fn lottery_seed(secret: &[u8], event_id: EventId) -> [u8; 32] {
+    crate::signing::keyed(secret, &[b"seatq-lottery-seed:", event_id.0.as_bytes()])
+        .finalize()
+        .into_bytes()
+        .into()
+}
+
+/// The public commitment to an event's seed: SHA-256 of it, hex.
+pub fn lottery_commitment(seed: &[u8; 32]) -> String {
+    hex::encode(Sha256::digest(seed))
+}
+
+/// The published form of a seed and of an entrant list's fingerprint: hex(SHA-256) of
+/// the list exactly as served (sorted tags, each followed by a newline).
+pub fn seed_hex(seed: &[u8; 32]) -> String {
+    hex::encode(seed)
+}
+
+pub fn entrants_fingerprint(list: &str) -> String {
+    hex::encode(Sha256::digest(list.as_bytes()))
+}
+
+/// An entrant's public pseudonym: SHA-256 of `"{event_id}:{user_id}"`, hex.
+pub fn entrant_tag(event_id: EventId, user: &str) -> String {
+    hex::encode(Sha256::digest(format!("{}:{user}", event_id.0).as_bytes()))
+}
+
+/// An entrant's draw in [0, 1): HMAC-SHA256(seed, tag), its first 53 bits over 2^53 (every
+/// value exact in an f64).
+pub fn lottery_draw(seed: &[u8; 32], tag: &str) -> f64 {
+    let bytes = crate::signing::keyed(seed, &[tag.as_bytes()])
         .finalize()
         .into_bytes();
     let mut top = [0u8; 8];
     top.copy_from_slice(&bytes[..8]);
-    // 53 random bits: every value is exact in an f64 and below 1.
     (u64::from_be_bytes(top) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The draw of `user` for the event's lottery (seed, tag and draw above).
+pub fn lottery_key(secret: &[u8], event_id: EventId, user: &str) -> f64 {
+    lottery_draw(
+        &lottery_seed(secret, event_id),
+        &entrant_tag(event_id, user),
+    )
 }
 
 pub async fn add(

@@ -81,6 +81,17 @@ ensure_nisshi() {
   ) 9>"$SEATQ_CACHE/nisshi-install.lock"
 }
 
+# Python 3 from Debian (if missing): tests run docs/lottery/verify_lottery.py with it, as
+# anyone checking a lottery would.
+ensure_python3() {
+  if ! command -v python3 >/dev/null; then
+    say "installing python3 (Debian package)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+  fi
+  PYTHON3_BIN=$(command -v python3)
+}
+
 # schemathesis (PyPI), the OpenAPI fuzzer gateway/tests/schemathesis.rs runs, in a venv
 # under the machine-wide cache (python3 and its venv module from Debian if missing).
 # A Python tool from PyPI in its own venv in the machine cache: ensure_pip_tool package version bin

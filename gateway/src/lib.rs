@@ -53,6 +53,8 @@
 //! Letting people in:
 //! - `waiting_room`: the virtual waiting room: join after a proof of work, see your place,
 //!   get let in.
+//! - `lottery`: the pre-sale lottery published for anyone to check: the commitment
+//!   first, the seed and the entrant list after the draw.
 //! - `admission`: the admission tokens hold requests and waitlist joins must carry while an
 //!   event's waiting room is on.
 //! - `rate_limit`: rate limits per user and per client IP (GCRA in Redis).
@@ -76,6 +78,7 @@ pub mod event_stats;
 pub mod holdbacks;
 pub mod holds;
 pub mod inventory;
+pub mod lottery;
 pub mod openapi;
 pub mod payments;
 pub mod rate_limit;

@@ -32,9 +32,9 @@ pub struct SaleChange {
     /// `paused` stops the sale at this point of the queue, `open` resumes it, `ended`
     /// closes it for good.
     pub state: SaleState,
-    /// Why, for the event's history (at most 200 printable characters).
+    /// Why, for the event's history (at most 200 characters, no control characters).
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub note: String,
 }
 

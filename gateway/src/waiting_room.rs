@@ -74,8 +74,8 @@ struct TicketRow {
 }
 
 const INSERT_TICKET: &str =
-    "INSERT INTO queue_tickets (id, event_id, user_id, joined_at, sort_key, status) \
-     VALUES ($1, $2, $3, $4, $5, 'waiting') ON CONFLICT (event_id, user_id) DO NOTHING";
+    "INSERT INTO queue_tickets (id, event_id, user_id, joined_at, sort_key, status, lottery_tag) \
+     VALUES ($1, $2, $3, $4, $5, 'waiting', $6) ON CONFLICT (event_id, user_id) DO NOTHING";
 const TICKET_OF_USER: &str = "SELECT id, user_id, status, admitted_at FROM queue_tickets \
      WHERE event_id = $1 AND user_id = $2";
 const TICKET: &str = "SELECT id, user_id, status, admitted_at FROM queue_tickets \
@@ -166,10 +166,12 @@ pub async fn join(
     }
     let ticket = Uuid::new_v4();
     let now = Utc::now();
-    let sort_key = if now < entry.info.on_sale_at {
-        waiting_room::lottery_key(secret(state), event_id, &user.user_id.0)
+    let (sort_key, tag) = if now < entry.info.on_sale_at {
+        let tag = waiting_room::entrant_tag(event_id, &user.user_id.0);
+        let seed = waiting_room::lottery_seed(secret(state), event_id);
+        (waiting_room::lottery_draw(&seed, &tag), Some(tag))
     } else {
-        now.timestamp_micros() as f64 / 1e6
+        (now.timestamp_micros() as f64 / 1e6, None)
     };
     let inserted = sqlx::query(INSERT_TICKET)
         .bind(ticket)
@@ -177,6 +179,7 @@ pub async fn join(
         .bind(&user.user_id)
         .bind(now)
         .bind(sort_key)
+        .bind(tag)
         .execute(&state.pool)
         .await?
         .rows_affected();

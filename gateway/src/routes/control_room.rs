@@ -56,7 +56,7 @@ pub struct StreamParams {
     pub access_token: Option<String>,
 }
 
-#[utoipa::path(get, operation_id = "control_room_stream", path = "/v1/admin/events/{event_id}/control-room", tag = "admin",
+#[utoipa::path(get, operation_id = "control_room_stream", path = "/v1/admin/events/{event_id}/control-room", tags = ["streams", "admin"],
     params(("event_id" = String, Path, format = Uuid), StreamParams), security(("bearer" = [])),
     responses(
         (status = 200, content_type = "text/event-stream", body = ControlRoomEvent,

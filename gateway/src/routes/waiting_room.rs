@@ -1,7 +1,9 @@
-//! `/v1/events/{event_id}/queue`: the waiting room (see `crate::waiting_room`).
+//! `/v1/events/{event_id}/queue`: the waiting room (see `crate::waiting_room`), and its
+//! pre-sale lottery as published for checking (`crate::lottery`).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use seatq_common::http::error::{AppResult, Problem};
 use seatq_common::http::extract::{Json, Path};
 use seatq_common::ids::EventId;
@@ -10,6 +12,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
+use crate::lottery::{self, LotteryView};
 use crate::rate_limit::{self, ClientIp, Limit};
 use crate::state::AppState;
 use crate::waiting_room::{self, Challenge, JoinBody, QueueTicketView};
@@ -20,6 +23,37 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(challenge))
         .routes(routes!(join))
         .routes(routes!(status))
+        .routes(routes!(lottery_view))
+        .routes(routes!(lottery_entrants))
+}
+
+#[utoipa::path(get, operation_id = "lottery", path = "/v1/events/{event_id}/lottery", tag = "waiting room",
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = LotteryView,
+            description = "The commitment; after the draw also the seed and the entrant list's fingerprint (docs/lottery.md)"),
+        (status = 404, body = Problem, description = "event_not_found"),
+        (status = 409, body = Problem, description = "waiting_room_off")))]
+pub async fn lottery_view(
+    State(state): State<AppState>,
+    Path(event_id): Path<EventId>,
+) -> AppResult<Json<LotteryView>> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    Ok(Json(lottery::view(&state, &entry).await?))
+}
+
+#[utoipa::path(get, operation_id = "lottery_entrants", path = "/v1/events/{event_id}/lottery/entrants", tag = "waiting room",
+    params(("event_id" = String, Path, format = Uuid)),
+    responses((status = 200, content_type = "text/plain", body = String,
+            description = "Every entrant's tag, sorted, one per line; its SHA-256 is the lottery's entrants_fingerprint"),
+        (status = 404, body = Problem, description = "event_not_found"),
+        (status = 409, body = Problem, description = "waiting_room_off, lottery_not_revealed (before reveal_at)")))]
+pub async fn lottery_entrants(
+    State(state): State<AppState>,
+    Path(event_id): Path<EventId>,
+) -> AppResult<axum::response::Response> {
+    let entry = super::events::event_entry(&state, event_id).await?;
+    let list = lottery::entrants(&state, &entry).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], list).into_response())
 }
 
 #[utoipa::path(post, operation_id = "waiting_room_challenge", path = "/v1/events/{event_id}/queue/challenge", tag = "waiting room",

@@ -2,7 +2,8 @@
 //! first come, first served after; admission tokens gate hold requests (forged, expired,
 //! other-event and missing tokens are refused); proof of work is required and single use;
 //! the line survives Redis being flushed; positions and admission reach the user's stream;
-//! the admission rate backs off when decisions slow down.
+//! the admission rate backs off when decisions slow down; the lottery can be checked by
+//! anyone from what it publishes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -571,4 +572,90 @@ async fn an_expired_admission_queues_again_with_the_same_ticket() {
     assert_eq!(again["status"], "waiting");
     // ...and it is let in again.
     admitted(&stack, &alice, &event, &id).await;
+}
+
+/// Issue 21: the pre-sale lottery is committed to before anyone joins and can be checked
+/// afterwards from public data alone, by code that is not seatq's
+/// (`docs/lottery/verify_lottery.py`, Python's standard library).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anyone_can_check_the_lottery_from_its_published_data() {
+    let stack = Stack::start(|s| {
+        s.waiting_room.tick_ms = 200;
+    })
+    .await;
+    // 20 joins must fit before the sale opens, on a loaded CI machine too.
+    let event = room(&stack, 12, json!({})).await;
+    let path = format!("/v1/events/{event}/lottery");
+    let (status, before) = stack.api.get(&path, None).await;
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["revealed"], false);
+    assert!(before["seed"].is_null() && before["entrants_url"].is_null());
+    let commitment = before["commitment"]
+        .as_str()
+        .expect("commitment")
+        .to_owned();
+    let (status, hidden) = stack.api.get(&format!("{path}/entrants"), None).await;
+    assert_eq!(
+        (status.as_u16(), hidden["code"].as_str()),
+        (409, Some("lottery_not_revealed"))
+    );
+    let mut users = Vec::new();
+    for i in 0..20 {
+        let user = stack.user(&format!("entrant{i:02}"));
+        let token = stack.api.token(&user, "user").await;
+        let (status, view) = join(&stack, &token, &event, json!({})).await;
+        assert_eq!(status, 201, "{view}");
+        assert_eq!(view["provisional"], true, "joined before the draw: {view}");
+        users.push(user);
+    }
+    // Revealed once the sale has opened (and joins in flight landed): the same commitment.
+    let after = eventually("the lottery revealed", WAIT, || async {
+        let (_, view) = stack.api.get(&path, None).await;
+        (view["revealed"] == true).then_some(view)
+    })
+    .await;
+    assert_eq!(after["commitment"].as_str(), Some(commitment.as_str()));
+    assert_eq!(after["entrants"], 20, "{after}");
+    // Someone joining after the draw closed is not an entrant.
+    let late = stack.token("late").await;
+    let (status, _) = join(&stack, &late, &event, json!({})).await;
+    assert_eq!(status, 201);
+
+    let Some(python) = seatq_common::testkit::needed_tool("ensure_python3", "PYTHON3_BIN") else {
+        return;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/lottery/verify_lottery.py"
+    );
+    let checked = tokio::process::Command::new(python)
+        .arg(script)
+        .arg(&stack.api.base)
+        .arg(&event)
+        .arg(&users[7])
+        .output()
+        .await
+        .expect("run verify_lottery.py");
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{stderr}");
+    let recomputed: Vec<String> = String::from_utf8_lossy(&checked.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    // The order recomputed outside is the order seatq lets the entrants in.
+    let line: Vec<String> = sqlx::query_scalar(
+        "SELECT lottery_tag FROM queue_tickets WHERE event_id = $1::uuid \
+           AND lottery_tag IS NOT NULL ORDER BY sort_key",
+    )
+    .bind(&event)
+    .fetch_all(stack.pool())
+    .await
+    .expect("line");
+    assert_eq!(recomputed, line);
+    let mine = seatq_common::waiting_room::entrant_tag(
+        EventId(event.parse().expect("event id")),
+        &users[7],
+    );
+    let place = line.iter().position(|t| *t == mine).expect("an entrant") + 1;
+    assert!(stderr.contains(&format!("place {place} of 20")), "{stderr}");
 }
