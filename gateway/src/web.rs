@@ -138,6 +138,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../web/app/admin-holdbacks.js"),
     ),
     (
+        "/app/admin-control-room.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-control-room.js"),
+    ),
+    (
+        "/app/admin-seat-story.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/admin-seat-story.js"),
+    ),
+    (
+        "/app/lottery.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app/lottery.js"),
+    ),
+    (
         "/app/checkin.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/app/checkin.js"),

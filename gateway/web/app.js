@@ -21,6 +21,8 @@
 //     app/event-live.js        the map's snapshot and live changes (SSE or polling)
 //     app/event-pickers.js     seat by number, best available
 //   app/waiting-room.js    the waiting room of a high-demand sale (on the event page)
+//   app/lottery.js         #/events/{id}/lottery: the waiting room's draw, checked in the
+//                          browser with WebCrypto
 //   app/hold-views.js      the hold card, #/holds, #/holds/{id}
 //   app/bookings.js        #/bookings, #/bookings/{id}: tickets, cancel, transfer
 //   app/admin-ui.js        organisers (admin role) only: the guard, tabs, field checks
@@ -28,6 +30,9 @@
 //     app/admin-venues.js      #/admin/venues: venues, a new one with its sections
 //     app/admin-events.js      #/admin/events: a new event at a venue, the calendar
 //     app/admin-holdbacks.js   #/admin/events/{id}/holdbacks: seats off sale and back
+//     app/admin-control-room.js #/admin/events/{id}/control-room: live tiles (SSE), the
+//                              demand heat map, pause / resume / end the sale
+//     app/admin-seat-story.js  a seat's story in queue order (in the control room)
 //     app/checkin.js           #/checkin, #/checkin/{id}: the door (camera or typed code)
 //
 // and the helpers they share: api.js (HTTP and live streams), seatmap.js (canvas seat map),
@@ -39,11 +44,13 @@
 // Routes (hash, so reloads and the payment page's "Back to seatq" link work):
 //   #/                 events, with search
 //   #/events/{id}      an event: seat map, selection, hold, waitlists
+//   #/events/{id}/lottery  the waiting room's lottery, checked in the browser
 //   #/holds            my active holds (waitlist offers included)
 //   #/holds/{id}       one hold: countdown, pay, cancel; after payment, the booking
 //   #/bookings         my bookings with tickets
 //   #/bookings/{id}    one booking: tickets with QR codes, cancel, transfer
 //   #/admin/venues, #/admin/events[?venue={id}], #/admin/events/{id}/holdbacks,
+//   #/admin/events/{id}/control-room,
 //   #/checkin, #/checkin/{id}   organisers and door staff (a token with role admin)
 //
 // Stable data-testid attributes for browser tests:
@@ -66,7 +73,8 @@
 //                      queue-admission-countdown, queue-expired, queue-note (retries,
 //                      errors). Holds are refused with hold-reason data-reason =
 //                      admission_required until admitted.
-//   event page         event-title, sale-status, sale-countdown (until on sale),
+//   event page         event-title, sale-status (data-state = open | paused | ended |
+//                      not_open), sale-countdown (until on sale), sale-paused, sale-ended,
 //                      live-indicator (data-mode = live | polling | connecting),
 //                      map-counts, seat-map, section-{CODE}, section-available-{CODE},
 //                      zoom-{CODE} (aria-pressed), seat-tooltip (data-seat-id,
@@ -83,8 +91,15 @@
 //   seat by id / best  seat-id-input, seat-add, seat-id-error, best-quantity,
 //                      section-list, best-{CODE}
 //   hold request       hold-status (data-status = pending | retrying | held | rejected |
-//                      error), hold-ahead, hold-reason, unavailable-seats,
-//                      alternative-hold, hold-retry-stop
+//                      error), hold-ahead, hold-reason (data-reason, e.g. sale_paused,
+//                      sale_ended), unavailable-seats, hold-receipt, receipt-line
+//                      (data-seat-id, data-places-ahead), alternative-hold, hold-retry-stop
+//   lottery            lottery-link (in the waiting room), lottery (data-revealed,
+//                      data-ok), lottery-commitment, lottery-pending,
+//                      lottery-reveal-countdown, lottery-verdict (data-ok),
+//                      lottery-check-{seed,list,count,draws} (data-ok), lottery-entrants
+//                      (data-count), lottery-mine (data-place, data-tag), lottery-order,
+//                      lottery-entry
 //   a hold             hold-panel (data-hold-id, data-status = active | sold | cancelled |
 //                      expired, data-from-waitlist), hold-seats, hold-countdown,
 //                      hold-total, hold-extended, hold-pay, hold-cancel, hold-link,
@@ -115,7 +130,20 @@
 //                      holdback-note, holdback-release-manual / -timed / -at,
 //                      holdback-submit, holdback-problem, holdback (data-hold-id,
 //                      data-status = active | released), holdback-release,
-//                      release-problem; checkin-code, checkin-submit, checkin-code-error,
+//                      release-problem; event-control-room-link; control-room
+//                      (data-updates = drawings so far, data-sale-state), control-live
+//                      (data-mode), control-updated (data-age-secs), control-tiles,
+//                      tile-{decisions,holds,sold,revenue,waiting,admission,lag,
+//                      dead-letters,refunds} (data-value; -value), sale-state
+//                      (data-state), sale-note, sale-pause, sale-resume, sale-end,
+//                      sale-end-box, sale-end-confirm, sale-end-keep, sale-problem,
+//                      demand-total, demand-table, demand-row (data-section,
+//                      data-refused); story-seat-input, story-open, seat-story
+//                      (data-seat-id, data-state, data-status), story-seat,
+//                      story-status, story-command (data-position = offset.seq,
+//                      data-user, data-status, data-winner), story-winner, story-more,
+//                      story-hold, story-payment, story-booking, story-ticket,
+//                      story-waiter; checkin-code, checkin-submit, checkin-code-error,
 //                      checkin-camera (data-state = off | unsupported | blocked |
 //                      scanning), checkin-result (full screen; data-result = admitted |
 //                      refused | error, data-code = the API's code), checkin-verdict,
@@ -136,6 +164,8 @@ import { showAdminNav } from './app/admin-ui.js';
 import { viewAdminVenues } from './app/admin-venues.js';
 import { viewAdminEvents } from './app/admin-events.js';
 import { viewAdminHoldbacks } from './app/admin-holdbacks.js';
+import { viewAdminControlRoom } from './app/admin-control-room.js';
+import { viewLottery } from './app/lottery.js';
 import { viewCheckinPick, viewCheckin } from './app/checkin.js';
 
 // ---------------------------------------------------------------------------------------
@@ -147,6 +177,7 @@ let scope = null;
 const routes = [
   [/^#?\/?$/, viewEvents],
   [/^#\/events\/([^/?]+)$/, viewEvent],
+  [/^#\/events\/([^/?]+)\/lottery$/, viewLottery],
   [/^#\/holds$/, viewHolds],
   [/^#\/holds\/([^/?]+)$/, viewHold],
   [/^#\/bookings$/, viewBookings],
@@ -155,6 +186,7 @@ const routes = [
   [/^#\/admin\/venues$/, viewAdminVenues],
   [/^#\/admin\/events(?:\?venue=([^&]+))?$/, viewAdminEvents],
   [/^#\/admin\/events\/([^/?]+)\/holdbacks$/, viewAdminHoldbacks],
+  [/^#\/admin\/events\/([^/?]+)\/control-room$/, viewAdminControlRoom],
   [/^#\/checkin$/, viewCheckinPick],
   [/^#\/checkin\/([^/?]+)$/, viewCheckin],
 ];

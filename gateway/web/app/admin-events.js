@@ -189,6 +189,7 @@ function eventLinks(id) {
   return h(
     'p',
     { class: 'admin-links' },
+    h('a', { href: `#/admin/events/${id}/control-room`, 'data-testid': 'event-control-room-link' }, 'Control room'),
     h('a', { href: `#/admin/events/${id}/holdbacks`, 'data-testid': 'event-holdbacks-link' }, 'Holdbacks'),
     h('a', { href: `#/checkin/${id}`, 'data-testid': 'event-checkin-link' }, 'Check-in at the door'),
     h('a', { href: `#/events/${id}`, 'data-testid': 'event-public-link' }, 'Public page'),

@@ -20,8 +20,27 @@ const REASONS = {
   insufficient_seats: 'There are not that many seats left in that section.',
   user_limit_exceeded: 'You already hold as many seats as one person may have for this event.',
   sale_not_open: 'This event is not on sale yet.',
+  sale_paused: 'The organiser has paused the sale. Try again when it resumes: your selection is kept.',
+  sale_ended: 'The sale has ended: no more seats are sold for this event.',
   event_not_found: 'This event no longer exists.',
 };
+
+/**
+ * One line of a refused request's receipt (`LostSeat`): how far ahead in the queue the
+ * request that got the seat was, or that nobody's request did (held back, offered from a
+ * waitlist, already taken).
+ */
+export function receiptText(line) {
+  const ahead = line.places_ahead;
+  if (ahead == null) return `${line.seat_id} was already taken.`;
+  const ms = line.ms_ahead != null ? Math.max(0, line.ms_ahead) : null;
+  if (ahead === 0) {
+    return `${line.seat_id} went to the request queued right before yours${ms != null ? ` (${ms.toLocaleString()} ms earlier)` : ''}.`;
+  }
+  return `${line.seat_id} went to a request queued ${ahead.toLocaleString()} place${ahead === 1 ? '' : 's'}${
+    ms != null ? ` (${ms.toLocaleString()} ms)` : ''
+  } before yours.`;
+}
 
 /** The holding part of an event page (`page`: event-state.js). */
 export function holdRequests(page) {
@@ -107,7 +126,12 @@ export function holdRequests(page) {
             page.room.lost(err);
             return;
           }
-          setStatus('error', h('p', { 'data-testid': 'hold-reason' }, errorText(err)));
+          if (REASONS[err.code] && (err.code === 'sale_paused' || err.code === 'sale_ended')) {
+            saleChanged(err.code);
+            setStatus('rejected', h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code }, h('strong', {}, 'Not held. '), REASONS[err.code]));
+            return;
+          }
+          setStatus('error', h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code || '' }, errorText(err)));
           return;
         }
       }
@@ -173,10 +197,24 @@ export function holdRequests(page) {
   scope.onUser('hold_created', (d) => pendingRequests.get(d.request_id)?.(d));
   scope.onUser('hold_rejected', (d) => pendingRequests.get(d.request_id)?.(d));
 
+  /** A hold refused because the organiser paused or ended the sale: the page says so. */
+  function saleChanged(reason) {
+    const state = reason === 'sale_paused' ? 'paused' : 'ended';
+    if (page.event && page.event.sale_state !== state) {
+      page.event = { ...page.event, sale_state: state };
+      if (page.renderSaleStatus) page.renderSaleStatus();
+    }
+  }
+
   /** The request's answer (`HoldRequestView`): held, or why not. */
   function onDecision(view) {
     const { selected, seatMap } = page;
     if (view.status === 'held') {
+      // Held: whatever pause this page heard of is over.
+      if (page.event && page.event.sale_state && page.event.sale_state !== 'open') {
+        page.event = { ...page.event, sale_state: 'open' };
+        if (page.renderSaleStatus) page.renderSaleStatus();
+      }
       const hold = {
         hold_id: view.hold_id,
         event_id: eventId,
@@ -202,8 +240,10 @@ export function holdRequests(page) {
       refreshHolds().catch(() => {});
       return;
     }
+    if (view.reason === 'sale_paused' || view.reason === 'sale_ended') saleChanged(view.reason);
     const unavailable = view.unavailable_seats || [];
     const alternatives = view.alternatives || [];
+    const receipt = view.receipt || [];
     for (const id of unavailable) selected.delete(id);
     if (unavailable.length) {
       seatMap.applyChanges(unavailable.map((id) => ({ seat_id: id, status: 'held' })));
@@ -214,8 +254,21 @@ export function holdRequests(page) {
     setStatus(
       'rejected',
       h('p', { 'data-testid': 'hold-reason', 'data-reason': view.reason || '' }, h('strong', {}, 'Not held. '), reasonText),
+      receipt.length
+        ? h(
+            'ul',
+            { class: 'hold-receipt', 'data-testid': 'hold-receipt', 'aria-label': 'What became of the seats you asked for' },
+            receipt.map((line) =>
+              h(
+                'li',
+                { 'data-testid': 'receipt-line', 'data-seat-id': line.seat_id, 'data-places-ahead': String(line.places_ahead ?? '') },
+                receiptText(line),
+              ),
+            ),
+          )
+        : null,
       unavailable.length
-        ? h('p', { class: 'muted', 'data-testid': 'unavailable-seats' }, `Taken: ${unavailable.join(', ')}`)
+        ? h('p', { class: 'muted', 'data-testid': 'unavailable-seats', hidden: receipt.length > 0 }, `Taken: ${unavailable.join(', ')}`)
         : null,
       alternatives.length
         ? h(

@@ -43,6 +43,8 @@ export function viewEvent(scope, eventId) {
   const saleStatus = h('p', { class: 'sale-status', 'data-testid': 'sale-status' });
   const mapRoot = h('div', { class: 'seat-map', 'data-testid': 'seat-map' });
 
+  page.renderSaleStatus = () => renderSaleStatus();
+
   /** Map clicks and holding need both the sale open and (with a waiting room) admission. */
   const updateMapDisabled = () => page.seatMap.setDisabled(!page.event.sale_open || !admitted(page));
 
@@ -160,7 +162,16 @@ export function viewEvent(scope, eventId) {
 
   function renderSaleStatus() {
     const { event } = page;
-    if (event.sale_open) {
+    saleStatus.dataset.state = event.sale_state || (event.sale_open ? 'open' : 'not_open');
+    if (event.sale_state === 'paused') {
+      fill(
+        saleStatus,
+        h('span', { class: 'badge badge-paused', 'data-testid': 'sale-paused' }, 'Sale paused'),
+        ' The organiser has paused the sale: hold requests are refused until it resumes. Your holds stay yours.',
+      );
+    } else if (event.sale_state === 'ended') {
+      fill(saleStatus, h('span', { class: 'badge', 'data-testid': 'sale-ended' }, 'Sale ended'), ' No more seats are sold for this event.');
+    } else if (event.sale_open) {
       fill(
         saleStatus,
         h('span', { class: 'badge badge-open' }, 'On sale'),

@@ -299,6 +299,15 @@ export class WaitingRoom {
     const noteBox = h('p', { class: 'queue-note', 'data-testid': 'queue-note', role: 'status' });
     this.renderNote(noteBox);
     parts.push(noteBox);
+    parts.push(
+      h(
+        'p',
+        { class: 'muted small queue-lottery' },
+        'Who joins before the sale opens is let in by a draw anyone can check: ',
+        h('a', { href: `#/events/${this.eventId}/lottery`, 'data-testid': 'lottery-link' }, 'check the lottery'),
+        '.',
+      ),
+    );
     fill(this.el, parts);
     this.update();
   }

@@ -210,6 +210,33 @@ impl Browser {
         self.text_until("current-user", WAIT, |t| t == user).await;
     }
 
+    /// Log in with "Organiser" ticked (a token with role admin): the organiser link shows.
+    pub async fn login_organiser(&self, user: &str) {
+        self.goto("#/").await;
+        self.type_into("login-name", user).await;
+        self.click("login-organiser").await;
+        self.click("login-button").await;
+        self.text_until("current-user", WAIT, |t| t == user).await;
+        self.until_script(
+            "the organiser link",
+            WAIT,
+            "const e = document.querySelector('[data-testid=\"nav-admin\"]'); return !!e && !e.hidden;",
+        )
+        .await;
+    }
+
+    /// Run `script` until it returns `true` (a page condition), or panic after `timeout`.
+    pub async fn until_script(&self, what: &str, timeout: Duration, script: &str) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.client.execute(script, vec![]).await.ok() == Some(json!(true)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} not within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Open the event and wait until its map is live on the stream.
     pub async fn open_event(&self, event: &str) {
         self.goto(&format!("#/events/{event}")).await;

@@ -23,6 +23,7 @@ mod waitlist;
 // Browsers, live streams, metrics.
 mod browser;
 mod chromium;
+mod control_room_browser;
 mod metrics;
 mod organiser;
 mod streams;
