@@ -198,11 +198,15 @@ pub struct PipelineResult {
     pub decision_p99_ms: f64,
     #[serde(flatten)]
     pub run: PipelineRun,
+    /// The control room's answers on the storm's event: seat stories, receipts, demand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat_story: Option<crate::pipeline::seat_story::SeatStoryTiming>,
 }
 
 impl From<PipelineRun> for PipelineResult {
     fn from(run: PipelineRun) -> Self {
         Self {
+            seat_story: None,
             accepted_per_s: run.accept.accepted_per_s,
             decisions_per_s: run.decisions.decisions_per_s,
             accept_p99_ms: run.accept.p99_ms,

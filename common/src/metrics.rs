@@ -37,6 +37,8 @@
 //! | `seatq_waiting_room_admission_rate` | gauge | partition | the controllers' current rates (admissions/s), summed over the partition's events |
 //! | `seatq_notifier_clients` | gauge | | SSE and WebSocket streams connected |
 //! | `seatq_notifier_frames_sent_total` | counter | | frames queued to clients |
+//! | `seatq_control_room_frame_duration_seconds` | histogram | | one control-room picture of a watched event, computed once a second per event however many watch |
+//! | `seatq_control_room_watchers` | gauge | | control-room streams open on this gateway |
 //! | `seatq_notifier_slow_clients_dropped_total` | counter | | clients disconnected because they fell behind |
 //!
 //! Several consumers or schedulers each export their own partitions; sum by partition
@@ -83,6 +85,8 @@ pub mod names {
     pub const NOTIFIER_CLIENTS: &str = "seatq_notifier_clients";
     pub const NOTIFIER_FRAMES: &str = "seatq_notifier_frames_sent_total";
     pub const NOTIFIER_DROPPED: &str = "seatq_notifier_slow_clients_dropped_total";
+    pub const CONTROL_ROOM_FRAME_SECONDS: &str = "seatq_control_room_frame_duration_seconds";
+    pub const CONTROL_ROOM_WATCHERS: &str = "seatq_control_room_watchers";
 }
 
 /// Every metric: (name, help).
@@ -170,6 +174,14 @@ pub const ALL: &[(&str, &str)] = &[
     (
         names::NOTIFIER_DROPPED,
         "Notifier clients disconnected for falling behind",
+    ),
+    (
+        names::CONTROL_ROOM_FRAME_SECONDS,
+        "Time to compute one control-room picture of a watched event (once a second per event)",
+    ),
+    (
+        names::CONTROL_ROOM_WATCHERS,
+        "Control-room streams open on this gateway",
     ),
 ];
 
@@ -355,6 +367,16 @@ pub fn batch_applied(records: usize, took: Duration, held: u64, rejected: u64, a
             metrics::counter!(names::DECISIONS, "outcome" => outcome).increment(n);
         }
     }
+}
+
+/// One control-room picture computed (shared by every watcher of its event).
+pub fn control_room_frame(took: Duration) {
+    metrics::histogram!(names::CONTROL_ROOM_FRAME_SECONDS).record(took.as_secs_f64());
+}
+
+/// A control-room stream opened (+1) or closed (-1).
+pub fn control_room_watchers(delta: f64) {
+    metrics::gauge!(names::CONTROL_ROOM_WATCHERS).increment(delta);
 }
 
 /// Dead letters a committed batch recorded.

@@ -115,6 +115,22 @@ impl ControlRooms {
     }
 }
 
+/// Counts an open control-room stream in `seatq_control_room_watchers` while it lives.
+pub struct Watcher;
+
+impl Watcher {
+    pub fn open() -> Self {
+        seatq_common::metrics::control_room_watchers(1.0);
+        Watcher
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        seatq_common::metrics::control_room_watchers(-1.0);
+    }
+}
+
 /// Compute and push the event's picture every [`TICK`] until nobody watches.
 async fn run_room(state: AppState, entry: EventEntry, tx: watch::Sender<Option<Arc<Frame>>>) {
     let id = entry.info.id;
@@ -151,10 +167,12 @@ async fn run_room(state: AppState, entry: EventEntry, tx: watch::Sender<Option<A
 }
 
 async fn frame(state: &AppState, entry: &EventEntry) -> AppResult<Frame> {
+    let started = Instant::now();
     let stats = crate::event_stats::stats(state, entry).await?;
     let demand = demand(state, entry).await?;
     let stats_json = serde_json::to_string(&stats)
         .map_err(|e| seatq_common::http::error::AppError::internal("encode stats", e))?;
+    seatq_common::metrics::control_room_frame(started.elapsed());
     Ok(Frame { stats_json, demand })
 }
 
@@ -174,10 +192,7 @@ pub async fn demand(state: &AppState, entry: &EventEntry) -> AppResult<Arc<Deman
     if let Some(demand) = cached {
         return Ok(demand);
     }
-    let rows: Vec<(i32, i64)> = sqlx::query_as(REFUSED_PER_SEAT)
-        .bind(id)
-        .fetch_all(&state.pool)
-        .await?;
+    let rows = refused_per_seat(&state.pool, id).await?;
     let demand = Arc::new(summarize(entry, &rows));
     let mut map = state
         .control_rooms
@@ -187,6 +202,17 @@ pub async fn demand(state: &AppState, entry: &EventEntry) -> AppResult<Arc<Deman
     map.retain(|_, (at, _)| at.elapsed() < DEMAND_EVERY);
     map.insert(id, (Instant::now(), demand.clone()));
     Ok(demand)
+}
+
+/// Refused hold requests per seat named, hottest first: (seat_no, requests).
+pub async fn refused_per_seat(
+    pool: &sqlx::PgPool,
+    event_id: EventId,
+) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+    sqlx::query_as(REFUSED_PER_SEAT)
+        .bind(event_id)
+        .fetch_all(pool)
+        .await
 }
 
 /// Per-seat refusals (hottest first) into sections and the listed seats.

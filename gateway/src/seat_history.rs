@@ -467,3 +467,30 @@ pub async fn receipt(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_starts_after_a_queue_position_and_holds_1_to_200_commands() {
+        let first = Page::parse(None, None).expect("defaults");
+        assert_eq!((first.after, first.limit), ((-1, -1), DEFAULT_LIMIT));
+        let next = Page::parse(Some("1234.7"), Some(200)).expect("a cursor");
+        assert_eq!((next.after, next.limit), ((1234, 7), 200));
+        for bad in [
+            "",
+            "12",
+            "12.",
+            ".3",
+            "-1.0",
+            "1.2.3",
+            "a.b",
+            "99999999999999999999.1",
+        ] {
+            assert!(Page::parse(Some(bad), None).is_err(), "{bad:?}");
+        }
+        assert!(Page::parse(None, Some(0)).is_err());
+        assert!(Page::parse(None, Some(201)).is_err());
+    }
+}

@@ -12,6 +12,7 @@ pub mod client;
 pub mod decisions;
 pub mod invariants;
 pub mod runs;
+pub mod seat_story;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -23,7 +23,11 @@ pub async fn flash_sale(p: &Pipeline) -> Result<PipelineResult, BenchError> {
     let run = p
         .settle("pipeline decisions", &event, &outcome, retries)
         .await?;
-    Ok(PipelineResult::from(run))
+    let seat_story = crate::pipeline::seat_story::measure(&p.stack.pool, event.id).await?;
+    Ok(PipelineResult {
+        seat_story: Some(seat_story),
+        ..PipelineResult::from(run)
+    })
 }
 
 /// Open loop at `per_s` for at most `secs` (the first attempts of the workload).

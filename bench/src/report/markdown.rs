@@ -402,6 +402,23 @@ pub(super) fn headline(r: &Report) -> Vec<(String, String, &'static str)> {
             format!("{:.1} / {:.1} / {:.1}", d.p50_ms, d.p95_ms, d.p99_ms),
             "",
         );
+        if let Some(s) = &p.seat_story {
+            row(
+                "seat story after the storm: history p50 / p99 / max ms (longest story), receipt p50 / p99 ms, demand ms",
+                format!(
+                    "{:.1} / {:.1} / {:.1} ({} commands), {:.1} / {:.1}, {:.0} (of {} requests)",
+                    s.history_p50_ms,
+                    s.history_p99_ms,
+                    s.history_max_ms,
+                    s.longest_story,
+                    s.receipt_p50_ms,
+                    s.receipt_p99_ms,
+                    s.demand_ms,
+                    s.requests
+                ),
+                "milliseconds",
+            );
+        }
         row(
             "ratio vs naive_for_update",
             opt(r.ratio_vs_for_update, 2, "x"),

@@ -31,6 +31,7 @@ pub mod pow;
 pub mod report;
 pub mod result;
 pub mod sample;
+pub mod watchers;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,6 +62,8 @@ use sample::Sample;
 
 /// Time allowed to create the 50,000-seat event before the first join.
 const CREATE_ALLOWANCE: Duration = Duration::from_secs(20);
+/// Organisers with the event's control room open through the on-sale.
+const CONTROL_ROOM_WATCHERS: usize = 20;
 /// Give up when nobody was admitted this long after the sale opened.
 const NO_ADMISSION_PATIENCE: f64 = 30.0;
 /// How long buyers told of their admission may take to finish after admissions stop.
@@ -231,6 +234,14 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<WaitroomResult, Ben
         users - presale_users,
         options.source_ips,
     );
+    // Organisers watch the whole on-sale in the control room.
+    let watchers = watchers::Watchers::open(
+        &stack.gateway,
+        event.id,
+        &tokens.admin,
+        CONTROL_ROOM_WATCHERS,
+    )
+    .await?;
     sleep_until(first_join).await;
 
     let agents = Agents::new(
@@ -329,6 +340,17 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<WaitroomResult, Ben
     };
     let stopped_after_s = secs_after(sale, Utc::now());
     println!("waitroom: stopping at t={stopped_after_s:+.1}s: {stop_reason}");
+    let control_room = watchers.finish().await;
+    println!(
+        "waitroom: control room: {} watchers, {:.2} updates/s (slowest {:.2}), longest gap {:.0} ms, \
+         {:.2} pictures/s at {:.1} ms each",
+        control_room.watchers,
+        control_room.updates_per_s_mean,
+        control_room.updates_per_s_min,
+        control_room.max_gap_ms,
+        control_room.frames_per_s,
+        control_room.frame_mean_ms,
+    );
     crowd.stop();
     let joins_end = joining.await?;
     let closed =
@@ -456,6 +478,7 @@ pub async fn run(stack: &Stack, options: &Options) -> Result<WaitroomResult, Ben
     let first_error = crowd.first_error.lock().ok().and_then(|e| e.clone());
     let retries = &crowd.agents.retries;
     Ok(WaitroomResult {
+        control_room: Some(control_room),
         event_id: event.id,
         seats: stadium.seat_count(),
         users,

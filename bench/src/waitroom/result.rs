@@ -227,6 +227,9 @@ pub struct Bucket {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitroomResult {
+    /// Organisers watching the control room through the on-sale, and its cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_room: Option<super::watchers::ControlRoomLoad>,
     pub event_id: Uuid,
     pub seats: i32,
     pub users: u32,

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{AdminUser, StreamUser};
 use crate::commands::CommandDecision;
-use crate::control_room::{ControlRooms, Demand, Frame};
+use crate::control_room::{ControlRooms, Demand, Frame, Watcher};
 use crate::routes::holdbacks::{request_status_url, QueuedHoldback};
 use crate::sale_control::{self, Changed, SaleChange, SaleStatus};
 use crate::seat_history::{self, Page, SeatHistory};
@@ -87,36 +87,45 @@ fn frames(
     room: tokio::sync::watch::Receiver<Option<std::sync::Arc<Frame>>>,
     shutdown: seatq_common::shutdown::Shutdown,
 ) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
-    let start = (room, shutdown, None::<std::sync::Arc<Demand>>, true);
-    stream::unfold(start, |(mut room, shutdown, sent, first)| async move {
-        // The first frame may be there already; after it, wait for the next.
-        let frame = loop {
-            if !first || room.borrow().is_none() {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return None,
-                    changed = room.changed() => changed.ok()?,
+    let start = (
+        room,
+        shutdown,
+        None::<std::sync::Arc<Demand>>,
+        true,
+        Watcher::open(),
+    );
+    stream::unfold(
+        start,
+        |(mut room, shutdown, sent, first, watcher)| async move {
+            // The first frame may be there already; after it, wait for the next.
+            let frame = loop {
+                if !first || room.borrow().is_none() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        changed = room.changed() => changed.ok()?,
+                    }
                 }
+                if let Some(frame) = room.borrow_and_update().clone() {
+                    break frame;
+                }
+            };
+            let mut events = Vec::with_capacity(2);
+            if !sent
+                .as_ref()
+                .is_some_and(|d| std::sync::Arc::ptr_eq(d, &frame.demand))
+            {
+                let json = serde_json::to_string(&*frame.demand).unwrap_or_default();
+                events.push(Ok(Event::default().event("demand").data(json)));
             }
-            if let Some(frame) = room.borrow_and_update().clone() {
-                break frame;
-            }
-        };
-        let mut events = Vec::with_capacity(2);
-        if !sent
-            .as_ref()
-            .is_some_and(|d| std::sync::Arc::ptr_eq(d, &frame.demand))
-        {
-            let json = serde_json::to_string(&*frame.demand).unwrap_or_default();
-            events.push(Ok(Event::default().event("demand").data(json)));
-        }
-        events.push(Ok(Event::default()
-            .event("stats")
-            .data(frame.stats_json.clone())));
-        Some((
-            stream::iter(events),
-            (room, shutdown, Some(frame.demand.clone()), false),
-        ))
-    })
+            events.push(Ok(Event::default()
+                .event("stats")
+                .data(frame.stats_json.clone())));
+            Some((
+                stream::iter(events),
+                (room, shutdown, Some(frame.demand.clone()), false, watcher),
+            ))
+        },
+    )
     .flatten()
 }
 
