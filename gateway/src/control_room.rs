@@ -131,10 +131,18 @@ impl Drop for Watcher {
     }
 }
 
-/// Compute and push the event's picture every [`TICK`] until nobody watches.
+/// Compute and push the event's picture every [`TICK`] until nobody watches. Ticks are
+/// fixed-rate (a slow picture does not push the next one back by its own time), and one
+/// that comes while the last picture is still being made is skipped.
 async fn run_room(state: AppState, entry: EventEntry, tx: watch::Sender<Option<Arc<Frame>>>) {
     let id = entry.info.id;
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        tokio::select! {
+            _ = state.control_rooms.shutdown.cancelled() => {}
+            _ = ticks.tick() => {}
+        }
         {
             // The map keeps one receiver; with no other left nobody is watching. Under the
             // lock, so a watcher arriving now finds the room gone and starts another.
@@ -153,15 +161,6 @@ async fn run_room(state: AppState, entry: EventEntry, tx: watch::Sender<Option<A
                 tx.send_replace(Some(Arc::new(frame)));
             }
             Err(e) => tracing::warn!(detail = %e.detail, "control room picture failed"),
-        }
-        if !seatq_common::shutdown::pause(&state.control_rooms.shutdown, TICK).await {
-            let mut open = state
-                .control_rooms
-                .rooms
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            open.remove(&id);
-            return;
         }
     }
 }
