@@ -73,6 +73,23 @@ const LIST: &str = "SELECT h.id, h.seat_nos, h.expires_at, h.status, h.created_a
 const DECISION_WAIT: Duration = Duration::from_secs(5);
 const MAX_NOTE_CHARS: usize = 200;
 
+/// How long an organiser's command (a holdback, a sale change) waits for its decision.
+pub fn organiser_wait(state: &AppState) -> Duration {
+    let timeout = Duration::from_millis(state.settings.gateway.request_timeout_ms);
+    DECISION_WAIT.min(timeout / 2)
+}
+
+/// An organiser's note (shown in the event's history): at most 200 printable characters.
+pub fn check_note(note: &str) -> AppResult<()> {
+    if note.chars().count() > MAX_NOTE_CHARS || note.chars().any(char::is_control) {
+        return Err(AppError::unprocessable(
+            "invalid_note",
+            format!("note: at most {MAX_NOTE_CHARS} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn seat_nos(entry: &EventEntry, body: &NewHoldback) -> AppResult<Vec<i32>> {
     let layout = &entry.layout;
     let nos: Vec<i32> = match (&body.seat_ids, &body.section) {
@@ -138,12 +155,7 @@ pub async fn create(
     entry: &EventEntry,
     body: &NewHoldback,
 ) -> AppResult<Created> {
-    if body.note.chars().count() > MAX_NOTE_CHARS || body.note.chars().any(char::is_control) {
-        return Err(AppError::unprocessable(
-            "invalid_note",
-            format!("note: at most {MAX_NOTE_CHARS} printable characters"),
-        ));
-    }
+    check_note(&body.note)?;
     if body.release_at.is_some_and(|at| at <= Utc::now()) {
         return Err(AppError::unprocessable(
             "invalid_release_at",
@@ -157,8 +169,7 @@ pub async fn create(
         note: body.note.clone(),
         release_at: body.release_at,
     });
-    let timeout = Duration::from_millis(state.settings.gateway.request_timeout_ms);
-    let wait = DECISION_WAIT.min(timeout / 2);
+    let wait = organiser_wait(state);
     let Some(decision) = commands::send(
         state,
         entry,

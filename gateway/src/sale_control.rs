@@ -6,11 +6,9 @@
 //! already made keep their windows. The consumer keeps the state in `events.sale_state`;
 //! the scheduler admits nobody from the waiting room while it is not `open`.
 
-use std::time::Duration;
-
 use seatq_common::catalog::EventEntry;
 use seatq_common::command::{Command, SaleState, SetSaleState};
-use seatq_common::http::error::{AppError, AppResult};
+use seatq_common::http::error::AppResult;
 use seatq_common::ids::{EventId, RequestId};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -20,10 +18,6 @@ use crate::commands::{self, CommandDecision};
 use crate::state::AppState;
 
 const SALE_STATE: &str = "SELECT sale_state, sale_state_changed_at FROM events WHERE id = $1";
-/// Notes longer than this are refused (they are shown in the event's history).
-const MAX_NOTE_CHARS: usize = 200;
-/// How long the organiser's request waits for the decision before answering `202`.
-const DECISION_WAIT: Duration = Duration::from_secs(5);
 
 /// An organiser's change of the sale.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -74,19 +68,13 @@ pub async fn change(
     entry: &EventEntry,
     body: &SaleChange,
 ) -> AppResult<Changed> {
-    if body.note.chars().count() > MAX_NOTE_CHARS || body.note.chars().any(char::is_control) {
-        return Err(AppError::unprocessable(
-            "invalid_note",
-            format!("note: at most {MAX_NOTE_CHARS} printable characters"),
-        ));
-    }
+    crate::holdbacks::check_note(&body.note)?;
     let request_id = RequestId::new();
     let command = Command::SetSaleState(SetSaleState {
         state: body.state,
         note: body.note.clone(),
     });
-    let timeout = Duration::from_millis(state.settings.gateway.request_timeout_ms);
-    let wait = DECISION_WAIT.min(timeout / 2);
+    let wait = crate::holdbacks::organiser_wait(state);
     let decision = commands::send(
         state,
         entry,

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::{AdminUser, StreamUser};
 use crate::commands::CommandDecision;
 use crate::control_room::{ControlRooms, Demand, Frame, Watcher};
-use crate::routes::holdbacks::{request_status_url, QueuedHoldback};
+use crate::routes::holdbacks::QueuedHoldback;
 use crate::sale_control::{self, Changed, SaleChange, SaleStatus};
 use crate::seat_history::{self, Page, SeatHistory};
 use crate::state::AppState;
@@ -212,15 +212,7 @@ pub async fn change_sale(
     Ok(
         match sale_control::change(&state, &admin, &entry, &body).await? {
             Changed::Decided(decision) => (StatusCode::OK, Json(decision)).into_response(),
-            Changed::Queued(request_id) => (
-                StatusCode::ACCEPTED,
-                Json(QueuedHoldback {
-                    request_id,
-                    status: "pending".into(),
-                    status_url: request_status_url(request_id),
-                }),
-            )
-                .into_response(),
+            Changed::Queued(request_id) => super::holdbacks::queued(request_id),
         },
     )
 }

@@ -56,17 +56,22 @@ pub async fn create(
     Ok(
         match holdbacks::create(&state, &admin, &entry, &body).await? {
             Created::Made(view) => (StatusCode::CREATED, Json(view)).into_response(),
-            Created::Queued(request_id) => (
-                StatusCode::ACCEPTED,
-                Json(QueuedHoldback {
-                    request_id,
-                    status: "pending".into(),
-                    status_url: request_status_url(request_id),
-                }),
-            )
-                .into_response(),
+            Created::Queued(request_id) => queued(request_id),
         },
     )
+}
+
+/// `202` for an organiser's command not decided within the wait: where to poll it.
+pub fn queued(request_id: RequestId) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(QueuedHoldback {
+            request_id,
+            status: "pending".into(),
+            status_url: request_status_url(request_id),
+        }),
+    )
+        .into_response()
 }
 
 /// Where an organiser's command can be polled (relative to the API root).
