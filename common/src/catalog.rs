@@ -14,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::ids::{EventId, SectionId, VenueId};
 use crate::layout::{SectionKind, SectionLayout, VenueLayout};
+use crate::seating::{PriceCategory, SeatAttribute, SeatRange};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventInfo {
@@ -31,6 +32,18 @@ pub struct EventInfo {
     pub refund_cutoff_hours: i32,
     /// Proof-of-work difficulty for joining the waiting room (0: none).
     pub pow_difficulty: i32,
+    /// No hold may leave a lone free seat in a reserved section (`seating`).
+    pub no_single_seats: bool,
+    /// Until then accessible and companion seats are kept for buyers who need an
+    /// accessible space; None: kept until the event starts.
+    pub accessible_release_at: Option<DateTime<Utc>>,
+}
+
+impl EventInfo {
+    /// Are accessible and companion seats still kept for buyers who need them at `at`?
+    pub fn accessible_reserved(&self, at: DateTime<Utc>) -> bool {
+        at < self.accessible_release_at.unwrap_or(self.starts_at)
+    }
 }
 
 /// An event with the layout of its venue.
@@ -42,10 +55,20 @@ pub struct EventEntry {
 
 const SELECT_EVENT: &str = "SELECT id, venue_id, title, performer, starts_at, on_sale_at, \
      hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
-     refund_cutoff_hours, pow_difficulty FROM events WHERE id = $1";
+     refund_cutoff_hours, pow_difficulty, no_single_seats, accessible_release_at \
+     FROM events WHERE id = $1";
 
 const SELECT_SECTIONS: &str = "SELECT id, code, name, kind, seat_rows, seats_per_row, \
      first_seat_no, capacity, price_cents FROM sections WHERE venue_id = $1 ORDER BY ordinal";
+
+const SELECT_PRICE_CATEGORIES: &str = "SELECT code, name, price_cents FROM price_categories \
+     WHERE venue_id = $1 ORDER BY ordinal";
+
+const SELECT_SEAT_RANGES: &str = "SELECT r.section_id, r.row_from, r.row_to, r.seat_from, \
+     r.seat_to, r.attributes, r.price_category FROM seat_ranges r \
+     JOIN sections s ON s.id = r.section_id WHERE s.venue_id = $1 ORDER BY s.ordinal, r.ordinal";
+
+type RangeRow = (SectionId, i32, i32, i32, i32, Vec<String>, Option<String>);
 
 type SectionRow = (
     SectionId,
@@ -88,7 +111,40 @@ pub async fn load_layout(pool: &PgPool, venue_id: VenueId) -> Result<VenueLayout
             },
         )
         .collect();
-    Ok(VenueLayout::new(sections))
+    let categories: Vec<(String, String, i64)> = sqlx::query_as(SELECT_PRICE_CATEGORIES)
+        .bind(venue_id)
+        .fetch_all(pool)
+        .await?;
+    let categories = categories
+        .into_iter()
+        .map(|(code, name, price_cents)| PriceCategory {
+            code,
+            name,
+            price_cents,
+        })
+        .collect();
+    let rows: Vec<RangeRow> = sqlx::query_as(SELECT_SEAT_RANGES)
+        .bind(venue_id)
+        .fetch_all(pool)
+        .await?;
+    let mut ranges: Vec<(SectionId, Vec<SeatRange>)> = Vec::new();
+    for (section_id, row_from, row_to, seat_from, seat_to, attributes, price_category) in rows {
+        let range = SeatRange {
+            rows: [row_from, row_to],
+            seats: [seat_from, seat_to],
+            // The schema's CHECK allows only known attributes.
+            attributes: attributes
+                .iter()
+                .filter_map(|a| SeatAttribute::from_db(a))
+                .collect(),
+            price_category,
+        };
+        match ranges.last_mut() {
+            Some((id, list)) if *id == section_id => list.push(range),
+            _ => ranges.push((section_id, vec![range])),
+        }
+    }
+    Ok(VenueLayout::new(sections).with_seating(categories, ranges))
 }
 
 /// Cache of events (refreshed after `ttl`) and venue layouts (kept: they never change).

@@ -46,12 +46,52 @@ pub enum Command {
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum HoldSeats {
     /// Exactly these seats, all or nothing.
-    Seats { seat_nos: Vec<i32> },
+    Seats {
+        seat_nos: Vec<i32>,
+        /// The buyer needs an accessible space (self-declared): they may hold seats kept
+        /// for access, and the seats must include one with its companions beside it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        accessible: bool,
+    },
     /// The best adjacent block in a reserved section, or places in a GA section.
     BestAvailable {
         section_id: SectionId,
         quantity: i32,
+        /// The best wheelchair space with `quantity - 1` companion seats beside it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        accessible: bool,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl HoldSeats {
+    /// Named seats, for a buyer without access needs.
+    pub fn seats(seat_nos: Vec<i32>) -> Self {
+        HoldSeats::Seats {
+            seat_nos,
+            accessible: false,
+        }
+    }
+
+    /// The best `quantity` in a section, for a buyer without access needs.
+    pub fn best(section_id: SectionId, quantity: i32) -> Self {
+        HoldSeats::BestAvailable {
+            section_id,
+            quantity,
+            accessible: false,
+        }
+    }
+
+    pub fn accessible(&self) -> bool {
+        match self {
+            HoldSeats::Seats { accessible, .. } | HoldSeats::BestAvailable { accessible, .. } => {
+                *accessible
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,7 +297,7 @@ impl Command {
     /// The reserved seats a command names (a seat's history lists the commands naming it).
     pub fn named_seats(&self) -> &[i32] {
         match self {
-            Command::HoldSeats(HoldSeats::Seats { seat_nos }) => seat_nos,
+            Command::HoldSeats(HoldSeats::Seats { seat_nos, .. }) => seat_nos,
             Command::BlockSeats(b) => &b.seat_nos,
             Command::JoinWaitlist(w) | Command::LeaveWaitlist(w) => {
                 std::slice::from_ref(&w.seat_no)
@@ -388,9 +428,7 @@ mod tests {
             event_id: EventId::new(),
             user_id: UserId("u1".into()),
             issued_at: Utc::now(),
-            command: Command::HoldSeats(HoldSeats::Seats {
-                seat_nos: vec![1, 2],
-            }),
+            command: Command::HoldSeats(HoldSeats::seats(vec![1, 2])),
             reply: true,
         }
     }

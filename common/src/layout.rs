@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SectionId;
+use crate::seating::{PriceCategory, SeatAttribute, SeatAttributes, SeatRange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +85,15 @@ pub struct VenueLayout {
     sections: Vec<SectionLayout>,
     /// Indices into `sections` of the reserved ones, ordered by first_seat_no.
     by_seat_no: Vec<usize>,
+    /// The venue's price categories, in the organiser's order.
+    categories: Vec<PriceCategory>,
+    /// The organiser's seat ranges per reserved section (the API's compact form).
+    ranges: Vec<(SectionId, Vec<SeatRange>)>,
+    /// Per seat_no: its attributes (empty when no range has any).
+    seat_attributes: Vec<SeatAttributes>,
+    /// Per seat_no: 1 + index of its price category, 0 for the section's price (empty
+    /// when no range names a category).
+    seat_category: Vec<u16>,
 }
 
 impl VenueLayout {
@@ -98,7 +108,150 @@ impl VenueLayout {
         Self {
             sections,
             by_seat_no,
+            ..Self::default()
         }
+    }
+
+    /// The layout with its price categories and seat ranges, expanded to one attribute
+    /// byte and one category index per seat. Ranges outside their section, of unknown
+    /// sections or naming unknown categories are ignored: the API refuses them before
+    /// they are stored.
+    pub fn with_seating(
+        mut self,
+        categories: Vec<PriceCategory>,
+        ranges: Vec<(SectionId, Vec<SeatRange>)>,
+    ) -> Self {
+        let seats = self
+            .by_seat_no
+            .iter()
+            .map(|&i| self.sections[i].first_seat_no + self.sections[i].capacity)
+            .max()
+            .unwrap_or(0)
+            .max(0) as usize;
+        let mut attributes = vec![SeatAttributes::default(); seats];
+        let mut category = vec![0u16; seats];
+        let (mut any_attribute, mut any_category) = (false, false);
+        for (section_id, section_ranges) in &ranges {
+            let Some(section) = self.section_by_id(*section_id).filter(|s| s.is_reserved()) else {
+                continue;
+            };
+            for range in section_ranges {
+                let cat = range
+                    .price_category
+                    .as_ref()
+                    .and_then(|code| categories.iter().position(|c| &c.code == code));
+                for row in range.rows[0].max(1)..=range.rows[1].min(section.rows) {
+                    for seat in range.seats[0].max(1)..=range.seats[1].min(section.seats_per_row) {
+                        let Some(no) = section.seat_no(row, seat) else {
+                            continue;
+                        };
+                        let no = no as usize;
+                        for a in &range.attributes {
+                            attributes[no] = attributes[no].with(*a);
+                            any_attribute = true;
+                        }
+                        if let Some(i) = cat {
+                            category[no] = i as u16 + 1;
+                            any_category = true;
+                        }
+                    }
+                }
+            }
+        }
+        self.seat_attributes = if any_attribute {
+            attributes
+        } else {
+            Vec::new()
+        };
+        self.seat_category = if any_category { category } else { Vec::new() };
+        self.categories = categories;
+        self.ranges = ranges;
+        self
+    }
+
+    pub fn price_categories(&self) -> &[PriceCategory] {
+        &self.categories
+    }
+
+    /// The organiser's ranges of one section (empty if none).
+    pub fn seat_ranges(&self, section_id: SectionId) -> &[SeatRange] {
+        self.ranges
+            .iter()
+            .find(|(id, _)| *id == section_id)
+            .map_or(&[], |(_, r)| r.as_slice())
+    }
+
+    /// Does any seat of the venue have attributes or a price category of its own?
+    pub fn has_seating_details(&self) -> bool {
+        !self.seat_attributes.is_empty() || !self.seat_category.is_empty()
+    }
+
+    /// A seat's attributes (none for seats outside the venue).
+    pub fn attributes(&self, seat_no: i32) -> SeatAttributes {
+        usize::try_from(seat_no)
+            .ok()
+            .and_then(|i| self.seat_attributes.get(i))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// Does any seat of `section` have `attribute`?
+    pub fn section_has(&self, section: &SectionLayout, attribute: SeatAttribute) -> bool {
+        section.is_reserved()
+            && (section.first_seat_no..section.first_seat_no + section.capacity)
+                .any(|s| self.attributes(s).has(attribute))
+    }
+
+    /// A reserved seat's price: its category's, else its section's.
+    pub fn seat_price(&self, seat_no: i32) -> Option<i64> {
+        let section = self.section_of(seat_no)?;
+        let category = usize::try_from(seat_no)
+            .ok()
+            .and_then(|i| self.seat_category.get(i))
+            .copied()
+            .unwrap_or(0);
+        Some(match category {
+            0 => section.price_cents,
+            c => self
+                .categories
+                .get(usize::from(c) - 1)
+                .map_or(section.price_cents, |c| c.price_cents),
+        })
+    }
+
+    /// What a hold costs: its seats' prices, or its general-admission section's price per
+    /// place.
+    pub fn hold_total(
+        &self,
+        seat_nos: &[i32],
+        ga_section: Option<SectionId>,
+        quantity: i32,
+    ) -> i64 {
+        match ga_section {
+            Some(id) => self
+                .section_by_id(id)
+                .map_or(0, |s| s.price_cents * i64::from(quantity)),
+            None => seat_nos.iter().filter_map(|n| self.seat_price(*n)).sum(),
+        }
+    }
+
+    /// The seat to the left of `seat_no` in its block: same row, no aisle between.
+    pub fn block_left(&self, seat_no: i32) -> Option<i32> {
+        let (_, seat) = self.section_of(seat_no)?.position(seat_no)?;
+        (seat > 1 && !self.aisle_between(seat_no - 1, seat_no)).then_some(seat_no - 1)
+    }
+
+    /// The seat to the right of `seat_no` in its block.
+    pub fn block_right(&self, seat_no: i32) -> Option<i32> {
+        let section = self.section_of(seat_no)?;
+        let (_, seat) = section.position(seat_no)?;
+        (seat < section.seats_per_row && !self.aisle_between(seat_no, seat_no + 1))
+            .then_some(seat_no + 1)
+    }
+
+    fn aisle_between(&self, left: i32, right: i32) -> bool {
+        self.attributes(left).has(SeatAttribute::Aisle)
+            && self.attributes(right).has(SeatAttribute::Aisle)
     }
 
     pub fn sections(&self) -> &[SectionLayout] {

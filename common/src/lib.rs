@@ -21,6 +21,8 @@
 //! - `ids`: identifier newtypes, so a hold id cannot be passed where an event id belongs.
 //! - `layout`: venue sections and the dense seat numbering (`seat_no`) every service
 //!   shares; seat ids translate to numbers without touching the seats table.
+//! - `seating`: seat attributes, price categories and the rule against stranding a
+//!   single seat, shared by the consumer (which enforces it) and the gateway.
 //! - `catalog`: events and layouts as every service reads them, with a small cache.
 //!
 //! The pipeline's messages:
@@ -79,6 +81,7 @@ pub mod pow;
 pub mod record;
 pub mod redis_client;
 pub mod scaling;
+pub mod seating;
 pub mod secrets;
 pub mod shutdown;
 pub mod signing;

@@ -227,6 +227,8 @@ impl BatchApplier {
         let mut decided = self.decide_all(&mut ledger, &input, &rules, partition, now);
         self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &input.commands)
             .await?;
+        crate::seating::suggest_instead(&mut tx, &mut decided, &ledger, &rules, &input.commands)
+            .await?;
         watch.mark("decide");
         // 5. Write.
         let dead_letters = self
@@ -466,9 +468,9 @@ impl BatchApplier {
         let requested: HashMap<RequestId, &Vec<i32>> = commands
             .iter()
             .filter_map(|(_, c)| match &c.command {
-                seatq_common::command::Command::HoldSeats(HoldSeats::Seats { seat_nos }) => {
-                    Some((c.request_id, seat_nos))
-                }
+                seatq_common::command::Command::HoldSeats(HoldSeats::Seats {
+                    seat_nos, ..
+                }) => Some((c.request_id, seat_nos)),
                 _ => None,
             })
             .collect();

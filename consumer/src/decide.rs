@@ -43,7 +43,7 @@ impl Ledger {
             return Err(Rejection::new("sale_not_open"));
         }
         let quantity = match &req.hold {
-            HoldSeats::Seats { seat_nos } => seat_nos.len() as i32,
+            HoldSeats::Seats { seat_nos, .. } => seat_nos.len() as i32,
             HoldSeats::BestAvailable { quantity, .. } => *quantity,
         };
         if quantity < 1 {
@@ -59,14 +59,18 @@ impl Ledger {
         }
         let hold_id = HoldId::new();
         let expires_at = now + Duration::seconds(i64::from(rules.info.hold_ttl_secs));
+        let accessible = req.hold.accessible();
         let (seat_nos, ga_section) = match &req.hold {
-            HoldSeats::Seats { seat_nos } => {
+            HoldSeats::Seats { seat_nos, .. } => {
+                self.check_free(req.event_id, &rules.layout, seat_nos)?;
+                self.check_seating(req, rules, seat_nos)?;
                 self.take_seats(req.event_id, &rules.layout, seat_nos, hold_id)?;
                 (seat_nos.clone(), None)
             }
             HoldSeats::BestAvailable {
                 section_id,
                 quantity,
+                ..
             } => {
                 let section = rules
                     .layout
@@ -74,15 +78,12 @@ impl Ledger {
                     .ok_or(Rejection::new("unknown_section"))?;
                 match section.kind {
                     SectionKind::Reserved => {
-                        let free = self
-                            .section_free
-                            .get(&(req.event_id, *section_id))
-                            .cloned()
-                            .unwrap_or_default();
-                        let chosen = crate::best_available::choose(section, &free, *quantity)
-                            .ok_or(Rejection::new("insufficient_seats"))?;
+                        let chosen = self.best_available(req, rules, section, *quantity)?;
                         self.take_seats(req.event_id, &rules.layout, &chosen, hold_id)?;
                         (chosen, None)
+                    }
+                    SectionKind::GeneralAdmission if accessible => {
+                        return Err(Rejection::new("accessible_space_required"));
                     }
                     SectionKind::GeneralAdmission => {
                         let slot = self
@@ -170,9 +171,7 @@ mod tests {
     }
 
     fn seats(nos: &[i32]) -> HoldSeats {
-        HoldSeats::Seats {
-            seat_nos: nos.to_vec(),
-        }
+        HoldSeats::seats(nos.to_vec())
     }
 
     #[test]
@@ -223,10 +222,7 @@ mod tests {
         let (r, a, ga) = rules(8);
         let mut l = ledger(&r, a, ga);
         let now = Utc::now();
-        let best = HoldSeats::BestAvailable {
-            section_id: a,
-            quantity: 2,
-        };
+        let best = HoldSeats::best(a, 2);
         let Outcome::Held(h) = l.decide(&req(&r, "u1", best.clone()), Some(&r), now) else {
             panic!()
         };
@@ -235,10 +231,7 @@ mod tests {
             panic!()
         };
         assert!(h2.seat_nos.iter().all(|s| !h.seat_nos.contains(s)));
-        let gah = |q| HoldSeats::BestAvailable {
-            section_id: ga,
-            quantity: q,
-        };
+        let gah = |q| HoldSeats::best(ga, q);
         assert!(matches!(
             l.decide(&req(&r, "u3", gah(2)), Some(&r), now),
             Outcome::Held(_)

@@ -73,6 +73,11 @@ pub struct Rejection {
     pub unavailable: Vec<i32>,
     /// Filled in after deciding: nearby seats that were free.
     pub alternatives: Vec<i32>,
+    /// `would_strand_seat`: the seats the hold would have left alone.
+    pub stranded: Vec<i32>,
+    /// `would_strand_seat`, filled in after deciding: the nearest seats, as many as asked
+    /// for, that strand none.
+    pub suggestion: Vec<i32>,
 }
 
 impl Rejection {
@@ -81,6 +86,8 @@ impl Rejection {
             reason,
             unavailable: Vec::new(),
             alternatives: Vec::new(),
+            stranded: Vec::new(),
+            suggestion: Vec::new(),
         }
     }
 }
@@ -349,6 +356,13 @@ impl Ledger {
         self.holds.insert(hold.id, hold);
     }
 
+    /// Is the seat free at this point of the batch (as far as the batch loaded it)?
+    pub fn is_free(&self, event_id: EventId, seat_no: i32) -> bool {
+        self.seats
+            .get(&(event_id, seat_no))
+            .is_some_and(|slot| slot.status == SeatStatus::Available)
+    }
+
     /// All of `seat_nos` for `hold_id`, or none of them.
     pub fn take_seats(
         &mut self,
@@ -356,6 +370,20 @@ impl Ledger {
         layout: &VenueLayout,
         seat_nos: &[i32],
         hold_id: HoldId,
+    ) -> Result<(), Rejection> {
+        self.check_free(event_id, layout, seat_nos)?;
+        for &seat in seat_nos {
+            self.set_seat(layout, event_id, seat, SeatStatus::Held, Some(hold_id));
+        }
+        Ok(())
+    }
+
+    /// `seat_nos` are distinct seats of the venue, all free.
+    pub fn check_free(
+        &self,
+        event_id: EventId,
+        layout: &VenueLayout,
+        seat_nos: &[i32],
     ) -> Result<(), Rejection> {
         let mut unique = BTreeSet::new();
         if !seat_nos.iter().all(|s| unique.insert(*s)) {
@@ -375,13 +403,9 @@ impl Ledger {
             .collect();
         if !unavailable.is_empty() {
             return Err(Rejection {
-                reason: "seats_unavailable",
                 unavailable,
-                alternatives: Vec::new(),
+                ..Rejection::new("seats_unavailable")
             });
-        }
-        for &seat in seat_nos {
-            self.set_seat(layout, event_id, seat, SeatStatus::Held, Some(hold_id));
         }
         Ok(())
     }
@@ -471,6 +495,8 @@ pub(crate) mod fixtures {
             kafka_partition: 0,
             refund_cutoff_hours: 24,
             pow_difficulty: 0,
+            no_single_seats: false,
+            accessible_release_at: None,
         };
         (
             EventRules {

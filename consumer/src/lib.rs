@@ -15,9 +15,9 @@
 //!   partitions this process applies now), `poller` (the one thread that polls Kafka and
 //!   hands messages to workers), `worker` (one task per partition: batches, retries).
 //! - Applying one batch, in one transaction: `batch` (the steps in order), `input`
-//!   (records to commands and refusals), `ledger` (the data a batch touches), `decide`
-//!   and `best_available` (hold requests), `lifecycle` (everything after a hold),
-//!   `store` (the SQL), `outbox` (the messages a batch publishes).
+//!   (records to commands and refusals), `ledger` (the data a batch touches), `decide`,
+//!   `best_available` and `seating` (hold requests and their seating rules), `lifecycle`
+//!   (everything after a hold), `store` (the SQL), `outbox` (the messages a batch publishes).
 //! - After commit: `relay` (outbox rows to Kafka, one per partition).
 //! - When a batch keeps failing: `poison` (finds the commands that make it fail, by trial)
 //!   and `dead_letters` (what operators see of them).
@@ -39,6 +39,7 @@ pub mod peek;
 pub mod poison;
 pub mod poller;
 pub mod relay;
+pub mod seating;
 pub(crate) mod store;
 pub mod worker;
 

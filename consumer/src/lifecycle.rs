@@ -430,7 +430,22 @@ impl Ledger {
         let hold = self.hold_of(cmd, booking.hold_id)?.clone();
         // The whole booking if nothing else remains valid; else these tickets only.
         let whole = giving_back.len() == valid.len();
-        let issued = booking.tickets.len().max(1) as i64;
+        // Each ticket's share of what was paid is its seat's price over the booking's
+        // (price categories make seats of one booking cost differently); places of a
+        // general-admission section share equally.
+        let share = |seat_no: Option<i32>| {
+            seat_no
+                .and_then(|s| rules.layout.seat_price(s))
+                .unwrap_or(1)
+                .max(1)
+        };
+        let issued: i64 = booking
+            .tickets
+            .iter()
+            .map(|t| share(t.seat_no))
+            .sum::<i64>()
+            .max(1);
+        let given_back: i64 = giving_back.iter().map(|t| share(t.seat_no)).sum();
         let refunded_before = booking.refund_cents.unwrap_or(0);
         let cutoff =
             rules.info.starts_at - Duration::hours(i64::from(rules.info.refund_cutoff_hours));
@@ -439,7 +454,7 @@ impl Ledger {
         } else if whole && valid.len() == booking.tickets.len() {
             booking.amount_cents
         } else {
-            booking.amount_cents * giving_back.len() as i64 / issued
+            (i128::from(booking.amount_cents) * i128::from(given_back) / i128::from(issued)) as i64
         }
         .min(booking.amount_cents - refunded_before)
         .max(0);
@@ -989,9 +1004,7 @@ mod tests {
             event_id: r.info.id,
             user_id: UserId(user.into()),
             issued_at: Utc::now(),
-            hold: seatq_common::command::HoldSeats::Seats {
-                seat_nos: seats.to_vec(),
-            },
+            hold: seatq_common::command::HoldSeats::seats(seats.to_vec()),
         };
         match l.decide(&req, Some(r), Utc::now()) {
             Outcome::Held(h) => h.hold_id,
@@ -1199,7 +1212,7 @@ mod tests {
             event_id: r.info.id,
             user_id: UserId("u2".into()),
             issued_at: Utc::now(),
-            hold: seatq_common::command::HoldSeats::Seats { seat_nos: vec![4] },
+            hold: seatq_common::command::HoldSeats::seats(vec![4]),
         };
         match l.decide(&req, Some(&r), Utc::now()) {
             Outcome::Rejected(rej) => assert_eq!(rej.reason, "sale_paused"),

@@ -5,6 +5,7 @@
 use chrono::{Duration, Utc};
 use seatq_common::http::error::AppResult;
 use seatq_common::ids::{EventId, VenueId};
+use seatq_common::seating::{PriceCategory, SeatAttribute, SeatRange};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -30,6 +31,16 @@ fn stadium() -> NewVenue {
         } else {
             12_000
         },
+        seat_ranges: vec![
+            range([1, 3], [1, 60], &[], Some("FRONT")),
+            // An aisle down the middle of every row.
+            range([1, 25], [30, 31], &[SeatAttribute::Aisle], None),
+            // A wheelchair platform at the back, companion seats beside each space.
+            range([25, 25], [1, 1], &[SeatAttribute::Accessible], None),
+            range([25, 25], [2, 2], &[SeatAttribute::Companion], None),
+            range([25, 25], [59, 59], &[SeatAttribute::Companion], None),
+            range([25, 25], [60, 60], &[SeatAttribute::Accessible], None),
+        ],
     });
     let upper = (1..=20).map(|i| NewSection::Reserved {
         code: format!("U{}", 200 + i),
@@ -37,6 +48,12 @@ fn stadium() -> NewVenue {
         rows: 20,
         seats_per_row: 50,
         price_cents: 6_500,
+        seat_ranges: vec![range(
+            [20, 20],
+            [1, 50],
+            &[SeatAttribute::RestrictedView],
+            Some("VIEW"),
+        )],
     });
     let pitch = std::iter::once(NewSection::GeneralAdmission {
         code: "PITCH".into(),
@@ -48,6 +65,32 @@ fn stadium() -> NewVenue {
         name: STADIUM.into(),
         city: "Lisbon".into(),
         sections: lower.chain(upper).chain(pitch).collect(),
+        price_categories: vec![
+            category("FRONT", "Front rows", 22_000),
+            category("VIEW", "Restricted view", 4_000),
+        ],
+    }
+}
+
+fn range(
+    rows: [i32; 2],
+    seats: [i32; 2],
+    attributes: &[SeatAttribute],
+    price_category: Option<&str>,
+) -> SeatRange {
+    SeatRange {
+        rows,
+        seats,
+        attributes: attributes.to_vec(),
+        price_category: price_category.map(String::from),
+    }
+}
+
+fn category(code: &str, name: &str, price_cents: i64) -> PriceCategory {
+    PriceCategory {
+        code: code.into(),
+        name: name.into(),
+        price_cents,
     }
 }
 
@@ -62,6 +105,12 @@ fn hall() -> NewVenue {
                 rows: 12,
                 seats_per_row: 20,
                 price_cents: 4_500,
+                seat_ranges: vec![
+                    range([1, 4], [1, 20], &[], Some("PREMIUM")),
+                    range([1, 12], [10, 11], &[SeatAttribute::Aisle], None),
+                    range([12, 12], [1, 2], &[SeatAttribute::Accessible], None),
+                    range([12, 12], [3, 4], &[SeatAttribute::Companion], None),
+                ],
             },
             NewSection::Reserved {
                 code: "BALCONY".into(),
@@ -69,8 +118,15 @@ fn hall() -> NewVenue {
                 rows: 4,
                 seats_per_row: 15,
                 price_cents: 3_000,
+                seat_ranges: vec![range(
+                    [4, 4],
+                    [1, 15],
+                    &[SeatAttribute::RestrictedView],
+                    None,
+                )],
             },
         ],
+        price_categories: vec![category("PREMIUM", "Premium stalls", 6_500)],
     }
 }
 
@@ -104,6 +160,8 @@ async fn ensure(
         waiting_room_enabled: Some(false),
         pow_difficulty: None,
         refund_cutoff_hours: None,
+        no_single_seats: None,
+        accessible_release_at: Some(Utc::now() + Duration::days(28)),
     };
     inventory::create_event(pool, &event, limits).await
 }

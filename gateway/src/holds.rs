@@ -34,6 +34,7 @@ use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
 use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{BookingId, EventId, HoldId, RequestId, SectionId, UserId};
 use seatq_common::layout::VenueLayout;
+use seatq_common::seating::{accessible_selection_problem, SeatAttribute};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
@@ -53,6 +54,12 @@ pub struct HoldRequestBody {
     pub section: Option<String>,
     #[schema(minimum = 1, maximum = 10)]
     pub quantity: Option<i32>,
+    /// "I need a wheelchair space" (self-declared, no proof asked): the buyer may hold
+    /// seats kept for access. Named seats must include a wheelchair space with any
+    /// companion seats beside it, in one row; with a section, seatq picks a space and
+    /// `quantity - 1` companion seats beside it.
+    #[serde(default)]
+    pub accessible: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -94,6 +101,16 @@ pub struct HoldRequestView {
     /// Nearby seats that were available when the request was decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alternatives: Option<Vec<String>>,
+    /// `would_strand_seat`: the seats the hold would have left on their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stranded_seats: Option<Vec<String>>,
+    /// `would_strand_seat`: the nearest seats, as many as asked for, that leave no seat
+    /// alone (free when the request was decided); absent when none were near.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<Vec<String>>,
+    /// Held: what the hold costs, each seat at its own price.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cents: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<DateTime<Utc>>,
     /// While pending: commands ahead of this one in the queue.
@@ -127,6 +144,8 @@ pub struct HoldView {
     /// The booking this hold became once paid (`status` = `sold`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<BookingId>,
+    /// What the hold costs: each seat's price (its price category's, else its section's).
+    pub total_cents: i64,
 }
 
 /// Check a request against the event and turn it into a command body.
@@ -142,7 +161,31 @@ pub fn plan_hold(
             "ambiguous_hold_request",
             "give either seat_ids or section and quantity, not both",
         )),
-        (Some(seat_ids), None, None) => plan_seats(layout, seat_ids, limit),
+        (Some(seat_ids), None, None) => {
+            let seat_nos = plan_seats(layout, seat_ids, limit)?;
+            if body.accessible {
+                let chosen: std::collections::BTreeSet<i32> = seat_nos.iter().copied().collect();
+                match accessible_selection_problem(layout, &chosen) {
+                    Some("accessible_space_required") => {
+                        return Err(AppError::unprocessable(
+                            "accessible_space_required",
+                            "none of these seats is a wheelchair space",
+                        ))
+                    }
+                    Some(code) => {
+                        return Err(AppError::unprocessable(
+                            code,
+                            "a wheelchair space and its companion seats must be side by side in one row",
+                        ))
+                    }
+                    None => {}
+                }
+            }
+            Ok(HoldSeats::Seats {
+                seat_nos,
+                accessible: body.accessible,
+            })
+        }
         (None, Some(section), quantity) => {
             let quantity = quantity.ok_or_else(|| {
                 AppError::unprocessable("invalid_quantity", "quantity is required with section")
@@ -162,9 +205,16 @@ pub fn plan_hold(
                     format!("no section {section:?} at this event"),
                 )
             })?;
+            if body.accessible && !layout.section_has(section, SeatAttribute::Accessible) {
+                return Err(AppError::unprocessable(
+                    "accessible_space_required",
+                    format!("section {} has no wheelchair spaces", section.code),
+                ));
+            }
             Ok(HoldSeats::BestAvailable {
                 section_id: section.id,
                 quantity,
+                accessible: body.accessible,
             })
         }
         (None, None, _) => Err(AppError::unprocessable(
@@ -182,7 +232,7 @@ fn too_many(limit: usize) -> AppError {
     .with("max_seats", limit)
 }
 
-fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppResult<HoldSeats> {
+fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppResult<Vec<i32>> {
     if seat_ids.is_empty() {
         return Err(AppError::unprocessable(
             "empty_seat_list",
@@ -214,7 +264,7 @@ fn plan_seats(layout: &VenueLayout, seat_ids: &[String], limit: usize) -> AppRes
                 .with("unknown_seats", unknown),
         );
     }
-    Ok(HoldSeats::Seats { seat_nos })
+    Ok(seat_nos)
 }
 
 /// Where the request's status can be polled (relative to the API root).
@@ -484,7 +534,9 @@ pub async fn decided_view(
     });
     let unavailable_seats = strings(&detail, "unavailable");
     let receipt = match (&entry, &unavailable_seats) {
-        (Some(entry), Some(lost)) if !lost.is_empty() => {
+        (Some(entry), Some(lost))
+            if !lost.is_empty() && reason.as_deref() == Some("seats_unavailable") =>
+        {
             let nos: Vec<i32> = lost
                 .iter()
                 .filter_map(|label| entry.layout.parse_seat_label(label))
@@ -510,6 +562,16 @@ pub async fn decided_view(
         reason,
         unavailable_seats,
         alternatives: strings(&detail, "alternatives"),
+        stranded_seats: strings(&detail, "stranded"),
+        suggestion: strings(&detail, "suggestion"),
+        total_cents: match (&entry, status.as_str()) {
+            (Some(entry), "held") => Some(entry.layout.hold_total(
+                seat_nos.as_deref().unwrap_or_default(),
+                ga,
+                quantity.unwrap_or(0),
+            )),
+            _ => None,
+        },
         decided_at: Some(decided_at),
         ahead: None,
         receipt,
@@ -575,6 +637,9 @@ fn pending_view(id: RequestId, event_id: Option<EventId>, ahead: Option<i64>) ->
         reason: None,
         unavailable_seats: None,
         alternatives: None,
+        stranded_seats: None,
+        suggestion: None,
+        total_cents: None,
         decided_at: None,
         ahead,
         receipt: None,
@@ -679,6 +744,9 @@ fn view_of(id: HoldId, hold: HoldRow, entry: &EventEntry) -> HoldView {
         extended: hold.extended,
         from_waitlist: hold.offered_from.is_some(),
         booking_id: hold.booking_id,
+        total_cents: entry
+            .layout
+            .hold_total(&hold.seat_nos, hold.ga_section_id, hold.quantity),
     }
 }
 
@@ -738,7 +806,7 @@ pub async fn check_seat_limit(
         return Ok(());
     }
     let requested = match hold {
-        HoldSeats::Seats { seat_nos } => seat_nos.len() as i32,
+        HoldSeats::Seats { seat_nos, .. } => seat_nos.len() as i32,
         HoldSeats::BestAvailable { quantity, .. } => *quantity,
     };
     let limit = entry.info.max_seats_per_user;

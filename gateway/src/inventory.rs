@@ -8,12 +8,13 @@
 use chrono::{DateTime, Utc};
 use seatq_common::http::error::{AppError, AppResult};
 use seatq_common::ids::{EventId, SectionId, VenueId};
-use seatq_common::layout::SectionKind;
+use seatq_common::layout::{SectionKind, SectionLayout, VenueLayout};
+use seatq_common::seating::{PriceCategory, SeatRange};
 use serde::Deserialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::search::EventSearch;
-use crate::views::{EventSummary, PriceRange, SectionView, VenueRef};
+use crate::views::{EventSummary, PriceRange, VenueRef, VenueView};
 
 const MAX_SECTIONS: usize = 500;
 const MAX_RESERVED_SEATS: i64 = 200_000;
@@ -31,6 +32,10 @@ pub struct NewVenue {
     /// 1 to 500 sections, their codes distinct, at most 200,000 reserved seats in all.
     #[schema(min_items = 1, max_items = 500)]
     pub sections: Vec<NewSection>,
+    /// Up to 100 prices that seat ranges can name instead of their section's price.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub price_categories: Vec<PriceCategory>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -48,6 +53,10 @@ pub enum NewSection {
         seats_per_row: i32,
         #[schema(minimum = 0, maximum = 100000000)]
         price_cents: i64,
+        /// Wheelchair spaces, companion seats, restricted views, aisles and price
+        /// categories, by range of rows × seats (at most 10,000 ranges per venue).
+        #[serde(default)]
+        seat_ranges: Vec<SeatRange>,
     },
     GeneralAdmission {
         /// 1 to 16 letters, digits or `_`, distinct within the venue.
@@ -60,15 +69,6 @@ pub enum NewSection {
         #[schema(minimum = 0, maximum = 100000000)]
         price_cents: i64,
     },
-}
-
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct VenueView {
-    pub id: VenueId,
-    pub name: String,
-    pub city: String,
-    pub reserved_seats: i64,
-    pub sections: Vec<SectionView>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -101,6 +101,12 @@ pub struct NewEvent {
     /// before `starts_at`, not at all after. Defaults to 24.
     #[schema(minimum = 0, maximum = 8760)]
     pub refund_cutoff_hours: Option<i32>,
+    /// No hold may leave a lone free seat in a reserved section. Defaults to on.
+    pub no_single_seats: Option<bool>,
+    /// Until then wheelchair spaces and companion seats are kept for buyers who say they
+    /// need one; after, anyone may buy them. Not after `starts_at`; absent: kept until
+    /// the event starts.
+    pub accessible_release_at: Option<DateTime<Utc>>,
 }
 
 fn check_text(field: &str, value: &str, min: usize, max: usize) -> AppResult<()> {
@@ -128,6 +134,7 @@ fn check_range(field: &str, value: i64, min: i64, max: i64) -> AppResult<()> {
 
 struct SectionRow {
     id: SectionId,
+    seat_ranges: Vec<SeatRange>,
     code: String,
     name: String,
     kind: SectionKind,
@@ -138,7 +145,103 @@ struct SectionRow {
     price_cents: i64,
 }
 
-fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
+const MAX_PRICE_CATEGORIES: usize = 100;
+const MAX_SEAT_RANGES: usize = 10_000;
+
+fn check_categories(categories: &[PriceCategory]) -> AppResult<()> {
+    if categories.len() > MAX_PRICE_CATEGORIES {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            format!("a venue has at most {MAX_PRICE_CATEGORIES} price categories"),
+        )
+        .with("field", "price_categories"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in categories {
+        if !valid_code(&c.code) {
+            return Err(AppError::unprocessable(
+                "invalid_field",
+                format!(
+                    "price category code {:?} must be 1 to 16 letters, digits or _",
+                    c.code
+                ),
+            )
+            .with("field", "price_categories.code"));
+        }
+        if !seen.insert(c.code.as_str()) {
+            return Err(AppError::unprocessable(
+                "duplicate_price_category",
+                format!("price category {:?} appears twice", c.code),
+            ));
+        }
+        check_text("price_categories.name", &c.name, 1, 100)?;
+        check_range(
+            "price_categories.price_cents",
+            c.price_cents,
+            0,
+            100_000_000,
+        )?;
+    }
+    Ok(())
+}
+
+/// Each range inside its section (rows and seats from ≤ to), naming a known category.
+fn check_ranges(
+    code: &str,
+    rows: i32,
+    seats_per_row: i32,
+    ranges: &[SeatRange],
+    categories: &[PriceCategory],
+) -> AppResult<()> {
+    for (i, r) in ranges.iter().enumerate() {
+        let inside = |[from, to]: [i32; 2], max: i32| 1 <= from && from <= to && to <= max;
+        if !inside(r.rows, rows) || !inside(r.seats, seats_per_row) {
+            return Err(AppError::unprocessable(
+                "invalid_seat_range",
+                format!(
+                    "seat range {i} of section {code} must lie within rows 1–{rows} and seats \
+                     1–{seats_per_row}, each [from, to] with from ≤ to"
+                ),
+            )
+            .with("section", code)
+            .with("range", i));
+        }
+        if let Some(cat) = &r.price_category {
+            if !categories.iter().any(|c| &c.code == cat) {
+                return Err(AppError::unprocessable(
+                    "unknown_price_category",
+                    format!("seat range {i} of section {code} names no price category {cat:?}"),
+                )
+                .with("section", code)
+                .with("range", i));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn valid_code(code: &str) -> bool {
+    (1..=16).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn plan_sections(
+    sections: &[NewSection],
+    categories: &[PriceCategory],
+) -> AppResult<Vec<SectionRow>> {
+    check_categories(categories)?;
+    let ranges: usize = sections
+        .iter()
+        .map(|s| match s {
+            NewSection::Reserved { seat_ranges, .. } => seat_ranges.len(),
+            NewSection::GeneralAdmission { .. } => 0,
+        })
+        .sum();
+    if ranges > MAX_SEAT_RANGES {
+        return Err(AppError::unprocessable(
+            "invalid_seat_range",
+            format!("a venue has at most {MAX_SEAT_RANGES} seat ranges"),
+        ));
+    }
     if sections.is_empty() || sections.len() > MAX_SECTIONS {
         return Err(AppError::unprocessable(
             "invalid_field",
@@ -164,9 +267,7 @@ fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
                 ..
             } => (code, name, *price_cents),
         };
-        let code_ok = (1..=16).contains(&code.len())
-            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !code_ok {
+        if !valid_code(code) {
             return Err(AppError::unprocessable(
                 "invalid_section_code",
                 format!("section code {code:?} must be 1 to 16 letters, digits or _"),
@@ -184,10 +285,12 @@ fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
             NewSection::Reserved {
                 rows,
                 seats_per_row,
+                seat_ranges,
                 ..
             } => {
                 check_range("sections.rows", i64::from(*rows), 1, 1000)?;
                 check_range("sections.seats_per_row", i64::from(*seats_per_row), 1, 1000)?;
+                check_ranges(code, *rows, *seats_per_row, seat_ranges, categories)?;
                 let capacity = rows * seats_per_row;
                 let first = next_seat_no;
                 next_seat_no += i64::from(capacity);
@@ -199,6 +302,7 @@ fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
                 }
                 SectionRow {
                     id: SectionId::new(),
+                    seat_ranges: seat_ranges.clone(),
                     code: code.clone(),
                     name: name.clone(),
                     kind: SectionKind::Reserved,
@@ -213,6 +317,7 @@ fn plan_sections(sections: &[NewSection]) -> AppResult<Vec<SectionRow>> {
                 check_range("sections.capacity", i64::from(*capacity), 1, 1_000_000)?;
                 SectionRow {
                     id: SectionId::new(),
+                    seat_ranges: Vec::new(),
                     code: code.clone(),
                     name: name.clone(),
                     kind: SectionKind::GeneralAdmission,
@@ -233,11 +338,25 @@ const INSERT_VENUE: &str = "INSERT INTO venues (id, name, city) VALUES ($1, $2, 
 const INSERT_SECTION: &str = "INSERT INTO sections (id, venue_id, code, name, kind, ordinal, \
      seat_rows, seats_per_row, first_seat_no, capacity, price_cents) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const INSERT_PRICE_CATEGORIES: &str = "INSERT INTO price_categories \
+     (venue_id, code, name, price_cents, ordinal) \
+     SELECT $1, c.code, c.name, c.price_cents, c.ordinal - 1 \
+     FROM unnest($2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY \
+       AS c(code, name, price_cents, ordinal)";
+/// Attributes travel as one comma-separated string per range (arrays of arrays must be
+/// rectangular in PostgreSQL).
+const INSERT_SEAT_RANGES: &str = "INSERT INTO seat_ranges (section_id, ordinal, row_from, \
+     row_to, seat_from, seat_to, attributes, price_category) \
+     SELECT r.section_id, r.ordinal, r.row_from, r.row_to, r.seat_from, r.seat_to, \
+            string_to_array(nullif(r.attributes, ''), ','), r.price_category \
+     FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], \
+                 $7::text[], $8::text[]) \
+       AS r(section_id, ordinal, row_from, row_to, seat_from, seat_to, attributes, price_category)";
 
 pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueView> {
     check_text("name", &venue.name, 1, 200)?;
     check_text("city", &venue.city, 0, 100)?;
-    let sections = plan_sections(&venue.sections)?;
+    let sections = plan_sections(&venue.sections, &venue.price_categories)?;
     let id = VenueId::new();
     let mut tx = pool.begin().await?;
     sqlx::query(INSERT_VENUE)
@@ -262,37 +381,103 @@ pub async fn create_venue(pool: &PgPool, venue: &NewVenue) -> AppResult<VenueVie
             .execute(&mut *tx)
             .await?;
     }
+    let categories = &venue.price_categories;
+    if !categories.is_empty() {
+        sqlx::query(INSERT_PRICE_CATEGORIES)
+            .bind(id)
+            .bind(
+                categories
+                    .iter()
+                    .map(|c| c.code.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                categories
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(categories.iter().map(|c| c.price_cents).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let ranges: Vec<(SectionId, i32, &SeatRange)> = sections
+        .iter()
+        .flat_map(|s| {
+            s.seat_ranges
+                .iter()
+                .enumerate()
+                .map(move |(i, r)| (s.id, i as i32, r))
+        })
+        .collect();
+    if !ranges.is_empty() {
+        sqlx::query(INSERT_SEAT_RANGES)
+            .bind(ranges.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(ranges.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(ranges.iter().map(|r| r.2.rows[0]).collect::<Vec<_>>())
+            .bind(ranges.iter().map(|r| r.2.rows[1]).collect::<Vec<_>>())
+            .bind(ranges.iter().map(|r| r.2.seats[0]).collect::<Vec<_>>())
+            .bind(ranges.iter().map(|r| r.2.seats[1]).collect::<Vec<_>>())
+            .bind(
+                ranges
+                    .iter()
+                    .map(|r| {
+                        let mut names: Vec<&str> =
+                            r.2.attributes.iter().map(|a| a.as_db()).collect();
+                        names.sort_unstable();
+                        names.dedup();
+                        names.join(",")
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                ranges
+                    .iter()
+                    .map(|r| r.2.price_category.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
-    Ok(VenueView {
-        id,
-        name: venue.name.clone(),
-        city: venue.city.clone(),
-        reserved_seats: sections
+    let layout = VenueLayout::new(
+        sections
             .iter()
-            .filter(|s| s.kind == SectionKind::Reserved)
-            .map(|s| i64::from(s.capacity))
-            .sum(),
-        sections: sections
-            .iter()
-            .map(|s| SectionView {
+            .map(|s| SectionLayout {
+                id: s.id,
                 code: s.code.clone(),
                 name: s.name.clone(),
                 kind: s.kind,
-                rows: s.rows,
-                seats_per_row: s.seats_per_row,
+                rows: s.rows.unwrap_or(0),
+                seats_per_row: s.seats_per_row.unwrap_or(0),
+                first_seat_no: s.first_seat_no.unwrap_or(0),
                 capacity: s.capacity,
                 price_cents: s.price_cents,
             })
             .collect(),
-    })
+    )
+    .with_seating(
+        categories.clone(),
+        sections
+            .iter()
+            .filter(|s| !s.seat_ranges.is_empty())
+            .map(|s| (s.id, s.seat_ranges.clone()))
+            .collect(),
+    );
+    Ok(VenueView::of(
+        id,
+        venue.name.clone(),
+        venue.city.clone(),
+        &layout,
+    ))
 }
 
 /// With its search document (title, performer; the venue's name and city), which
 /// `search_events` matches: see migrations/0009_event_search.sql.
 const INSERT_EVENT: &str = "INSERT INTO events (id, venue_id, title, performer, starts_at, \
      on_sale_at, hold_ttl_secs, max_seats_per_user, waiting_room_enabled, kafka_partition, \
-     refund_cutoff_hours, pow_difficulty, search) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+     refund_cutoff_hours, pow_difficulty, no_single_seats, accessible_release_at, search) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
             event_search_document($3, $4, v.name, v.city) \
      FROM venues v WHERE v.id = $2";
 
@@ -359,6 +544,16 @@ pub async fn create_event(
         )
         .with("field", "on_sale_at"));
     }
+    if event
+        .accessible_release_at
+        .is_some_and(|at| at > event.starts_at)
+    {
+        return Err(AppError::unprocessable(
+            "invalid_field",
+            "accessible_release_at must not be after starts_at",
+        )
+        .with("field", "accessible_release_at"));
+    }
     let exists: bool = sqlx::query_scalar(VENUE_EXISTS)
         .bind(event.venue_id)
         .fetch_one(pool)
@@ -398,6 +593,8 @@ pub async fn create_event(
         .bind(partition)
         .bind(refund_cutoff_hours)
         .bind(pow_difficulty)
+        .bind(event.no_single_seats.unwrap_or(true))
+        .bind(event.accessible_release_at)
         .execute(&mut *tx)
         .await?;
     if inserted.rows_affected() != 1 {

@@ -105,17 +105,7 @@ pub async fn checkout(state: &AppState, user: &AuthUser, hold_id: HoldId) -> App
         return Err(AppError::conflict("hold_paid", "this hold is already paid"));
     }
     let entry = state.catalog.event(event_id).await?.ok_or_else(not_found)?;
-    let amount_cents: i64 = match ga {
-        Some(section) => entry
-            .layout
-            .section_by_id(section)
-            .map_or(0, |s| s.price_cents * i64::from(quantity)),
-        None => seat_nos
-            .iter()
-            .filter_map(|n| entry.layout.section_of(*n))
-            .map(|s| s.price_cents)
-            .sum(),
-    };
+    let amount_cents = entry.layout.hold_total(&seat_nos, ga, quantity);
     // One checkout in progress per hold (a unique index): a second click, or two tabs,
     // get the same payment back.
     let payment_id = PaymentId::new();

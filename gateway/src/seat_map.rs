@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::ids::{EventId, SectionId};
 use seatq_common::layout::SectionKind;
+use seatq_common::seating::{PriceCategory, SeatAttribute, SeatRange};
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -36,7 +37,37 @@ pub struct SeatMap {
     /// Meaning of the status characters.
     pub legend: Legend,
     pub counts: SeatCounts,
+    /// What the seat attributes of `seat_ranges` mean, for a map's legend.
+    pub attribute_legend: AttributeLegend,
+    /// Prices that seat ranges name instead of their section's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub price_categories: Vec<PriceCategory>,
+    /// No hold may leave a lone free seat (`would_strand_seat`).
+    pub no_single_seats: bool,
+    /// Wheelchair spaces and companion seats are kept for buyers who need them (holds
+    /// with `accessible: true`) until `accessible_release_at` (null: the event's start).
+    pub accessible_reserved: bool,
+    pub accessible_release_at: Option<DateTime<Utc>>,
     pub sections: Vec<SectionMap>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttributeLegend {
+    pub accessible: &'static str,
+    pub companion: &'static str,
+    pub restricted_view: &'static str,
+    pub aisle: &'static str,
+}
+
+impl AttributeLegend {
+    fn new() -> Self {
+        Self {
+            accessible: SeatAttribute::Accessible.label(),
+            companion: SeatAttribute::Companion.label(),
+            restricted_view: SeatAttribute::RestrictedView.label(),
+            aisle: SeatAttribute::Aisle.label(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -81,6 +112,11 @@ pub struct SectionMap {
     /// One status character per seat, row by row; seat ids are `"{code}-{row}-{seat}"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Attributes and price categories by range of rows × seats: a seat has the union of
+    /// its ranges' attributes, and the price of the last of its ranges naming a category
+    /// (else `price_cents`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seat_ranges: Vec<SeatRange>,
 }
 
 const SELECT_SEAT_STATUS: &str = "SELECT section_id, \
@@ -149,6 +185,7 @@ pub async fn build(
                     seats_per_row: Some(s.seats_per_row),
                     first_seat_no: Some(s.first_seat_no),
                     status: Some(status),
+                    seat_ranges: event.layout.seat_ranges(s.id).to_vec(),
                 }
             }
             SectionKind::GeneralAdmission => {
@@ -168,6 +205,7 @@ pub async fn build(
                     seats_per_row: None,
                     first_seat_no: None,
                     status: None,
+                    seat_ranges: Vec::new(),
                 }
             }
         })
@@ -185,6 +223,11 @@ pub async fn build(
             sold: "sold",
         },
         counts,
+        attribute_legend: AttributeLegend::new(),
+        price_categories: event.layout.price_categories().to_vec(),
+        no_single_seats: event.info.no_single_seats,
+        accessible_reserved: event.info.accessible_reserved(Utc::now()),
+        accessible_release_at: event.info.accessible_release_at,
         sections,
     })
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use seatq_common::catalog::EventEntry;
 use seatq_common::ids::{EventId, VenueId};
 use seatq_common::layout::{SectionKind, SectionLayout, VenueLayout};
+use seatq_common::seating::{PriceCategory, SeatRange};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -18,10 +19,13 @@ pub struct SectionView {
     pub seats_per_row: Option<i32>,
     pub capacity: i32,
     pub price_cents: i64,
+    /// Reserved sections: seat attributes and price categories by range of rows × seats.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seat_ranges: Vec<SeatRange>,
 }
 
-impl From<&SectionLayout> for SectionView {
-    fn from(s: &SectionLayout) -> Self {
+impl SectionView {
+    pub fn of(s: &SectionLayout, layout: &VenueLayout) -> Self {
         let reserved = s.is_reserved();
         Self {
             code: s.code.clone(),
@@ -31,6 +35,37 @@ impl From<&SectionLayout> for SectionView {
             seats_per_row: reserved.then_some(s.seats_per_row),
             capacity: s.capacity,
             price_cents: s.price_cents,
+            seat_ranges: layout.seat_ranges(s.id).to_vec(),
+        }
+    }
+}
+
+/// A venue as organisers see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct VenueView {
+    pub id: VenueId,
+    pub name: String,
+    pub city: String,
+    pub reserved_seats: i64,
+    /// Prices that seat ranges name instead of their section's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_categories: Vec<PriceCategory>,
+    pub sections: Vec<SectionView>,
+}
+
+impl VenueView {
+    pub fn of(id: VenueId, name: String, city: String, layout: &VenueLayout) -> Self {
+        Self {
+            id,
+            name,
+            city,
+            reserved_seats: i64::from(layout.reserved_seats()),
+            price_categories: layout.price_categories().to_vec(),
+            sections: layout
+                .sections()
+                .iter()
+                .map(|s| SectionView::of(s, layout))
+                .collect(),
         }
     }
 }
@@ -77,6 +112,15 @@ pub struct EventDetail {
     /// `open`, `paused` (hold requests are refused `sale_paused` until it resumes) or
     /// `ended`.
     pub sale_state: seatq_common::command::SaleState,
+    /// No hold may leave a lone free seat in a reserved section (`would_strand_seat`).
+    pub no_single_seats: bool,
+    /// When wheelchair spaces and companion seats go on general sale; null: they are
+    /// kept for buyers who need them until the event starts.
+    pub accessible_release_at: Option<DateTime<Utc>>,
+    /// Whether they are kept now: only hold requests with `accessible: true` get them.
+    pub accessible_reserved: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub price_categories: Vec<PriceCategory>,
     pub sections: Vec<SectionView>,
 }
 
@@ -119,11 +163,15 @@ impl EventDetail {
             refund_cutoff_hours: info.refund_cutoff_hours,
             pow_difficulty: info.pow_difficulty,
             sale_state,
+            no_single_seats: info.no_single_seats,
+            accessible_release_at: info.accessible_release_at,
+            accessible_reserved: info.accessible_reserved(Utc::now()),
+            price_categories: entry.layout.price_categories().to_vec(),
             sections: entry
                 .layout
                 .sections()
                 .iter()
-                .map(SectionView::from)
+                .map(|s| SectionView::of(s, &entry.layout))
                 .collect(),
         }
     }

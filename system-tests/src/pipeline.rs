@@ -250,7 +250,7 @@ pub fn hold_command(event: EventId, user: &str, seats: Vec<i32>) -> CommandEnvel
         event_id: event,
         user_id: UserId(user.into()),
         issued_at: Utc::now(),
-        command: Command::HoldSeats(HoldSeats::Seats { seat_nos: seats }),
+        command: Command::HoldSeats(HoldSeats::seats(seats)),
         reply: false,
     }
 }

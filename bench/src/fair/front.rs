@@ -237,7 +237,7 @@ impl Front {
 /// do not).
 fn request_of(stadium: &Stadium, layout: &VenueLayout, hold: &HoldSeats) -> Option<Request> {
     match hold {
-        HoldSeats::Seats { seat_nos } => {
+        HoldSeats::Seats { seat_nos, .. } => {
             let agree = seat_nos.iter().all(|&n| {
                 layout.section_of(n).map(|s| s.code.as_str())
                     == stadium.section_of(n).map(|s| s.code()).as_deref()
@@ -247,6 +247,7 @@ fn request_of(stadium: &Stadium, layout: &VenueLayout, hold: &HoldSeats) -> Opti
         HoldSeats::BestAvailable {
             section_id,
             quantity,
+            ..
         } => {
             let theirs = layout.section_by_id(*section_id)?;
             let ours = stadium.sections.iter().find(|s| s.code() == theirs.code)?;
@@ -318,6 +319,9 @@ async fn request_hold(
         reason: (!held).then(|| "seats_unavailable".to_string()),
         unavailable_seats: None,
         alternatives: None,
+        stranded_seats: None,
+        suggestion: None,
+        total_cents: None,
         decided_at: Some(chrono::Utc::now()),
         ahead: None,
         receipt: None,
@@ -421,18 +425,13 @@ mod tests {
     fn planned_holds_become_the_benchs_requests() {
         let stadium = Stadium::new();
         let venue = layout(&stadium, 0);
-        let seats = HoldSeats::Seats {
-            seat_nos: vec![5, 6],
-        };
+        let seats = HoldSeats::seats(vec![5, 6]);
         assert_eq!(
             request_of(&stadium, &venue, &seats),
             Some(Request::Seats(vec![5, 6]))
         );
         let second = &venue.sections()[1];
-        let best = HoldSeats::BestAvailable {
-            section_id: second.id,
-            quantity: 2,
-        };
+        let best = HoldSeats::best(second.id, 2);
         assert_eq!(
             request_of(&stadium, &venue, &best),
             Some(Request::BestAvailable {
@@ -446,10 +445,7 @@ mod tests {
     fn a_venue_numbered_otherwise_is_refused() {
         let stadium = Stadium::new();
         let venue = layout(&stadium, 1);
-        let best = HoldSeats::BestAvailable {
-            section_id: venue.sections()[0].id,
-            quantity: 1,
-        };
+        let best = HoldSeats::best(venue.sections()[0].id, 1);
         assert_eq!(request_of(&stadium, &venue, &best), None);
     }
 }

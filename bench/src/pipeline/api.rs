@@ -154,6 +154,9 @@ pub async fn create_event(
             // The pipeline runs measure hold decisions, not the waiting room (on by
             // default for events this large); the waiting room has its own scenario.
             "waiting_room_enabled": false,
+            // The rival designs have no rule against stranding single seats, so like for
+            // like it is off; SEATQ_BENCH_SEATING_RULE=on measures what it costs.
+            "no_single_seats": std::env::var("SEATQ_BENCH_SEATING_RULE").is_ok_and(|v| v == "on"),
     });
     if let (Some(event), Some(overrides)) = (event.as_object_mut(), overrides.as_object()) {
         event.extend(overrides.clone());

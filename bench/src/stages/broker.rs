@@ -51,13 +51,10 @@ fn encode_commands(
         .iter()
         .map(|a| {
             let hold = match &a.request {
-                Request::Seats(seat_nos) => HoldSeats::Seats {
-                    seat_nos: seat_nos.clone(),
-                },
-                Request::BestAvailable { section, quantity } => HoldSeats::BestAvailable {
-                    section_id: sections[section.index as usize],
-                    quantity: *quantity,
-                },
+                Request::Seats(seat_nos) => HoldSeats::seats(seat_nos.clone()),
+                Request::BestAvailable { section, quantity } => {
+                    HoldSeats::best(sections[section.index as usize], *quantity)
+                }
             };
             let request_id = RequestId::new();
             let envelope = CommandEnvelope {

@@ -117,14 +117,19 @@ pub async fn write_requests(
                         })
                         .collect()
                 };
+                let mut detail = serde_json::Map::new();
+                for (key, seats) in [
+                    ("unavailable", &rej.unavailable),
+                    ("alternatives", &rej.alternatives),
+                    ("stranded", &rej.stranded),
+                    ("suggestion", &rej.suggestion),
+                ] {
+                    if !seats.is_empty() {
+                        detail.insert(key.into(), labels(seats).into());
+                    }
+                }
                 let detail =
-                    (!rej.unavailable.is_empty() || !rej.alternatives.is_empty()).then(|| {
-                        serde_json::json!({
-                            "unavailable": labels(&rej.unavailable),
-                            "alternatives": labels(&rej.alternatives),
-                        })
-                        .to_string()
-                    });
+                    (!detail.is_empty()).then(|| serde_json::Value::Object(detail).to_string());
                 details.push(detail);
                 holds.push(None);
             }

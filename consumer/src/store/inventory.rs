@@ -108,8 +108,23 @@ pub async fn load_ledger(
         };
         user_keys.insert((c.event_id.0, c.user_id.0.clone()));
         match hold {
-            HoldSeats::Seats { seat_nos } => {
+            HoldSeats::Seats { seat_nos, .. } => {
                 seat_keys.extend(seat_nos.iter().map(|s| (c.event_id.0, *s)));
+                if r.info.no_single_seats {
+                    // The stranding rule looks two seats to each side (a neighbour, and
+                    // whether that neighbour has another free neighbour): locked too.
+                    for &s in seat_nos {
+                        let left = r.layout.block_left(s);
+                        let right = r.layout.block_right(s);
+                        let around = [
+                            left,
+                            left.and_then(|l| r.layout.block_left(l)),
+                            right,
+                            right.and_then(|n| r.layout.block_right(n)),
+                        ];
+                        seat_keys.extend(around.into_iter().flatten().map(|n| (c.event_id.0, n)));
+                    }
+                }
             }
             HoldSeats::BestAvailable { section_id, .. } => {
                 match r.layout.section_by_id(*section_id).map(|s| s.kind) {

@@ -1,22 +1,20 @@
 //! Organiser routes: venues (create, list) and events. Admin role required.
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use seatq_common::http::error::{AppError, AppResult, Problem};
 use seatq_common::http::extract::{Json, Query};
 use seatq_common::ids::VenueId;
-use seatq_common::layout::SectionKind;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AdminUser;
-use crate::inventory::{self, NewEvent, NewVenue, VenueView};
+use crate::inventory::{self, NewEvent, NewVenue};
 use crate::search::{DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE};
 use crate::state::AppState;
-use crate::views::{EventDetail, SectionView};
+use crate::views::EventDetail;
+use crate::views::VenueView;
 
 /// Venues and events (admin role).
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,22 +53,6 @@ const LIST_VENUES: &str = "SELECT id, name, city FROM venues \
 
 const COUNT_VENUES: &str = "SELECT count(*) FROM venues";
 
-/// The sections of the page's venues, in each venue's order.
-const VENUE_SECTIONS: &str = "SELECT venue_id, code, name, kind, seat_rows, seats_per_row, \
-            capacity, price_cents \
-     FROM sections WHERE venue_id = ANY($1) ORDER BY venue_id, ordinal";
-
-type SectionRow = (
-    VenueId,
-    String,
-    String,
-    String,
-    Option<i32>,
-    Option<i32>,
-    i32,
-    i64,
-);
-
 fn page_param(param: &'static str, value: Option<u32>, default: u32, max: u32) -> AppResult<u32> {
     let value = value.unwrap_or(default);
     if value == 0 || value > max {
@@ -102,42 +84,12 @@ pub async fn list_venues(
     let total: i64 = sqlx::query_scalar(COUNT_VENUES)
         .fetch_one(&state.pool)
         .await?;
-    let ids: Vec<VenueId> = rows.iter().map(|r| r.0).collect();
-    let section_rows: Vec<SectionRow> = sqlx::query_as(VENUE_SECTIONS)
-        .bind(&ids)
-        .fetch_all(&state.pool)
-        .await?;
-    let mut sections: HashMap<VenueId, Vec<SectionView>> = HashMap::new();
-    for (venue, code, name, kind, rows, seats_per_row, capacity, price_cents) in section_rows {
-        let kind = SectionKind::from_db(&kind)
-            .ok_or_else(|| AppError::internal("section kind", format!("unknown kind {kind}")))?;
-        sections.entry(venue).or_default().push(SectionView {
-            code,
-            name,
-            kind,
-            rows,
-            seats_per_row,
-            capacity,
-            price_cents,
-        });
+    // Layouts never change once a venue exists: the catalog's cached copy is the venue.
+    let mut venues = Vec::with_capacity(rows.len());
+    for (id, name, city) in rows {
+        let layout = state.catalog.layout(id).await?;
+        venues.push(VenueView::of(id, name, city, &layout));
     }
-    let venues = rows
-        .into_iter()
-        .map(|(id, name, city)| {
-            let sections = sections.remove(&id).unwrap_or_default();
-            VenueView {
-                id,
-                name,
-                city,
-                reserved_seats: sections
-                    .iter()
-                    .filter(|s| s.kind == SectionKind::Reserved)
-                    .map(|s| i64::from(s.capacity))
-                    .sum(),
-                sections,
-            }
-        })
-        .collect();
     Ok(Json(VenuePage {
         venues,
         page,
