@@ -348,7 +348,7 @@ const INSERT_PRICE_CATEGORIES: &str = "INSERT INTO price_categories \
 const INSERT_SEAT_RANGES: &str = "INSERT INTO seat_ranges (section_id, ordinal, row_from, \
      row_to, seat_from, seat_to, attributes, price_category) \
      SELECT r.section_id, r.ordinal, r.row_from, r.row_to, r.seat_from, r.seat_to, \
-            string_to_array(nullif(r.attributes, ''), ','), r.price_category \
+            coalesce(string_to_array(nullif(r.attributes, ''), ','), '{}'), r.price_category \
      FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[], $6::int[], \
                  $7::text[], $8::text[]) \
        AS r(section_id, ordinal, row_from, row_to, seat_from, seat_to, attributes, price_category)";

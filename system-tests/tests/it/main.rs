@@ -17,6 +17,7 @@ mod holdbacks;
 mod payments;
 mod refunds;
 mod sale_rules;
+mod seating_rules;
 mod waiting_room;
 mod waitlist;
 
