@@ -4,6 +4,13 @@
 // a section drawn too small to aim at, the first click enlarges it). Keyboard: each
 // section canvas is a tab stop; arrows move a seat cursor (Shift = 10 seats), Home/End go
 // to the row's ends, Enter/Space acts on the seat, Escape shrinks the section back.
+//
+// Seating rules: each reserved section's `seat_ranges` are expanded once per map load into
+// one attribute byte and one price-category index per seat (`sec.attrs`, `sec.cats`), so
+// drawing and filtering never look at the ranges again. Available seats of a price
+// category take its colour; wheelchair spaces, companion seats, restricted views and
+// aisles get a mark drawn over the seat; a filter (`setFilter`) dims the seats it leaves
+// out (one pass, one byte per seat).
 
 import { h, fill, money } from './util.js';
 
@@ -11,6 +18,14 @@ const STATUS_CODES = { A: 0, H: 1, S: 2 };
 export const STATUS_NAMES = ['available', 'held', 'sold'];
 const SELECTED = 1;
 const MINE = 2;
+
+/** Seat attributes as bits of `sec.attrs` (the same bits as common/src/seating.rs). */
+export const ATTRIBUTES = ['accessible', 'companion', 'restricted_view', 'aisle'];
+export const ATTR_BITS = { accessible: 1, companion: 2, restricted_view: 4, aisle: 8 };
+/** Wheelchair spaces and companion seats: kept for buyers who need them until released. */
+export const KEPT_FOR_ACCESS = ATTR_BITS.accessible | ATTR_BITS.companion;
+/** How many price-category colours there are (`--seat-cat-1` ..); they repeat after. */
+export const CATEGORY_COLORS = 6;
 
 /** `"L110-1-30"` → `{code: "L110", row: 1, seat: 30}`; section codes may contain `-`. */
 export function parseSeatId(id) {
@@ -51,19 +66,36 @@ function palette() {
     selected: v('--seat-selected', '#1d4ed8'),
     mine: v('--seat-mine', '#7c3aed'),
     mark: v('--seat-mark', '#ffffff'),
+    aisle: v('--seat-aisle', '#111827'),
+    hatch: v('--seat-hatch', 'rgba(17, 24, 39, 0.55)'),
+    categories: Array.from({ length: CATEGORY_COLORS }, (_, k) =>
+      v(`--seat-cat-${k + 1}`, ['#0e7490', '#be185d', '#65a30d', '#0f766e', '#a21caf', '#854d0e'][k]),
+    ),
   };
   colors.pixels = [...colors.status.map(pixel), pixel(colors.selected), pixel(colors.mine)];
+  colors.catPixels = colors.categories.map(pixel);
+  // The same colours faded (a filter leaves the seat out): the alpha byte only.
+  const fade = (p) => (LITTLE_ENDIAN ? ((p & 0x00ffffff) | (0x38 << 24)) >>> 0 : ((p & 0xffffff00) | 0x38) >>> 0);
+  colors.fadedPixels = colors.pixels.map(fade);
+  colors.fadedCatPixels = colors.catPixels.map(fade);
   return colors;
+}
+
+/** The colour of price category `k` (0-based index into the map's `price_categories`). */
+export function categoryColorVar(k) {
+  return `var(--seat-cat-${(k % CATEGORY_COLORS) + 1})`;
 }
 
 export class SeatMap {
   /**
    * `root`: the element to draw into. Callbacks: `onActivate(info)` when a seat is clicked
    * or Enter'd (info: `{id, code, name, row, seat, status, selected, mine, price_cents}`),
-   * `onGaHold(code, quantity)`, `announce(text)` for screen readers, `maxQuantity()`.
+   * `onGaHold(code, quantity)`, `announce(text)` for screen readers, `maxQuantity()`,
+   * `onBuild()` after the sections were (re)built from a snapshot (the legend follows).
    */
-  constructor(root, { onActivate, onGaHold, announce, maxQuantity }) {
+  constructor(root, { onActivate, onGaHold, announce, maxQuantity, onBuild }) {
     this.root = root;
+    this.onBuild = onBuild || null;
     this.onActivate = onActivate;
     this.onGaHold = onGaHold;
     this.announce = announce;
@@ -71,6 +103,12 @@ export class SeatMap {
     this.sections = new Map();
     this.order = [];
     this.signature = null;
+    this.categories = [];
+    this.attributeLegend = null;
+    this.filterSpec = null;
+    this.filter = null;
+    // The page's state for the tests and the console: `document.querySelector('.seat-map').seatMap`.
+    root.seatMap = this;
     this.colors = palette();
     this.tooltip = h('div', {
       class: 'seat-tooltip',
@@ -102,12 +140,15 @@ export class SeatMap {
 
   /** Show a seat-map snapshot (`GET /v1/events/{id}/seats`). */
   setData(map) {
-    const signature = map.sections
-      .map((s) => `${s.code}:${s.kind}:${s.rows || 0}x${s.seats_per_row || 0}`)
-      .join('|');
+    const signature = `${JSON.stringify(map.price_categories || [])}|${map.sections
+      .map((s) => `${s.code}:${s.kind}:${s.rows || 0}x${s.seats_per_row || 0}:${JSON.stringify(s.seat_ranges || [])}`)
+      .join('|')}`;
     if (signature !== this.signature) {
       this.build(map);
       this.signature = signature;
+      this.compileFilter();
+      this.applyFilter();
+      if (this.onBuild) this.onBuild();
     }
     const dirty = [];
     for (const s of map.sections) {
@@ -205,6 +246,8 @@ export class SeatMap {
   infoAt(sec, i) {
     const row = Math.floor(i / sec.cols) + 1;
     const seat = (i % sec.cols) + 1;
+    const a = sec.attrs[i];
+    const cat = sec.cats[i] ? this.categories[sec.cats[i] - 1] : null;
     return {
       id: seatId(sec.code, row, seat),
       code: sec.code,
@@ -214,8 +257,118 @@ export class SeatMap {
       status: STATUS_NAMES[sec.status[i]],
       selected: (sec.flags[i] & SELECTED) !== 0,
       mine: (sec.flags[i] & MINE) !== 0,
-      price_cents: sec.price,
+      price_cents: cat ? cat.price_cents : sec.price,
+      /** Attribute names (`accessible`, `companion`, `restricted_view`, `aisle`). */
+      attributes: ATTRIBUTES.filter((name) => a & ATTR_BITS[name]),
+      /** A wheelchair space or a companion seat. */
+      kept: (a & KEPT_FOR_ACCESS) !== 0,
+      /** The seat's price category (`{code, name, price_cents}`), or null: the section's price. */
+      category: cat,
+      /** Whether the current filter shows the seat (true without a filter). */
+      highlighted: !sec.match || sec.match[i] === 1,
     };
+  }
+
+  /** The price categories of the map (`price_categories`), in their order. */
+  priceCategories() {
+    return this.categories;
+  }
+
+  /** Which attributes any seat of the map has, and which price categories are used (indices). */
+  present() {
+    let attrs = 0;
+    const cats = new Set();
+    let sectionPrice = false;
+    for (const sec of this.order) {
+      if (sec.kind !== 'reserved') continue;
+      attrs |= sec.attrMask;
+      for (const c of sec.catsUsed) cats.add(c);
+      if (sec.plainSeats > 0) sectionPrice = true;
+    }
+    return { attrs, cats, sectionPrice };
+  }
+
+  /**
+   * Are these seats side by side: one row of one section, consecutive numbers, no aisle
+   * between them (two neighbouring seats both marked aisle)? As the API checks a
+   * wheelchair space with its companion seats.
+   */
+  together(ids) {
+    const locs = [...ids].map((id) => this.locate(id));
+    if (!locs.length || locs.some((l) => !l)) return false;
+    const { sec, row } = locs[0];
+    if (locs.some((l) => l.sec !== sec || l.row !== row)) return false;
+    locs.sort((x, y) => x.i - y.i);
+    for (let k = 1; k < locs.length; k++) {
+      const prev = locs[k - 1].i;
+      if (locs[k].i !== prev + 1) return false;
+      if (sec.attrs[prev] & ATTR_BITS.aisle && sec.attrs[prev + 1] & ATTR_BITS.aisle) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Highlight the seats a filter keeps and dim the others. `filter`: `{any: [attribute
+   * names] (a seat with one of them; empty: any seat), none: [attribute names] (a seat with
+   * none of them), categories: [category codes, '' for the section's own price] (empty: any
+   * price)}`; null clears it. Returns `{highlighted, total}` over reserved seats.
+   */
+  setFilter(filter) {
+    this.filterSpec = filter || null;
+    this.compileFilter();
+    const totals = this.applyFilter();
+    this.redrawAll();
+    return totals;
+  }
+
+  /** `this.filter` (bit masks, category flags by index) from `this.filterSpec`. */
+  compileFilter() {
+    const filter = this.filterSpec;
+    const any = (filter?.any || []).reduce((m, name) => m | (ATTR_BITS[name] || 0), 0);
+    const none = (filter?.none || []).reduce((m, name) => m | (ATTR_BITS[name] || 0), 0);
+    const codes = filter?.categories || [];
+    let cats = null;
+    if (codes.length) {
+      cats = new Uint8Array(this.categories.length + 1);
+      for (const code of codes) {
+        if (code === '') cats[0] = 1;
+        const k = this.categories.findIndex((c) => c.code === code);
+        if (k >= 0) cats[k + 1] = 1;
+      }
+    }
+    this.filter = any || none || cats ? { any, none, cats } : null;
+  }
+
+  /** Work out `sec.match` for every reserved section from `this.filter` (no drawing). */
+  applyFilter() {
+    const f = this.filter;
+    let highlighted = 0;
+    let total = 0;
+    for (const sec of this.order) {
+      if (sec.kind !== 'reserved') continue;
+      const n = sec.attrs.length;
+      total += n;
+      if (!f) {
+        sec.match = null;
+        highlighted += n;
+        sec.canvas.dataset.highlighted = String(n);
+        continue;
+      }
+      if (!sec.match || sec.match.length !== n) sec.match = new Uint8Array(n);
+      const { attrs, cats, match } = sec;
+      let count = 0;
+      for (let i = 0; i < n; i++) {
+        const a = attrs[i];
+        const ok = (!f.any || (a & f.any) !== 0) && (a & f.none) === 0 && (!f.cats || f.cats[cats[i]] === 1);
+        match[i] = ok ? 1 : 0;
+        if (ok) count++;
+      }
+      sec.canvas.dataset.highlighted = String(count);
+      highlighted += count;
+    }
+    this.root.dataset.highlighted = String(highlighted);
+    this.root.dataset.filtered = String(!!f);
+    return { highlighted, total };
   }
 
   section(code) {
@@ -270,6 +423,8 @@ export class SeatMap {
   build(map) {
     this.sections.clear();
     this.order = [];
+    this.categories = map.price_categories || [];
+    this.attributeLegend = map.attribute_legend || null;
     const ga = map.sections.filter((s) => s.kind === 'general_admission');
     const reserved = map.sections.filter((s) => s.kind !== 'general_admission');
     const grid = [];
@@ -320,12 +475,14 @@ export class SeatMap {
       available: s.available,
       status: new Uint8Array(s.rows * s.seats_per_row),
       flags: new Uint8Array(s.rows * s.seats_per_row),
+      match: null,
       flagged: { [SELECTED]: [], [MINE]: [] },
       zoomed: false,
       cursor: 0,
       P: 0,
       dpr: 1,
     };
+    this.expandRanges(sec, s.seat_ranges || []);
     sec.availEl = h('span', { class: 'avail', 'data-testid': `section-available-${s.code}` });
     sec.zoomBtn = h(
       'button',
@@ -343,7 +500,7 @@ export class SeatMap {
       tabindex: '0',
       role: 'application',
       'aria-roledescription': 'seat map',
-      'aria-label': `Section ${s.code}, ${s.name}, ${money(s.price_cents)} a seat: ${s.rows} rows of ${s.seats_per_row} seats, row 1 nearest the stage. Arrow keys move between seats, Enter selects.`,
+      'aria-label': `Section ${s.code}, ${s.name}, ${this.priceText(sec)} a seat: ${s.rows} rows of ${s.seats_per_row} seats, row 1 nearest the stage. Arrow keys move between seats, Enter selects.`,
       'data-testid': `seat-canvas-${s.code}`,
       'data-section': s.code,
       'data-rows': s.rows,
@@ -358,7 +515,7 @@ export class SeatMap {
         'header',
         { class: 'tile-head' },
         h(this.tileHeading, { class: 'tile-title' }, h('span', { class: 'code' }, s.code), ' ', h('span', { class: 'name' }, s.name)),
-        h('span', { class: 'price' }, money(s.price_cents)),
+        h('span', { class: 'price' }, this.priceText(sec)),
         sec.availEl,
         sec.zoomBtn,
       ),
@@ -369,6 +526,59 @@ export class SeatMap {
     this.sections.set(s.code, sec);
     this.order.push(sec);
     return sec.tile;
+  }
+
+  /**
+   * One attribute byte and one category index (0: the section's price, k: category k-1)
+   * per seat, from the section's ranges: attributes are the union of the ranges covering a
+   * seat, the category that of the last covering range naming one. Also what the section
+   * has (`attrMask`, `catsUsed`, `plainSeats`) and its seats with a mark to draw (`marked`).
+   */
+  expandRanges(sec, ranges) {
+    const n = sec.rows * sec.cols;
+    sec.attrs = new Uint8Array(n);
+    sec.cats = new Uint8Array(n);
+    const index = new Map(this.categories.map((c, k) => [c.code, k + 1]));
+    for (const r of ranges) {
+      const bits = (r.attributes || []).reduce((m, name) => m | (ATTR_BITS[name] || 0), 0);
+      const cat = r.price_category ? index.get(r.price_category) || 0 : 0;
+      const [r0, r1] = [Math.max(1, r.rows[0]), Math.min(sec.rows, r.rows[1])];
+      const [c0, c1] = [Math.max(1, r.seats[0]), Math.min(sec.cols, r.seats[1])];
+      for (let row = r0; row <= r1; row++) {
+        const base = (row - 1) * sec.cols - 1;
+        for (let c = c0; c <= c1; c++) {
+          if (bits) sec.attrs[base + c] |= bits;
+          if (cat) sec.cats[base + c] = cat;
+        }
+      }
+    }
+    let mask = 0;
+    let plain = 0;
+    const used = new Set();
+    const marked = [];
+    for (let i = 0; i < n; i++) {
+      const a = sec.attrs[i];
+      if (a) {
+        mask |= a;
+        marked.push(i);
+      }
+      if (sec.cats[i]) used.add(sec.cats[i] - 1);
+      else plain++;
+    }
+    sec.attrMask = mask;
+    sec.catsUsed = used;
+    sec.plainSeats = plain;
+    sec.marked = Int32Array.from(marked);
+  }
+
+  /** The section's price, or its range of prices when seat ranges set other prices. */
+  priceText(sec) {
+    if (!sec.catsUsed || !sec.catsUsed.size) return money(sec.price);
+    const prices = [...sec.catsUsed].map((k) => this.categories[k].price_cents);
+    if (sec.plainSeats) prices.push(sec.price);
+    const lo = Math.min(...prices);
+    const hi = Math.max(...prices);
+    return lo === hi ? money(lo) : `${money(lo)}–${money(hi)}`;
   }
 
   buildGa(s) {
@@ -498,6 +708,7 @@ export class SeatMap {
     const f = sec.flags[i];
     if (f & SELECTED) return this.colors.selected;
     if (f & MINE) return this.colors.mine;
+    if (sec.status[i] === 0 && sec.cats[i]) return this.colors.categories[(sec.cats[i] - 1) % CATEGORY_COLORS];
     return this.colors.status[sec.status[i]];
   }
 
@@ -518,18 +729,30 @@ export class SeatMap {
       sec.pixels = new Uint32Array(sec.image.data.buffer);
     }
     const px = sec.pixels;
-    const colors = this.colors.pixels;
+    const { pixels, catPixels, fadedPixels, fadedCatPixels } = this.colors;
     px.fill(0);
-    const { cols, status, flags } = sec;
+    const { cols, status, flags, cats, match } = sec;
     const n = status.length;
     for (let i = 0; i < n; i++) {
       const f = flags[i];
-      const color = f & SELECTED ? colors[3] : f & MINE ? colors[4] : colors[status[i]];
+      let color;
+      if (f & SELECTED) color = pixels[3];
+      else if (f & MINE) color = pixels[4];
+      else {
+        const st = status[i];
+        const dim = match !== null && match[i] === 0;
+        const c = cats[i];
+        color =
+          st === 0 && c
+            ? (dim ? fadedCatPixels : catPixels)[(c - 1) % CATEGORY_COLORS]
+            : (dim ? fadedPixels : pixels)[st];
+      }
       const x0 = (i % cols) * P + o;
       let start = (Math.floor(i / cols) * P + o) * w + x0;
       for (let y = 0; y < S; y++, start += w) px.fill(color, start, start + S);
     }
     sec.ctx.putImageData(sec.image, 0, 0);
+    for (const i of sec.marked) this.drawAttributes(sec, i);
     for (const i of sec.flagged[SELECTED]) this.drawMark(sec, i);
     for (const i of sec.flagged[MINE]) this.drawMark(sec, i);
     if (sec.cursorShown) this.showCursor(sec);
@@ -541,9 +764,79 @@ export class SeatMap {
     const x = (i % sec.cols) * P;
     const y = Math.floor(i / sec.cols) * P;
     sec.ctx.clearRect(x, y, P, P);
+    const dim = sec.match !== null && sec.match[i] === 0 && !sec.flags[i];
+    sec.ctx.globalAlpha = dim ? 0x38 / 255 : 1;
     sec.ctx.fillStyle = this.seatColor(sec, i);
     sec.ctx.fillRect(x + o, y + o, S, S);
+    sec.ctx.globalAlpha = 1;
+    if (sec.attrs[i]) this.drawAttributes(sec, i);
     this.drawMark(sec, i);
+  }
+
+  /**
+   * A seat's attribute marks over its square: a diagonal hatch for a restricted view, the
+   * wheelchair symbol (a ring when small) for a wheelchair space, a corner for a companion
+   * seat, and a bar on the side of an aisle (between two neighbouring aisle seats).
+   */
+  drawAttributes(sec, i) {
+    const a = sec.attrs[i];
+    const { P, S, o } = this.geometry(sec);
+    if (S < 4) return;
+    const ctx = sec.ctx;
+    const x = (i % sec.cols) * P + o;
+    const y = Math.floor(i / sec.cols) * P + o;
+    const dim = sec.match !== null && sec.match[i] === 0 && !sec.flags[i];
+    ctx.save();
+    ctx.globalAlpha = dim ? 0.35 : 1;
+    if (a & ATTR_BITS.restricted_view) {
+      ctx.strokeStyle = this.colors.hatch;
+      ctx.lineWidth = Math.max(1, S / 8);
+      ctx.beginPath();
+      ctx.moveTo(x, y + S);
+      ctx.lineTo(x + S, y);
+      if (S >= 10) {
+        ctx.moveTo(x, y + S / 2);
+        ctx.lineTo(x + S / 2, y);
+        ctx.moveTo(x + S / 2, y + S);
+        ctx.lineTo(x + S, y + S / 2);
+      }
+      ctx.stroke();
+    }
+    if (a & ATTR_BITS.accessible) {
+      ctx.fillStyle = this.colors.mark;
+      ctx.strokeStyle = this.colors.mark;
+      if (S >= 13 && !(sec.flags[i] & SELECTED)) {
+        ctx.font = `${Math.round(S * 0.8)}px system-ui, sans-serif`;
+        ctx.textAlign = 'center';
+        ctx.textBaseline = 'middle';
+        ctx.fillText('\u267f', x + S / 2, y + S / 2 + 1);
+      } else {
+        ctx.lineWidth = Math.max(1, Math.round(S / 7));
+        ctx.beginPath();
+        ctx.arc(x + S / 2, y + S / 2, Math.max(1, S * 0.32), 0, Math.PI * 2);
+        ctx.stroke();
+      }
+    }
+    if (a & ATTR_BITS.companion) {
+      const t = Math.max(2, Math.round(S * 0.45));
+      ctx.fillStyle = this.colors.mark;
+      ctx.beginPath();
+      ctx.moveTo(x, y);
+      ctx.lineTo(x + t, y);
+      ctx.lineTo(x, y + t);
+      ctx.closePath();
+      ctx.fill();
+    }
+    if (a & ATTR_BITS.aisle) {
+      const col = i % sec.cols;
+      const left = col > 0 && sec.attrs[i - 1] & ATTR_BITS.aisle;
+      const right = col < sec.cols - 1 && sec.attrs[i + 1] & ATTR_BITS.aisle;
+      const w = Math.max(1, Math.round(S / 6));
+      ctx.fillStyle = this.colors.aisle;
+      if (right || (!left && col === sec.cols - 1)) ctx.fillRect(x + S - w, y, w, S);
+      if (left || (!right && col !== sec.cols - 1)) ctx.fillRect(x, y, w, S);
+    }
+    ctx.restore();
   }
 
   /** A white centre on selected and own seats, so they differ by more than colour. */
@@ -681,7 +974,16 @@ export class SeatMap {
   describe(sec, i) {
     const info = this.infoAt(sec, i);
     const state = info.selected ? 'selected' : info.mine ? 'held by you' : info.status;
-    return `${info.id}: row ${info.row}, seat ${info.seat}, ${state}, ${money(info.price_cents)}`;
+    const extra = this.extraText(info);
+    return `${info.id}: row ${info.row}, seat ${info.seat}, ${state}, ${money(info.price_cents)}${extra ? `, ${extra}` : ''}`;
+  }
+
+  /** A seat's attributes and price category in words ("Wheelchair space, Premium"). */
+  extraText(info) {
+    const legend = this.attributeLegend || {};
+    const words = info.attributes.map((name) => legend[name] || name.replace('_', ' '));
+    if (info.category) words.push(info.category.name);
+    return words.join(', ');
   }
 
   showCursor(sec) {
@@ -713,7 +1015,9 @@ export class SeatMap {
       h('strong', {}, info.id),
       h('span', {}, `Row ${info.row}, seat ${info.seat}`),
       h('span', {}, `${money(info.price_cents)} · ${state}`),
+      info.attributes.length || info.category ? h('span', { class: 'tip-extra' }, this.extraText(info)) : null,
     );
+    tip.dataset.attributes = info.attributes.join(' ');
     tip.dataset.seatId = info.id;
     tip.dataset.status = state;
     tip.hidden = false;

@@ -1,7 +1,9 @@
 // #/admin/events — putting an event on sale at a venue (`POST /v1/admin/events`), with
 // every setting `NewEvent` has: title, performer, start, sale opening, seats per person,
 // how long a hold lasts, the waiting room and its proof-of-work difficulty, and the refund
-// cutoff. Checked here with the API's bounds first; a refusal shows the API's problem.
+// cutoff, and the seating rules (no single seat left alone; until when wheelchair spaces and
+// companion seats are kept for buyers who need them). Checked here with the API's bounds
+// first; a refusal shows the API's problem.
 // Below the form, the events already on sale, each with its holdbacks and its door.
 // `?venue=` preselects a venue (the venues page links here after creating one).
 
@@ -57,6 +59,8 @@ function eventForm(scope, venueId, onCreated) {
   );
   const pow = h('input', { id: 'event-pow', name: 'pow_difficulty', type: 'number', min: '0', max: '32', step: '1', placeholder: 'default', 'data-testid': 'event-pow' });
   const refund = h('input', { id: 'event-refund', name: 'refund_cutoff_hours', type: 'number', min: '0', max: '8760', step: '1', value: '24', 'data-testid': 'event-refund' });
+  const noSingles = h('input', { id: 'event-no-single-seats', name: 'no_single_seats', type: 'checkbox', checked: true, 'data-testid': 'event-no-single-seats' });
+  const accessRelease = h('input', { id: 'event-accessible-release', name: 'accessible_release_at', type: 'datetime-local', 'data-testid': 'event-accessible-release' });
   const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'event-submit' }, 'Create event');
   const powField = field('Proof-of-work difficulty (0–32)', pow, 'Leading zero bits a joiner’s browser must find; empty: the server’s default.');
   waitingRoom.addEventListener('change', () => {
@@ -105,6 +109,11 @@ function eventForm(scope, venueId, onCreated) {
     errors.set(pow, difficulty.error);
     const cutoff = checkInt('Refund cutoff', refund.value, 0, 8760, 24);
     errors.set(refund, cutoff.error);
+    const release = accessRelease.value ? isoFromLocal(accessRelease.value) : null;
+    if (accessRelease.value && !release) errors.set(accessRelease, 'Not a time.');
+    if (release && starts && Date.parse(release) > Date.parse(starts)) {
+      errors.set(accessRelease, 'Accessible seats are released at the latest when the event starts.');
+    }
     if (errors.any) {
       errors.focusFirst();
       return null;
@@ -121,6 +130,8 @@ function eventForm(scope, venueId, onCreated) {
     if (onSale) body.on_sale_at = onSale;
     if (waitingRoom.value !== 'auto') body.waiting_room_enabled = waitingRoom.value === 'on';
     if (difficulty.value !== null) body.pow_difficulty = difficulty.value;
+    body.no_single_seats = noSingles.checked;
+    if (release) body.accessible_release_at = release;
     return body;
   }
 
@@ -139,6 +150,13 @@ function eventForm(scope, venueId, onCreated) {
       fill(
         created,
         h('p', {}, h('strong', {}, ev.title), ` at ${ev.venue.name}: ${ev.capacity.toLocaleString()} places, ${ev.sale_open ? 'on sale now' : `on sale ${when(ev.on_sale_at)}`}${ev.waiting_room_enabled ? `, waiting room on (difficulty ${ev.pow_difficulty})` : ''}.`),
+        h(
+          'p',
+          { class: 'muted small', 'data-testid': 'event-created-rules' },
+          `${ev.no_single_seats === false ? 'Single seats may be left alone' : 'No single seat left alone'} · wheelchair spaces and companion seats kept for those who need them ${
+            ev.accessible_release_at ? `until ${when(ev.accessible_release_at)}` : 'until the event starts'
+          }.`,
+        ),
         eventLinks(ev.id),
       );
       created.hidden = false;
@@ -178,6 +196,22 @@ function eventForm(scope, venueId, onCreated) {
       field('Full refund until, hours before the start (0–8,760)', refund),
     ),
     h('div', { class: 'field-grid' }, field('Waiting room', waitingRoom), powField),
+    h(
+      'fieldset',
+      { class: 'rules-fieldset' },
+      h('legend', {}, 'Seating rules'),
+      h(
+        'div',
+        { class: 'field check-field' },
+        h('label', { for: noSingles.id, class: 'check' }, noSingles, ' No single seats left alone'),
+        h('p', { class: 'muted small' }, 'A hold that would leave one free seat between taken seats, a row’s end or an aisle is refused, with seats that leave none alone suggested instead.'),
+      ),
+      field(
+        'Accessible seats kept until',
+        accessRelease,
+        'Wheelchair spaces and companion seats are sold only to buyers who need a wheelchair space until then; empty: until the event starts.',
+      ),
+    ),
     problem.el,
     h('div', { class: 'actions' }, submit),
     created,

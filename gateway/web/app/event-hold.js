@@ -1,12 +1,13 @@
 // Holding seats on the event page: the hold request (`POST /v1/events/{id}/holds`, with an
 // idempotency key and the waiting room's admission token), its wait in the queue when the
 // answer is not immediate, retries after 429/503, the outcome (`hold-status`: held, or
-// rejected with the reason and nearby alternatives), and the user's holds at this event
+// rejected with the reason and nearby alternatives, or with the seat it would have left
+// alone and a one-click suggestion that leaves none), and the user's holds at this event
 // with the limits they leave. The longest-running thing the page does, hence its own
 // module.
 
 import { api, currentSession } from '../api.js';
-import { h, fill, sleep, uuid } from '../util.js';
+import { h, fill, money, sleep, uuid } from '../util.js';
 import { errorText, isAbort } from './ui.js';
 import { promptLogin } from './session.js';
 import { myHolds, refreshHolds, rememberHold, seatList } from './holds.js';
@@ -23,7 +24,26 @@ const REASONS = {
   sale_paused: 'The organiser has paused the sale. Try again when it resumes: your selection is kept.',
   sale_ended: 'The sale has ended: no more seats are sold for this event.',
   event_not_found: 'This event no longer exists.',
+  would_strand_seat: 'No seat may be left on its own between taken seats, the end of a row or an aisle.',
+  seats_reserved_for_access:
+    'Some of these seats are kept for buyers who need a wheelchair space. Tick “I need a wheelchair space” if you do.',
 };
+
+/** The gateway's refusals of a selection, in words (422 codes). */
+const PROBLEMS = {
+  accessible_space_required: 'None of these seats is a wheelchair space: pick one (♿), with any companion seats beside it.',
+  companions_not_together: 'A wheelchair space and its companion seats must be side by side in one row.',
+};
+
+/** "S-1-3" / "S-1-3 and S-1-5" / "S-1-1, S-1-3 and S-1-5". */
+function andList(ids) {
+  return ids.length <= 1 ? ids.join('') : `${ids.slice(0, -1).join(', ')} and ${ids[ids.length - 1]}`;
+}
+
+/** `andList` as nodes, each seat id kept on one line. */
+function andNodes(ids) {
+  return ids.map((id, k) => [k === 0 ? '' : k === ids.length - 1 ? ' and ' : ', ', h('span', { class: 'nowrap' }, id)]);
+}
 
 /**
  * One line of a refused request's receipt (`LostSeat`): how far ahead in the queue the
@@ -92,7 +112,7 @@ export function holdRequests(page) {
           if (admission) headers['X-Admission-Token'] = admission;
           const r = await api('POST', `/v1/events/${eventId}/holds?wait_ms=3000`, { body, headers });
           const view = r.status === 202 ? await waitForDecision(r.data.request_id, label) : r.data;
-          if (view) onDecision(view);
+          if (view) onDecision(view, body);
           return;
         } catch (err) {
           if (!scope.alive) return;
@@ -129,6 +149,10 @@ export function holdRequests(page) {
           if (REASONS[err.code] && (err.code === 'sale_paused' || err.code === 'sale_ended')) {
             saleChanged(err.code);
             setStatus('rejected', h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code }, h('strong', {}, 'Not held. '), REASONS[err.code]));
+            return;
+          }
+          if (PROBLEMS[err.code]) {
+            setStatus('rejected', h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code }, h('strong', {}, 'Not held. '), PROBLEMS[err.code]));
             return;
           }
           setStatus('error', h('p', { 'data-testid': 'hold-reason', 'data-reason': err.code || '' }, errorText(err)));
@@ -206,8 +230,8 @@ export function holdRequests(page) {
     }
   }
 
-  /** The request's answer (`HoldRequestView`): held, or why not. */
-  function onDecision(view) {
+  /** The request's answer (`HoldRequestView`) to `body`: held, or why not. */
+  function onDecision(view, body = {}) {
     const { selected, seatMap } = page;
     if (view.status === 'held') {
       // Held: whatever pause this page heard of is over.
@@ -226,6 +250,7 @@ export function holdRequests(page) {
         expires_at: view.expires_at,
         extended: false,
         from_waitlist: false,
+        total_cents: view.total_cents,
       };
       for (const id of hold.seat_ids) selected.delete(id);
       rememberHold(hold);
@@ -236,6 +261,9 @@ export function holdRequests(page) {
       setStatus(
         'held',
         h('p', {}, h('strong', {}, 'Held! '), `${seatList(hold)} ${hold.seat_ids.length === 1 || hold.quantity === 1 ? 'is' : 'are'} yours until the timer runs out.`),
+        hold.total_cents != null
+          ? h('p', { class: 'muted' }, 'Total ', h('strong', { 'data-testid': 'held-total', 'data-cents': String(hold.total_cents) }, money(hold.total_cents)))
+          : null,
       );
       refreshHolds().catch(() => {});
       return;
@@ -244,16 +272,66 @@ export function holdRequests(page) {
     const unavailable = view.unavailable_seats || [];
     const alternatives = view.alternatives || [];
     const receipt = view.receipt || [];
+    const stranded = view.stranded_seats || [];
+    const suggestion = view.suggestion || [];
+    // Kept for access, or alone: still free, so not drawn as taken.
+    const taken = view.reason === 'seats_reserved_for_access' || view.reason === 'would_strand_seat' ? [] : unavailable;
     for (const id of unavailable) selected.delete(id);
-    if (unavailable.length) {
-      seatMap.applyChanges(unavailable.map((id) => ({ seat_id: id, status: 'held' })));
+    if (taken.length) {
+      seatMap.applyChanges(taken.map((id) => ({ seat_id: id, status: 'held' })));
       page.live.renderCounts();
     }
     page.selection.render();
-    const reasonText = REASONS[view.reason] || `Not held (${view.reason || 'rejected'}).`;
+    let reasonText = REASONS[view.reason] || `Not held (${view.reason || 'rejected'}).`;
+    if (view.reason === 'would_strand_seat' && stranded.length) {
+      reasonText = [
+        `This would leave ${stranded.length === 1 ? 'seat' : 'seats'} `,
+        andNodes(stranded),
+        ` on ${stranded.length === 1 ? 'its' : 'their'} own: no seat may be left alone.`,
+      ];
+    }
+    if (view.reason === 'seats_reserved_for_access' && unavailable.length) {
+      reasonText = [
+        andNodes(unavailable),
+        ` ${unavailable.length === 1 ? 'is' : 'are'} kept for buyers who need a wheelchair space${
+          page.selection ? ` ${page.selection.untilText()}` : ''
+        }. Tick “I need a wheelchair space” if you do.`,
+      ];
+    }
+    /** Take the suggested seats instead: one click, one new hold request. */
+    const takeSuggestion = () => {
+      for (const id of body.seat_ids || []) selected.delete(id);
+      page.selection.render();
+      const next = { seat_ids: suggestion };
+      if (body.accessible) next.accessible = true;
+      request(next, andList(suggestion));
+    };
     setStatus(
       'rejected',
       h('p', { 'data-testid': 'hold-reason', 'data-reason': view.reason || '' }, h('strong', {}, 'Not held. '), reasonText),
+      stranded.length
+        ? h('p', { class: 'muted small', 'data-testid': 'stranded-seats', 'data-seat-ids': stranded.join(',') }, `Left alone: ${stranded.join(', ')}`)
+        : null,
+      view.reason === 'would_strand_seat'
+        ? suggestion.length
+          ? h(
+              'div',
+              { class: 'alternatives suggestion' },
+              h('p', {}, `${suggestion.length === 1 ? 'This seat leaves' : 'These seats leave'} nobody alone:`),
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'primary',
+                  'data-testid': 'strand-suggestion',
+                  'data-seat-ids': suggestion.join(','),
+                  on: { click: takeSuggestion },
+                },
+                `Take ${suggestion.join(', ')} instead`,
+              ),
+            )
+          : h('p', { class: 'muted', 'data-testid': 'no-suggestion' }, 'No other seats nearby leave nobody alone: try another row or section.')
+        : null,
       receipt.length
         ? h(
             'ul',
@@ -267,7 +345,7 @@ export function holdRequests(page) {
             ),
           )
         : null,
-      unavailable.length
+      taken.length
         ? h('p', { class: 'muted', 'data-testid': 'unavailable-seats', hidden: receipt.length > 0 }, `Taken: ${unavailable.join(', ')}`)
         : null,
       alternatives.length
@@ -299,14 +377,24 @@ export function holdRequests(page) {
     }
     if (!page.selected.size) return;
     const ids = [...page.selected.keys()];
-    request({ seat_ids: ids }, ids.join(', '));
+    const body = { seat_ids: ids };
+    if (page.accessible) body.accessible = true;
+    request(body, ids.join(', '));
   }
 
   /** Hold the best `quantity` seats (or places) of a section. */
   function holdBest(code, quantity) {
     const sec = page.seatMap.section(code);
     const noun = sec && sec.kind === 'general_admission' ? 'place' : 'seat';
-    request({ section: code, quantity }, `the best ${quantity} ${noun}${quantity === 1 ? '' : 's'} in ${code}`);
+    const body = { section: code, quantity };
+    const access = page.accessible && sec && sec.kind === 'reserved';
+    if (access) body.accessible = true;
+    request(
+      body,
+      access
+        ? `a wheelchair space${quantity > 1 ? ` and ${quantity - 1} companion seat${quantity === 2 ? '' : 's'}` : ''} in ${code}`
+        : `the best ${quantity} ${noun}${quantity === 1 ? '' : 's'} in ${code}`,
+    );
   }
 
   /** The user's holds at this event, and what they leave to pick. */

@@ -2,11 +2,12 @@
 // sale has one, the live seat map, and beside it the selection, holds, seat info,
 // waitlists and pickers. This module only puts the page together: it loads the event,
 // builds the shared state (event-state.js) and the parts (event-*.js), lays them out, and
-// follows the sale opening and the user signing in or out.
+// follows the sale opening and the user signing in or out. Its one part of its own is the
+// map's legend and seat filters (`mapLegend`, at the end).
 
 import { api } from '../api.js';
-import { SeatMap } from '../seatmap.js';
-import { h, fill, when, countdown, onCountdownExpired } from '../util.js';
+import { SeatMap, ATTRIBUTES, ATTR_BITS, categoryColorVar } from '../seatmap.js';
+import { h, fill, money, when, countdown, onCountdownExpired } from '../util.js';
 import { main, announce, isAbort, focusHeading, loading, failure } from './ui.js';
 import { onHoldsChange } from './holds.js';
 import { eventDetail, forgetEvent } from './event-cache.js';
@@ -19,14 +20,6 @@ import { holdRequests } from './event-hold.js';
 import { liveUpdates } from './event-live.js';
 import { seatPickers } from './event-pickers.js';
 
-const LEGEND = [
-  ['available', 'Available'],
-  ['held', 'Held'],
-  ['sold', 'Sold'],
-  ['selected', 'Selected'],
-  ['mine', 'Yours'],
-];
-
 export function viewEvent(scope, eventId) {
   document.title = 'Event · seatq';
   fill(main, loading('Loading the event and its seat map…'));
@@ -37,6 +30,7 @@ export function viewEvent(scope, eventId) {
   page.holding = holdRequests(page);
   page.live = liveUpdates(page);
   page.pickers = seatPickers(page);
+  page.legend = mapLegend(page);
 
   const heading = h('h1', { tabindex: '-1', 'data-testid': 'event-title' });
   const subtitle = h('p', { class: 'event-sub' });
@@ -72,16 +66,12 @@ export function viewEvent(scope, eventId) {
     page.maxSelRaw = event.max_seats_per_user;
     page.maxSel = Math.min(page.maxSelRaw, MAX_SEATS_PER_REQUEST);
     renderSaleStatus();
-    const legend = h(
-      'ul',
-      { class: 'legend', 'aria-label': 'Legend' },
-      LEGEND.map(([k, label]) => h('li', {}, h('span', { class: `swatch swatch-${k}`, 'aria-hidden': 'true' }), label)),
-    );
     const mapCol = h(
       'div',
       { class: 'map-col' },
       h('h2', { class: 'sr-only' }, 'Seat map'),
-      h('div', { class: 'map-toolbar' }, legend, h('span', { class: 'toolbar-right' }, page.live.countsEl, page.live.indicator)),
+      h('div', { class: 'map-toolbar' }, page.legend.statusList, h('span', { class: 'toolbar-right' }, page.live.countsEl, page.live.indicator)),
+      page.legend.el,
       mapRoot,
     );
     const aside = h(
@@ -127,6 +117,10 @@ export function viewEvent(scope, eventId) {
       onGaHold: (code, qty) => page.holding.holdBest(code, qty),
       announce,
       maxQuantity: () => Math.max(1, page.maxSel),
+      onBuild: () => {
+        page.legend.render();
+        page.selection.renderAccess();
+      },
     });
     scope.on(() => page.seatMap.destroy());
     page.live.begin(map, etag);
@@ -228,4 +222,146 @@ export function viewEvent(scope, eventId) {
     if (page.seatMap && page.event) updateMapDisabled();
   };
   load();
+}
+
+// ---------------------------------------------------------------------------------------
+// The legend and seat filters, above the map: what the colours and marks mean (seat
+// statuses; wheelchair spaces, companion seats, restricted views and aisles; price
+// categories with their prices) and checkboxes that highlight the seats one wants and dim
+// the others ("wheelchair spaces", "no restricted view", "Premium" ...). The map does the
+// work (`SeatMap.setFilter`: one pass over one byte per seat); this only asks.
+
+const STATUSES = [
+  ['available', 'Available'],
+  ['held', 'Held'],
+  ['sold', 'Sold'],
+  ['selected', 'Selected'],
+  ['mine', 'Yours'],
+];
+
+/** Filters: attributes a seat should have one of (`any`), or must not have (`none`). */
+const ATTRIBUTE_FILTERS = [
+  ['accessible', 'any', 'Wheelchair spaces'],
+  ['companion', 'any', 'Companion seats'],
+  ['aisle', 'any', 'Aisle seats'],
+  ['restricted_view', 'none', 'No restricted view'],
+];
+
+/** The legend part of an event page (`page`: event-state.js). */
+function mapLegend(page) {
+  const statusList = h(
+    'ul',
+    { class: 'legend', 'aria-label': 'Seat status', 'data-testid': 'legend-statuses' },
+    STATUSES.map(([k, label]) => h('li', {}, h('span', { class: `swatch swatch-${k}`, 'aria-hidden': 'true' }), label)),
+  );
+  const extras = h('div', { class: 'map-extras', 'data-testid': 'map-legend', hidden: true });
+  const boxes = new Map(); // checkbox -> {kind, value}
+  const shownCount = h('span', { class: 'muted small filter-count', 'data-testid': 'filter-count', 'aria-live': 'polite' });
+  const clear = h('button', { type: 'button', class: 'link-button', 'data-testid': 'filter-clear', hidden: true }, 'Show all');
+  const foot = h('p', { class: 'filter-foot', hidden: true }, shownCount, ' ', clear);
+
+  /** Draw the legend from the map as loaded (call again when the map is rebuilt). */
+  function render() {
+    const map = page.seatMap;
+    const { attrs, cats, sectionPrice } = map.present();
+    const legend = map.attributeLegend || {};
+    const categories = map.priceCategories();
+    const attrItems = ATTRIBUTES.filter((name) => attrs & ATTR_BITS[name]);
+    boxes.clear();
+    const parts = [];
+    if (attrItems.length) {
+      parts.push(
+        h(
+          'ul',
+          { class: 'legend legend-attrs', 'aria-label': 'Seat marks', 'data-testid': 'legend-attributes' },
+          attrItems.map((name) =>
+            h(
+              'li',
+              { 'data-testid': 'legend-attribute', 'data-attribute': name },
+              h('span', { class: `swatch swatch-attr swatch-attr-${name}`, 'aria-hidden': 'true' }),
+              legend[name] || name,
+            ),
+          ),
+        ),
+      );
+    }
+    const usedCats = categories.map((c, k) => [c, k]).filter(([, k]) => cats.has(k));
+    if (usedCats.length) {
+      parts.push(
+        h(
+          'ul',
+          { class: 'legend legend-cats', 'aria-label': 'Prices', 'data-testid': 'legend-categories' },
+          usedCats.map(([c, k]) =>
+            h(
+              'li',
+              { 'data-testid': 'legend-category', 'data-code': c.code },
+              h('span', { class: 'swatch', style: `background: ${categoryColorVar(k)}`, 'aria-hidden': 'true' }),
+              `${c.name} · ${money(c.price_cents)}`,
+            ),
+          ),
+          sectionPrice
+            ? h(
+                'li',
+                { 'data-testid': 'legend-category', 'data-code': '' },
+                h('span', { class: 'swatch swatch-available', 'aria-hidden': 'true' }),
+                'Section price',
+              )
+            : null,
+        ),
+      );
+    }
+    const filters = [];
+    for (const [name, kind, label] of ATTRIBUTE_FILTERS) {
+      if (!(attrs & ATTR_BITS[name])) continue;
+      filters.push(checkbox(`filter-${name === 'restricted_view' ? 'no-restricted' : name}`, label, { kind, value: name }));
+    }
+    for (const [c] of usedCats) filters.push(checkbox(`filter-cat-${c.code}`, `${c.name} (${money(c.price_cents)})`, { kind: 'category', value: c.code }));
+    if (usedCats.length && sectionPrice) filters.push(checkbox('filter-cat-section', 'Section price', { kind: 'category', value: '' }));
+    if (filters.length) {
+      parts.push(
+        h(
+          'fieldset',
+          { class: 'map-filters', 'data-testid': 'map-filters' },
+          h('legend', {}, 'Highlight'),
+          h('div', { class: 'filter-boxes' }, filters),
+          foot,
+        ),
+      );
+    }
+    fill(extras, parts);
+    extras.hidden = parts.length === 0;
+    apply();
+  }
+
+  function checkbox(testid, label, what) {
+    const id = `map-${testid}`;
+    const input = h('input', { type: 'checkbox', id, 'data-testid': testid });
+    input.addEventListener('change', apply);
+    boxes.set(input, what);
+    return h('label', { class: 'filter-box', for: id }, input, ' ', label);
+  }
+
+  /** Hand the ticked boxes to the map as its filter. */
+  function apply() {
+    const filter = { any: [], none: [], categories: [] };
+    let on = false;
+    for (const [input, { kind, value }] of boxes) {
+      if (!input.checked) continue;
+      on = true;
+      if (kind === 'category') filter.categories.push(value);
+      else filter[kind].push(value);
+    }
+    const { highlighted, total } = page.seatMap.setFilter(on ? filter : null);
+    shownCount.dataset.highlighted = String(highlighted);
+    shownCount.textContent = on ? `${highlighted.toLocaleString()} of ${total.toLocaleString()} seats highlighted.` : '';
+    clear.hidden = !on;
+    foot.hidden = !on;
+  }
+
+  clear.addEventListener('click', () => {
+    for (const input of boxes.keys()) input.checked = false;
+    apply();
+  });
+
+  return { statusList, el: extras, render };
 }

@@ -58,6 +58,8 @@ export function seatPickers(page) {
           const sec = seatMap.section(s.code);
           const left = sec ? sec.available : s.capacity;
           const ga = s.kind === 'general_admission';
+          // "I need a wheelchair space": reserved sections without such spaces cannot help.
+          const noAccess = page.accessible && !ga && !(sec && sec.attrMask & 1);
           return h(
             'tr',
             {},
@@ -73,7 +75,8 @@ export function seatPickers(page) {
                   type: 'button',
                   class: 'small-button',
                   'data-testid': `best-${s.code}`,
-                  disabled: !event.sale_open || !admitted(page) || left < qty || maxSel < 1 || qty > maxSel,
+                  disabled: !event.sale_open || !admitted(page) || left < qty || maxSel < 1 || qty > maxSel || noAccess,
+                  title: noAccess ? 'No wheelchair spaces in this section' : null,
                   'aria-label': `Hold the best ${qty} ${ga ? 'places' : 'seats'} in ${s.name}`,
                   on: { click: () => page.holding.holdBest(s.code, Number(bestQty.value) || 1) },
                 },

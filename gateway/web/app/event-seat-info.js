@@ -35,7 +35,32 @@ export function seatInfoPanel(page) {
     el.dataset.seatId = info.id;
     el.dataset.status = info.mine ? 'mine' : info.status;
     let action = null;
-    if (info.mine && mineHold) {
+    const keptNow = info.kept && event && event.accessible_reserved && !page.accessible && !info.mine;
+    if (keptNow && info.status === 'available' && event.sale_open) {
+      action = h(
+        'div',
+        { class: 'notice access-kept', 'data-testid': 'access-kept' },
+        h(
+          'p',
+          {},
+          `${info.attributes.includes('accessible') ? 'This wheelchair space' : 'This companion seat'} is kept for buyers who need a wheelchair space ${page.selection.untilText()}.`,
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            'data-testid': 'access-kept-tick',
+            on: {
+              click: () => {
+                page.selection.setAccessible(true);
+                page.selection.select(page.seatMap.info(info.id) || info);
+              },
+            },
+          },
+          'I need a wheelchair space: pick it',
+        ),
+      );
+    } else if (info.mine && mineHold) {
       action = h('p', {}, h('a', { href: `#/holds/${mineHold.hold_id}` }, 'Your hold'));
     } else if (info.status === 'available' && event && !event.sale_open) {
       action = h('p', { class: 'muted' }, `You can hold it once the sale opens, ${when(event.on_sale_at)}.`);
@@ -60,6 +85,9 @@ export function seatInfoPanel(page) {
       el,
       h('h2', {}, info.id),
       h('p', {}, `${info.name}, row ${info.row}, seat ${info.seat} · ${money(info.price_cents)}`),
+      info.attributes && (info.attributes.length || info.category)
+        ? h('p', { class: 'muted small', 'data-testid': 'seat-info-extra' }, page.seatMap.extraText(info))
+        : null,
       h('p', {}, 'This seat is ', h('strong', { 'data-testid': 'seat-info-status' }, statusText), '.'),
       info.status !== 'available' && !info.mine
         ? h('p', { class: 'muted small' }, 'Join its waitlist: if it is released, it is held for the first person in line.')

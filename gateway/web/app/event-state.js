@@ -20,6 +20,8 @@ export function eventPageState(scope, eventId) {
     loaded: false,
     /** The `WaitingRoom` (waiting-room.js), when the sale has one. */
     room: null,
+    /** "I need a wheelchair space" is ticked: holds ask with `accessible: true`. */
+    accessible: false,
     /** The seats picked but not held yet: seat id -> seat info (from the map). */
     selected: new Map(),
     /** Seats one request may still ask for. */
@@ -44,6 +46,8 @@ export function eventPageState(scope, eventId) {
     live: null,
     /** event-pickers.js: seat by number, best available per section. */
     pickers: null,
+    /** event-page.js (`mapLegend`): the map's legend and seat filters. */
+    legend: null,
   };
 }
 

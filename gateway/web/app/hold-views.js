@@ -14,8 +14,12 @@ import { confirmedAnnounced } from './user-feed.js';
 import { eventDetail } from './event-cache.js';
 import { bookingCard } from './bookings.js';
 
-/** The price of a hold from the event's section prices, or null. */
+/**
+ * The price of a hold: the API's `total_cents` (each seat at its own price, price
+ * categories included), else from the event's section prices, or null.
+ */
 function holdTotal(hold, event) {
+  if (hold.total_cents != null) return hold.total_cents;
   if (!event) return null;
   const prices = new Map(event.sections.map((s) => [s.code, s.price_cents]));
   if (hold.seat_ids && hold.seat_ids.length) {
@@ -71,7 +75,9 @@ export function holdCard(hold, { event = null, link = true, onEnded = null } = {
     },
     h('h3', {}, title),
     h('p', { class: 'hold-seats' }, h('span', { 'data-testid': 'hold-seats' }, seatList(hold))),
-    total != null ? h('p', { class: 'muted' }, 'Total ', h('strong', { 'data-testid': 'hold-total' }, money(total))) : null,
+    total != null
+      ? h('p', { class: 'muted' }, 'Total ', h('strong', { 'data-testid': 'hold-total', 'data-cents': String(total) }, money(total)))
+      : null,
     active
       ? h(
           'p',

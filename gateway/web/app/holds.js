@@ -22,7 +22,7 @@ export function holdsChanged() {
 }
 
 function holdsSignature() {
-  return JSON.stringify([...myHolds.values()].map((hd) => [hd.hold_id, hd.status, hd.expires_at, hd.extended]));
+  return JSON.stringify([...myHolds.values()].map((hd) => [hd.hold_id, hd.status, hd.expires_at, hd.extended, hd.total_cents]));
 }
 
 let refreshingHolds = null;
