@@ -635,6 +635,13 @@ impl Ledger {
         if !self.may_buy(rules, &cmd.user_id) {
             return Err(Rejection::new("admission_required"));
         }
+        // A waitlist offer is not chosen, so it cannot ask whether the buyer needs an
+        // accessible space: a seat kept for access has no waitlist until it is released.
+        if rules.info.accessible_reserved(cmd.issued_at)
+            && rules.layout.attributes(w.seat_no).kept_for_access()
+        {
+            return Err(Rejection::new("seats_reserved_for_access"));
+        }
         let key = (cmd.event_id, w.seat_no);
         let slot = self
             .seats

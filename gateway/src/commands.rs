@@ -220,6 +220,7 @@ pub fn rejection_error(decision: &CommandDecision) -> Option<AppError> {
         "waitlist_limit_exceeded" => (StatusCode::CONFLICT, "waitlist_limit_exceeded"),
         "unknown_seat" => (StatusCode::NOT_FOUND, "seat_not_found"),
         "seats_unavailable" => (StatusCode::CONFLICT, "seats_unavailable"),
+        "seats_reserved_for_access" => (StatusCode::CONFLICT, "seats_reserved_for_access"),
         "release_time_passed" => (StatusCode::CONFLICT, "release_time_passed"),
         "tickets_transferred" => (StatusCode::CONFLICT, "tickets_transferred"),
         "ticket_checked_in" => (StatusCode::CONFLICT, "ticket_checked_in"),

@@ -185,17 +185,17 @@ pub async fn event_stream(
     headers: HeaderMap,
     kill: ConnectionKillParts,
 ) -> AppResult<Response> {
+    // A `since` out of range is refused even when Last-Event-ID wins over it: a bad
+    // parameter is the client's mistake either way.
+    if params.since.is_some_and(|s| !(0..=MAX_OFFSET).contains(&s)) {
+        return Err(AppError::bad_request(
+            "invalid_cursor",
+            "since must be a seat map's position.next_offset (0 or more)",
+        ));
+    }
     let start = match last_event_id(&headers)? {
         Some(id) => EventStart::Resume(parse_offset(id).map_err(|_| bad_cursor())?),
-        None => {
-            if params.since.is_some_and(|s| !(0..=MAX_OFFSET).contains(&s)) {
-                return Err(AppError::bad_request(
-                    "invalid_cursor",
-                    "since must be a seat map's position.next_offset (0 or more)",
-                ));
-            }
-            EventStart::Fresh(params.since)
-        }
+        None => EventStart::Fresh(params.since),
     };
     let sub = state
         .hub

@@ -31,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             description = "sale_not_open; admission_required, admission_expired, admission_invalid, admission_wrong_event (waiting-room events: send X-Admission-Token, as for holds)"),
         (status = 404, body = Problem, description = "seat_not_found"),
         (status = 409, body = Problem,
-            description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded"),
+            description = "seat_available, seat_is_yours, already_waiting, waitlist_limit_exceeded, seats_reserved_for_access (a wheelchair space or companion seat before `accessible_release_at`)"),
         (status = 429, body = Problem, description = "rate_limited, with Retry-After"),
         (status = 503, body = Problem)))]
 pub async fn join(

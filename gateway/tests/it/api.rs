@@ -318,18 +318,53 @@ async fn sale_not_open_is_refused_at_the_gateway() {
     assert_eq!(detail["sale_open"], false);
 }
 
-/// A 50,000-seat map is a few kilobytes compressed, cached, and answers 304 to its ETag.
+/// The seat map's bytes: (raw, gzipped).
+async fn map_sizes(base: &str, event: &str) -> (usize, usize) {
+    let url = format!("{base}/v1/events/{event}/seats");
+    let plain = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let mut sizes = [0usize; 2];
+    for (i, encoding) in ["identity", "gzip"].into_iter().enumerate() {
+        let r = plain
+            .get(&url)
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .expect("map");
+        assert_eq!(r.status(), 200);
+        sizes[i] = r.bytes().await.expect("body").len();
+    }
+    (sizes[0], sizes[1])
+}
+
+/// A 50,000-seat map is a few kilobytes compressed, cached, and answers 304 to its ETag;
+/// seat attributes and price categories (by range) add little to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seat_map_is_compact_cached_and_conditional() {
     let env = TestEnv::new(1).await;
     let gw = gateway(&env.settings).await;
     let api = &gw.api;
-    let sections: Vec<Value> = (0..40)
-        .map(|i| {
-            json!({"kind": "reserved", "code": format!("S{i}"), "name": format!("S{i}"),
-                        "rows": 25, "seats_per_row": 50, "price_cents": 5000 + i})
-        })
-        .collect();
+    let section = |i: i32, ranges: bool| {
+        let mut s = json!({"kind": "reserved", "code": format!("S{i}"), "name": format!("S{i}"),
+                           "rows": 25, "seats_per_row": 50, "price_cents": 5000 + i});
+        if ranges {
+            // What a stadium section typically says: premium front rows, an aisle down
+            // the middle, wheelchair spaces with companions at the back, a restricted
+            // last row.
+            s["seat_ranges"] = json!([
+                {"rows": [1, 3], "seats": [1, 50], "price_category": "FRONT"},
+                {"rows": [1, 25], "seats": [25, 26], "attributes": ["aisle"]},
+                {"rows": [24, 24], "seats": [1, 4], "attributes": ["accessible"]},
+                {"rows": [24, 24], "seats": [5, 8], "attributes": ["companion"]},
+                {"rows": [25, 25], "seats": [1, 50], "attributes": ["restricted_view"],
+                 "price_category": "VIEW"}
+            ]);
+        }
+        s
+    };
+    let sections: Vec<Value> = (0..40).map(|i| section(i, false)).collect();
     let event = api.create_event(Value::Array(sections), json!({})).await;
     let url = format!("{}/v1/events/{event}/seats", api.base);
     let raw = reqwest::Client::builder().build().expect("client");
@@ -369,6 +404,41 @@ async fn seat_map_is_compact_cached_and_conditional() {
     assert_eq!(
         list["events"][0]["price_range"],
         json!({"min_cents": 5000, "max_cents": 5039})
+    );
+
+    // The same stadium with 200 seat ranges and two price categories.
+    let admin = api.token("organiser", "admin").await;
+    let (status, venue) = api
+        .post(
+            "/v1/admin/venues",
+            Some(&admin),
+            &json!({"name": "Ranged Arena", "sections": (0..40).map(|i| section(i, true)).collect::<Vec<_>>(),
+                    "price_categories": [{"code": "FRONT", "name": "Front", "price_cents": 9000},
+                                         {"code": "VIEW", "name": "Restricted view", "price_cents": 2000}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{venue}");
+    let (status, ranged) = api
+        .post(
+            "/v1/admin/events",
+            Some(&admin),
+            &json!({"venue_id": venue["id"], "title": "Ranged Night",
+                    "starts_at": (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ranged}");
+    let ranged = ranged["id"].as_str().expect("event id");
+    let (plain_raw, plain_gz) = map_sizes(&api.base, &event).await;
+    let (ranged_raw, ranged_gz) = map_sizes(&api.base, ranged).await;
+    eprintln!(
+        "50,000-seat map: {plain_raw} bytes ({plain_gz} gzipped); with 200 seat ranges and 2 \
+         price categories: {ranged_raw} bytes ({ranged_gz} gzipped)"
+    );
+    assert!(ranged_gz <= 64 * 1024, "{ranged_gz} bytes gzipped");
+    // The ranges are the compact form: no per-seat attribute data.
+    assert!(
+        ranged_raw < plain_raw + 40 * 1024,
+        "{plain_raw} → {ranged_raw}"
     );
 }
 

@@ -288,6 +288,15 @@ async fn accessible_spaces_are_held_with_companions_all_or_nothing_and_released_
     .await;
     assert_eq!(held["status"], "held", "{held}");
     assert_eq!(held["total_cents"], 10_000, "{held}");
+    // Nobody can queue for a kept seat: a waitlist offer could not ask who needs it.
+    let (status, reply) = stack
+        .waitlist(reqwest::Method::POST, &ivy, &event, "S-2-1")
+        .await;
+    assert_eq!(
+        (status.as_u16(), &reply["code"]),
+        (409, &json!("seats_reserved_for_access")),
+        "{reply}"
+    );
 
     // Best available for someone who needs a space: the front-most space, with the seat
     // beside it.
