@@ -143,7 +143,7 @@ function venueForm(scope, onCreated) {
       r.attrs.set(name, box);
       return h('label', { class: 'check', for: box.id }, box, ` ${label}`);
     });
-    const remove = h('button', { type: 'button', class: 'link-button', 'data-testid': 'range-remove' }, 'Remove');
+    const remove = h('button', { type: 'button', class: 'link-button range-remove', 'data-testid': 'range-remove' }, 'Remove range');
     r.el = h(
       'div',
       { class: 'range-row', 'data-testid': 'range-row' },
@@ -154,8 +154,7 @@ function venueForm(scope, onCreated) {
         h('div', { class: 'field' }, h('label', { for: r.seatFrom.id }, 'Seats'), h('span', { class: 'from-to' }, r.seatFrom, '–', r.seatTo)),
         field('Price', r.category),
       ),
-      h('div', { class: 'range-attrs', role: 'group', 'aria-label': 'Seat attributes' }, boxes),
-      h('div', { class: 'actions' }, remove),
+      h('div', { class: 'range-attrs' }, h('span', { role: 'group', 'aria-label': 'Seat attributes', class: 'range-boxes' }, boxes), remove),
     );
     remove.addEventListener('click', () => {
       s.ranges.splice(s.ranges.indexOf(r), 1);

@@ -27,6 +27,7 @@ mod chromium;
 mod control_room_browser;
 mod metrics;
 mod organiser;
+mod seating_rules_browser;
 mod streams;
 
 // Every service killed in turn; the deployment files against the code.
