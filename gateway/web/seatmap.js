@@ -769,8 +769,17 @@ export class SeatMap {
     sec.ctx.fillStyle = this.seatColor(sec, i);
     sec.ctx.fillRect(x + o, y + o, S, S);
     sec.ctx.globalAlpha = 1;
-    if (sec.attrs[i]) this.drawAttributes(sec, i);
+    if (sec.attrs[i] && this.attributeMarks) this.drawAttributes(sec, i);
     this.drawMark(sec, i);
+  }
+
+  /**
+   * Whether seats get their attribute marks: a map that draws its sections itself (the
+   * control room's heat map) does not, unless it says so, so one seat redrawn on a live
+   * change looks like the rest.
+   */
+  get attributeMarks() {
+    return this.drawSection === SeatMap.prototype.drawSection;
   }
 
   /**

@@ -64,6 +64,15 @@ export function seatInfoPanel(page) {
       action = h('p', {}, h('a', { href: `#/holds/${mineHold.hold_id}` }, 'Your hold'));
     } else if (info.status === 'available' && event && !event.sale_open) {
       action = h('p', { class: 'muted' }, `You can hold it once the sale opens, ${when(event.on_sale_at)}.`);
+    } else if (info.status !== 'available' && info.kept && event && event.accessible_reserved && !info.mine) {
+      // A waitlist offer cannot ask who needs the seat: these lines open with the release.
+      action = h(
+        'p',
+        { class: 'muted', 'data-testid': 'waitlist-kept' },
+        `It is kept for buyers who need a wheelchair space: its waitlist opens when such seats go on general sale (${
+          event.accessible_release_at ? when(event.accessible_release_at) : 'when the event starts'
+        }).`,
+      );
     } else if (info.status !== 'available') {
       if (!session) {
         action = h(
@@ -89,7 +98,7 @@ export function seatInfoPanel(page) {
         ? h('p', { class: 'muted small', 'data-testid': 'seat-info-extra' }, page.seatMap.extraText(info))
         : null,
       h('p', {}, 'This seat is ', h('strong', { 'data-testid': 'seat-info-status' }, statusText), '.'),
-      info.status !== 'available' && !info.mine
+      info.status !== 'available' && !info.mine && !(info.kept && event && event.accessible_reserved)
         ? h('p', { class: 'muted small' }, 'Join its waitlist: if it is released, it is held for the first person in line.')
         : null,
       action,

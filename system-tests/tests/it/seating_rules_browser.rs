@@ -421,6 +421,14 @@ async fn the_legend_and_filters_and_a_buyer_who_needs_a_wheelchair_space() {
         .text_until("selection-count", WAIT, |t| t == "0")
         .await;
     assert_eq!(seat(&stack, &event, 2, 8).await.0, "available");
+    // The held space: no waitlist before the release (an offer cannot ask who needs it).
+    add_seat(&walker, "S-2-1").await;
+    walker
+        .attr_until("seat-info", "data-seat-id", WAIT, |s| s == "S-2-1")
+        .await;
+    walker
+        .text_until("waitlist-kept", WAIT, |t| t.contains("its waitlist opens"))
+        .await;
     walker.close().await;
 }
 
