@@ -3,7 +3,8 @@
 //! suggested seats in one click; the map's legend lists the seat marks and price
 //! categories, and its filters change which seats are highlighted; a buyer who needs a
 //! wheelchair space ticks the box and holds a space with its companion seat in one hold,
-//! while without the box the page keeps those seats back and says until when; an organiser
+//! while without the box the page keeps those seats back and says until when (and a page
+//! that asks anyway shows the queue's `seats_reserved_for_access`); an organiser
 //! creates a venue with a price category and seat ranges, and an event with the seating
 //! rules, through the forms (which refuse what the API would). `SEATQ_SCREENSHOTS=1` saves
 //! seating-map, seating-suggestion and seating-venue to `docs/screenshots/`.
@@ -420,6 +421,37 @@ async fn the_legend_and_filters_and_a_buyer_who_needs_a_wheelchair_space() {
     walker
         .text_until("selection-count", WAIT, |t| t == "0")
         .await;
+    assert_eq!(seat(&stack, &event, 2, 8).await.0, "available");
+    // A page that does not know S-2-8 is kept (as if its map were stale) asks anyway: the
+    // queue refuses it and the page says why, leaving the seat free on the map.
+    walker
+        .client
+        .execute(
+            "const m = document.querySelector('[data-testid=\"seat-map\"]').seatMap;
+             const l = m.locate('S-2-8'); l.sec.attrs[l.i] = 0; return true;",
+            vec![],
+        )
+        .await
+        .expect("script");
+    add_seat(&walker, "S-2-8").await;
+    walker
+        .text_until("selection-count", WAIT, |t| t == "1")
+        .await;
+    walker.click("hold-button").await;
+    walker
+        .attr_until("hold-status", "data-status", WAIT, |s| s == "rejected")
+        .await;
+    walker
+        .attr_until("hold-reason", "data-reason", WAIT, |r| {
+            r == "seats_reserved_for_access"
+        })
+        .await;
+    walker
+        .text_until("hold-reason", WAIT, |t| {
+            t.contains("S-2-8 is kept for buyers who need a wheelchair space until")
+        })
+        .await;
+    assert_eq!(seat_info(&walker, "S-2-8").await["status"], "available");
     assert_eq!(seat(&stack, &event, 2, 8).await.0, "available");
     // The held space: no waitlist before the release (an offer cannot ask who needs it).
     add_seat(&walker, "S-2-1").await;
