@@ -308,6 +308,42 @@ export class SeatMap {
   }
 
   /**
+   * The seats that taking `ids` would leave alone (as common/src/seating.rs `stranded_by`
+   * defines it, on this map's statuses): a free seat next to a taken one, with no free
+   * neighbour in its block after (row ends and aisles count as taken) but one before.
+   * Wheelchair spaces and companion seats never count. For a warning before asking: the
+   * queue decides on the seats as they are then.
+   */
+  stranded(ids) {
+    const taking = new Map(); // section -> Set of indices
+    for (const id of ids) {
+      const loc = this.locate(id);
+      if (!loc) continue;
+      if (!taking.has(loc.sec)) taking.set(loc.sec, new Set());
+      taking.get(loc.sec).add(loc.i);
+    }
+    const out = [];
+    for (const [sec, take] of taking) {
+      const { cols, attrs, status } = sec;
+      const aisleBetween = (i, j) => attrs[i] & ATTR_BITS.aisle && attrs[j] & ATTR_BITS.aisle;
+      const left = (i) => (i % cols > 0 && !aisleBetween(i - 1, i) ? i - 1 : -1);
+      const right = (i) => (i % cols < cols - 1 && !aisleBetween(i, i + 1) ? i + 1 : -1);
+      const freeBefore = (i) => i >= 0 && status[i] === 0;
+      const freeAfter = (i) => freeBefore(i) && !take.has(i);
+      const alone = (i, free) => free(i) && !free(left(i)) && !free(right(i));
+      const found = new Set();
+      for (const t of take) {
+        for (const n of [left(t), right(t)]) {
+          if (n < 0 || take.has(n) || found.has(n) || attrs[n] & KEPT_FOR_ACCESS) continue;
+          if (alone(n, freeAfter) && !alone(n, freeBefore)) found.add(n);
+        }
+      }
+      for (const i of [...found].sort((a, b) => a - b)) out.push(seatId(sec.code, Math.floor(i / cols) + 1, (i % cols) + 1));
+    }
+    return out;
+  }
+
+  /**
    * Highlight the seats a filter keeps and dim the others. `filter`: `{any: [attribute
    * names] (a seat with one of them; empty: any seat), none: [attribute names] (a seat with
    * none of them), categories: [category codes, '' for the section's own price] (empty: any

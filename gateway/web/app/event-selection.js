@@ -19,6 +19,7 @@ export function selectionPanel(page) {
   const clearButton = h('button', { type: 'button', class: 'link-button', 'data-testid': 'selection-clear' }, 'Clear');
   const hint = h('p', { class: 'muted small selection-hint' });
   const problem = h('p', { class: 'form-error selection-problem', 'data-testid': 'selection-problem', role: 'status', hidden: true });
+  const strandHint = h('p', { class: 'notice small selection-strand', 'data-testid': 'selection-strand', hidden: true });
   const needBox = h('input', { type: 'checkbox', id: 'accessible-need', 'data-testid': 'accessible-need' });
   const accessNote = h('p', { class: 'muted small', 'data-testid': 'access-note' });
   const accessEl = h(
@@ -35,6 +36,7 @@ export function selectionPanel(page) {
     list,
     h('p', { class: 'selection-total' }, 'Total ', total, ' ', clearButton),
     problem,
+    strandHint,
     holdButton,
     hint,
   );
@@ -135,6 +137,14 @@ export function selectionPanel(page) {
     problem.textContent = why ? why.text : '';
     if (why) problem.dataset.code = why.code;
     else problem.removeAttribute('data-code');
+    // No single seat left alone: warn before asking (the queue decides, on the seats as
+    // they are then, and suggests seats that leave none alone).
+    const alone = !why && event && event.no_single_seats && page.seatMap && selected.size ? page.seatMap.stranded(selected.keys()) : [];
+    strandHint.hidden = alone.length === 0;
+    strandHint.dataset.seatIds = alone.join(',');
+    strandHint.textContent = alone.length
+      ? `${alone.join(', ')} would be left on ${alone.length === 1 ? 'its' : 'their'} own, which this sale does not allow: you will be offered seats that leave nobody alone.`
+      : '';
     clearButton.hidden = selected.size === 0;
     el.classList.toggle('has-seats', selected.size > 0);
     const open = event && event.sale_open;

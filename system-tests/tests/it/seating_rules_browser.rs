@@ -190,6 +190,12 @@ async fn a_buyer_who_would_leave_a_seat_alone_takes_the_suggestion_in_one_click(
     buyer
         .attr_until("selection-total", "data-cents", WAIT, |c| c == "18000")
         .await;
+    // The page warns before asking (from its own map), and asks anyway when told to.
+    buyer
+        .attr_until("selection-strand", "data-seat-ids", WAIT, |s| {
+            s == "S-1-1,S-1-4"
+        })
+        .await;
     buyer.click("hold-button").await;
 
     // Refused: S-1-1 would be alone at the row's end, S-1-4 against the aisle.
