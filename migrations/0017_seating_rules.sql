@@ -36,6 +36,9 @@ CREATE TABLE seat_ranges (
 -- no_single_seats: a hold may not leave a lone free seat in a reserved section.
 -- accessible_release_at: until then accessible and companion seats are kept for buyers
 -- who say they need an accessible space (NULL: kept until the event starts).
+-- Events already on sale keep selling as they did (the rule starts off for them); new
+-- events get it unless the organiser turns it off, as the API's default says too.
 ALTER TABLE events
-    ADD COLUMN no_single_seats boolean NOT NULL DEFAULT true,
+    ADD COLUMN no_single_seats boolean NOT NULL DEFAULT false,
     ADD COLUMN accessible_release_at timestamptz;
+ALTER TABLE events ALTER COLUMN no_single_seats SET DEFAULT true;

@@ -175,14 +175,39 @@ pub(crate) async fn suggest_instead(
     if refused.is_empty() {
         return Ok(());
     }
-    let mut near = NearArrays::default();
+    // Under a storm many refusals look at the same rows: read each row once per batch.
+    let mut rows: BTreeSet<(EventId, SectionId, i32)> = BTreeSet::new();
     for w in &refused {
-        near.events.push(w.rules.info.id.0);
-        near.sections.push(w.section.id.0);
-        near.anchors.push(w.window.0);
-        near.limits.push(w.window.1 - w.window.0);
-        near.lows.push(w.window.0);
-        near.highs.push(w.window.1);
+        let per_row = w.section.seats_per_row;
+        for start in (w.window.0..w.window.1).step_by(per_row.max(1) as usize) {
+            rows.insert((w.rules.info.id, w.section.id, start));
+        }
+    }
+    let mut near = NearArrays::default();
+    let mut rows = rows.into_iter().peekable();
+    while let Some((event_id, section_id, start)) = rows.next() {
+        let Some(per_row) = rules
+            .get(&event_id)
+            .and_then(|r| r.layout.section_by_id(section_id))
+            .map(|s| s.seats_per_row)
+        else {
+            continue;
+        };
+        // Consecutive rows of one section become one range of seat numbers.
+        let mut end = start + per_row;
+        while let Some(&(e, s, next)) = rows.peek() {
+            if (e, s, next) != (event_id, section_id, end) {
+                break;
+            }
+            end += per_row;
+            rows.next();
+        }
+        near.events.push(event_id.0);
+        near.sections.push(section_id.0);
+        near.anchors.push(start);
+        near.limits.push(end - start);
+        near.lows.push(start);
+        near.highs.push(end);
     }
     let mut free: HashMap<(EventId, SectionId), BTreeSet<i32>> = HashMap::new();
     for (event_id, section_id, seat_no) in inventory::free_near(tx, &near).await? {
