@@ -16,23 +16,40 @@ import { bookingCard } from './bookings.js';
 
 /**
  * The price of a hold: the API's `total_cents` (each seat at its own price, price
- * categories included), else from the event's section prices, or null.
+ * categories included), else worked out the same way from the event (a hold first heard
+ * of on the user's stream carries no total), or null.
  */
 function holdTotal(hold, event) {
   if (hold.total_cents != null) return hold.total_cents;
   if (!event) return null;
-  const prices = new Map(event.sections.map((s) => [s.code, s.price_cents]));
+  const sections = new Map(event.sections.map((s) => [s.code, s]));
+  const categories = new Map((event.price_categories || []).map((c) => [c.code, c.price_cents]));
+  // A seat costs the price of the last of its ranges naming a category, else its section's.
+  const seatPrice = (p) => {
+    const sec = sections.get(p.code);
+    if (!sec) return null;
+    let price = sec.price_cents;
+    for (const r of sec.seat_ranges || []) {
+      const inside =
+        p.row >= r.rows[0] && p.row <= r.rows[1] && p.seat >= r.seats[0] && p.seat <= r.seats[1];
+      if (inside && r.price_category && categories.has(r.price_category)) {
+        price = categories.get(r.price_category);
+      }
+    }
+    return price;
+  };
   if (hold.seat_ids && hold.seat_ids.length) {
     let total = 0;
     for (const id of hold.seat_ids) {
       const p = parseSeatId(id);
-      const price = p && prices.get(p.code);
+      const price = p && seatPrice(p);
       if (price == null) return null;
       total += price;
     }
     return total;
   }
-  if (hold.section && prices.has(hold.section)) return prices.get(hold.section) * hold.quantity;
+  const ga = hold.section && sections.get(hold.section);
+  if (ga) return ga.price_cents * hold.quantity;
   return null;
 }
 
