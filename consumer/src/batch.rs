@@ -100,6 +100,23 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The named-seat hold requests of a batch by request id: their seats, and whether the
+/// buyer needs an accessible space.
+pub(crate) type NamedSeats<'a> = HashMap<RequestId, (&'a [i32], bool)>;
+
+pub(crate) fn named_seat_requests(commands: &[(Position, CommandEnvelope)]) -> NamedSeats<'_> {
+    commands
+        .iter()
+        .filter_map(|(_, c)| match &c.command {
+            Command::HoldSeats(HoldSeats::Seats {
+                seat_nos,
+                accessible,
+            }) => Some((c.request_id, (seat_nos.as_slice(), *accessible))),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Applies batches for the partitions of one topic.
 pub struct BatchApplier {
     pub pool: PgPool,
@@ -225,10 +242,11 @@ impl BatchApplier {
         watch.mark("load");
         // 4. Decide in Kafka order.
         let mut decided = self.decide_all(&mut ledger, &input, &rules, partition, now);
-        self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &input.commands)
+        // Both kinds of advice look up what a refused named-seat request asked for.
+        let named = named_seat_requests(&input.commands);
+        self.suggest_alternatives(&mut tx, &mut decided, &ledger, &rules, &named)
             .await?;
-        crate::seating::suggest_instead(&mut tx, &mut decided, &ledger, &rules, &input.commands)
-            .await?;
+        crate::seating::suggest_instead(&mut tx, &mut decided, &ledger, &rules, &named).await?;
         watch.mark("decide");
         // 5. Write.
         let dead_letters = self
@@ -463,17 +481,8 @@ impl BatchApplier {
         decided: &mut [Decided],
         ledger: &Ledger,
         rules: &HashMap<EventId, EventRules>,
-        commands: &[(Position, CommandEnvelope)],
+        requested: &NamedSeats<'_>,
     ) -> Result<(), sqlx::Error> {
-        let requested: HashMap<RequestId, &Vec<i32>> = commands
-            .iter()
-            .filter_map(|(_, c)| match &c.command {
-                seatq_common::command::Command::HoldSeats(HoldSeats::Seats {
-                    seat_nos, ..
-                }) => Some((c.request_id, seat_nos)),
-                _ => None,
-            })
-            .collect();
         let mut wanted: Vec<Wanted> = Vec::new();
         for (i, d) in decided.iter().enumerate() {
             let Outcome::Rejected(rej) = &d.outcome else {
@@ -482,7 +491,8 @@ impl BatchApplier {
             if rej.reason != "seats_unavailable" {
                 continue;
             }
-            let (Some(seats), Some(r)) = (requested.get(&d.request_id), rules.get(&d.event_id))
+            let (Some(&(seats, _)), Some(r)) =
+                (requested.get(&d.request_id), rules.get(&d.event_id))
             else {
                 continue;
             };

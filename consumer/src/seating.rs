@@ -10,15 +10,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use seatq_common::command::{Command, CommandEnvelope, HoldSeats};
-use seatq_common::ids::{EventId, RequestId, SectionId};
+use seatq_common::ids::{EventId, SectionId};
 use seatq_common::layout::SectionLayout;
 use seatq_common::message::SeatStatus;
 use seatq_common::seating::{accessible_selection_problem, stranded_by};
 use sqlx::{Postgres, Transaction};
 
+use crate::batch::NamedSeats;
 use crate::best_available::{choose, Choice};
-use crate::ledger::{Decided, EventRules, HoldRequest, Ledger, Outcome, Position, Rejection};
+use crate::ledger::{Decided, EventRules, HoldRequest, Ledger, Outcome, Rejection};
 use crate::store::inventory::{self, NearArrays};
 
 impl Ledger {
@@ -119,27 +119,18 @@ pub(crate) async fn suggest_instead(
     decided: &mut [Decided],
     ledger: &Ledger,
     rules: &HashMap<EventId, EventRules>,
-    commands: &[(Position, CommandEnvelope)],
+    requested: &NamedSeats<'_>,
 ) -> Result<(), sqlx::Error> {
-    let requested: HashMap<RequestId, &HoldSeats> = commands
-        .iter()
-        .filter_map(|(_, c)| match &c.command {
-            Command::HoldSeats(hold @ HoldSeats::Seats { .. }) => Some((c.request_id, hold)),
-            _ => None,
-        })
-        .collect();
     let mut refused = Vec::new();
     for (i, d) in decided.iter().enumerate() {
         let Outcome::Rejected(rej) = &d.outcome else {
             continue;
         };
-        let (
-            Some(HoldSeats::Seats {
-                seat_nos,
-                accessible,
-            }),
-            Some(r),
-        ) = (requested.get(&d.request_id), rules.get(&d.event_id))
+        if rej.reason != "would_strand_seat" {
+            continue;
+        }
+        let (Some(&(seat_nos, accessible)), Some(r)) =
+            (requested.get(&d.request_id), rules.get(&d.event_id))
         else {
             continue;
         };
@@ -150,9 +141,6 @@ pub(crate) async fn suggest_instead(
         let Some((row, _)) = section.position(anchor) else {
             continue;
         };
-        if rej.reason != "would_strand_seat" {
-            continue;
-        }
         let first_row = (row - 2).max(1);
         let last_row = (row + 2).min(section.rows);
         refused.push(Refused {
@@ -163,9 +151,9 @@ pub(crate) async fn suggest_instead(
             choice: Choice {
                 quantity: seat_nos.len() as i32,
                 no_single_seats: true,
-                accessible: *accessible,
+                accessible,
             },
-            kept: !*accessible && r.info.accessible_reserved(d.issued_at),
+            kept: !accessible && r.info.accessible_reserved(d.issued_at),
             window: (
                 section.first_seat_no + (first_row - 1) * section.seats_per_row,
                 section.first_seat_no + last_row * section.seats_per_row,
